@@ -1,0 +1,343 @@
+"""The AMI wire format, shared by the client and the simulated PBX.
+
+A message is a block of ``Key: Value`` lines ended by a blank line.  The
+banner (``Asterisk Call Manager/11.0.0``) is a single line with no blank line
+after it.  Old Asterisk versions answer ``Command`` with ``Response: Follows``
+and raw output lines up to ``--END COMMAND--``, which may contain blank lines;
+newer ones send ``Response: Success`` with one ``Output:`` header per line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+# A message (with its first terminating newline) longer than this means framing
+# is lost: the only safe recovery is to drop the connection and resync.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+_END_COMMAND = b"--END COMMAND--"
+_END_COMMAND_TEXT = "--END COMMAND--"
+# Headers Asterisk puts before raw ``Response: Follows`` output (manager.c).
+_FOLLOWS_HEADERS = frozenset({"Response", "Privilege", "ActionID", "Message"})
+
+
+class FramingError(Exception):
+    """The byte stream can no longer be split into messages.
+
+    ``blocks`` holds the complete blocks found in the same ``feed`` before the
+    bad one: they are sound and may still be processed.
+    """
+
+    def __init__(self, message: str, blocks: list[bytes] | None = None) -> None:
+        super().__init__(message)
+        self.blocks: list[bytes] = blocks or []
+
+
+class Message:
+    """One AMI message: ordered headers (names may repeat) plus raw body lines.
+
+    ``msg["Key"]`` and ``msg.get("Key")`` return the first value of a header;
+    ``getall`` returns every value, in order.  Header names are matched
+    exactly as Asterisk sends them; ``get_ci`` ignores case, for UserEvent
+    headers whose case comes from whoever wrote the dialplan.
+    """
+
+    # _pairs: the parsed (key, value) pairs, as 2-lists or 2-tuples; the
+    # public ``headers`` (a list of tuples) is built from them on first use,
+    # since most consumers only ever look headers up by name.
+    __slots__ = ("_pairs", "_headers", "body", "_first")
+
+    def __init__(self, headers: list[tuple[str, str]], body: list[str] | None = None) -> None:
+        self._pairs = headers
+        self._headers: list[tuple[str, str]] | None = headers
+        self.body = body or []
+        # First value wins for repeated names: build from the end.
+        self._first = dict(reversed(headers))
+
+    @classmethod
+    def _parsed(cls, pairs: list, first: dict[str, str]) -> Message:
+        msg = cls.__new__(cls)
+        msg._pairs = pairs
+        msg._headers = None
+        msg.body = []
+        msg._first = first
+        return msg
+
+    @classmethod
+    def of(cls, *pairs: tuple[str, str], **kw: str) -> Message:
+        return cls(list(pairs) + list(kw.items()))
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        if self._headers is None:
+            self._headers = [(k, v) for k, v in self._pairs]
+        return self._headers
+
+    @property
+    def kind(self) -> str:
+        """``Event``, ``Response`` or ``Action`` (what a server reads)."""
+        return self._pairs[0][0] if self._pairs else ""
+
+    @property
+    def name(self) -> str:
+        """The event name, the response word, or the action name."""
+        return self._pairs[0][1] if self._pairs else ""
+
+    @property
+    def event(self) -> str | None:
+        return self._first.get("Event")
+
+    @property
+    def response(self) -> str | None:
+        return self._first.get("Response")
+
+    @property
+    def action_id(self) -> str | None:
+        return self._first.get("ActionID")
+
+    @property
+    def output(self) -> list[str]:
+        """Command output lines: ``Output:`` headers (Asterisk 14+) or the raw body."""
+        lines = self.getall("Output")
+        return lines if lines else list(self.body)
+
+    def __getitem__(self, key: str) -> str:
+        return self._first[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._first
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self._first.get(key, default)
+
+    def get_ci(self, key: str, default: str | None = None) -> str | None:
+        value = self._first.get(key)
+        if value is not None:
+            return value
+        low = key.lower()
+        for k, v in self._pairs:
+            if k.lower() == low:
+                return v
+        return default
+
+    def getall(self, key: str) -> list[str]:
+        return [v for k, v in self._pairs if k == key]
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self._first)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.headers)
+
+    def __repr__(self) -> str:
+        return f"Message({self.headers!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and (self.headers, self.body) == (other.headers, other.body)
+
+    def to_bytes(self) -> bytes:
+        return format_message(self.headers, self.body)
+
+
+def parse_message(block: bytes) -> Message:
+    """Parse one message block (lines joined by ``\\n``, no trailing blank line).
+
+    Lines without ``": "`` become header ``Key`` with an empty value when they
+    end in ``:``; anything else goes to ``body`` (command output, or junk the
+    caller may log).  Bytes that are not UTF-8 become U+FFFD.
+    """
+    return parse_text(block.decode("utf-8", "replace"))
+
+
+def parse_text(text: str) -> Message:
+    """``parse_message`` for an already decoded block."""
+    if text.startswith("Response: Follows"):
+        return _parse_follows(text)
+    # Fast path, all C loops: every line is "Key: Value".  A line without
+    # ": " gives a 1-item list and dict() refuses it: take the careful path.
+    pairs = [line.split(": ", 1) for line in text.split("\n")]
+    try:
+        first = dict(reversed(pairs))
+    except ValueError:
+        return _parse_lines(text.split("\n"))
+    return Message._parsed(pairs, first)
+
+
+def _parse_lines(lines: Iterable[str]) -> Message:
+    headers: list[tuple[str, str]] = []
+    body: list[str] = []
+    for line in lines:
+        key, sep, value = line.partition(": ")
+        if sep:
+            headers.append((key, value))
+        elif line.endswith(":") and " " not in line:
+            headers.append((line[:-1], ""))
+        elif line:
+            body.append(line)
+    return Message(headers, body)
+
+
+def _parse_follows(text: str) -> Message:
+    """Old-style command output: a few headers, then raw lines (kept verbatim,
+    blank ones included) up to the ``--END COMMAND--`` marker, which is dropped."""
+    lines = text.split("\n")
+    headers: list[tuple[str, str]] = []
+    start = len(lines)
+    for i, line in enumerate(lines):
+        key, sep, value = line.partition(": ")
+        if not sep or key not in _FOLLOWS_HEADERS:
+            start = i
+            break
+        headers.append((key, value))
+    body = lines[start:]
+    if body and body[-1].endswith(_END_COMMAND_TEXT):
+        # Output that does not end in a newline shares its last line with the marker.
+        last = body.pop()[: -len(_END_COMMAND_TEXT)]
+        if last:
+            body.append(last)
+    return Message(headers, body)
+
+
+def format_message(pairs: Iterable[tuple[str, str]], body: Iterable[str] = ()) -> bytes:
+    """Serialise headers for the wire, refusing values that would inject lines."""
+    out = []
+    for key, value in pairs:
+        value = str(value)
+        if "\r" in key or "\n" in key or "\r" in value or "\n" in value or ":" in key:
+            raise ValueError(f"AMI header {key!r} holds a line break or colon")
+        out.append(f"{key}: {value}\r\n")
+    for line in body:
+        out.append(f"{line}\r\n")
+    out.append("\r\n")
+    return "".join(out).encode("utf-8")
+
+
+def format_action(
+    name: str,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    **kw: str,
+) -> bytes:
+    """``Action: name`` then ``headers`` (a mapping, or pairs when a name must
+    repeat, e.g. Originate's ``Variable``) then the keyword headers."""
+    pairs = [("Action", name)]
+    if headers:
+        pairs.extend(headers.items() if isinstance(headers, Mapping) else headers)
+    pairs.extend(kw.items())
+    return format_message(pairs)
+
+
+class Splitter:
+    """Splits a TCP byte stream into message blocks.
+
+    Fragmentation is arbitrary: the same bytes fed in 1-byte chunks yield the
+    same blocks (and raise ``FramingError`` at the same message).  ``\\r`` is
+    dropped up front (one C-level pass per chunk), so ``\\r\\n`` and bare
+    ``\\n`` streams are handled alike.  With ``expect_banner`` the first line
+    is taken as the banner when it has no ``": "``.
+
+    While a message trickles in, new chunks are only looked at for the end of
+    the message and kept in a list: feeding byte by byte stays linear.
+    """
+
+    def __init__(self, expect_banner: bool = True, max_message: int = MAX_MESSAGE_BYTES) -> None:
+        self._parts: list[bytes] = []  # unconsumed bytes of an incomplete message
+        self._size = 0
+        self._tail_nl = False  # the unconsumed bytes end with "\n"
+        self._follows = False  # they start an old-style command output
+        self._expect_banner = expect_banner
+        self._max = max_message
+        self.banner: str | None = None
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add bytes; return the complete blocks (possibly none)."""
+        if b"\r" in data:
+            data = data.replace(b"\r", b"")
+        if not data:
+            return []
+        if self._parts:
+            if not self._may_complete(data):
+                self._parts.append(data)
+                self._size += len(data)
+                self._tail_nl = data.endswith(b"\n")
+                self._check_size(self._size, [])
+                return []
+            self._parts.append(data)
+            buf = b"".join(self._parts)
+            self._parts = []
+        else:
+            buf = data
+        blocks: list[bytes] = []
+        pos = 0
+        if self._expect_banner:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                self._keep(buf, 0)
+                return blocks
+            first = buf[:nl]
+            self._expect_banner = False
+            if b": " not in first:
+                self.banner = first.decode("utf-8", "replace")
+                pos = nl + 1
+        find = buf.find
+        startswith = buf.startswith
+        limit = self._max - 1  # a block and its first "\n" must fit in max
+        while True:
+            # Skip stray blank lines between messages.
+            while startswith(b"\n", pos):
+                pos += 1
+            end = find(b"\n\n", pos)
+            if end < 0:
+                break
+            if startswith(b"Response: Follows", pos) and find(_END_COMMAND, pos, end) < 0:
+                # Old-style command output may hold blank lines: wait for its end marker.
+                marker = find(_END_COMMAND, pos)
+                if marker < 0:
+                    break
+                end = find(b"\n\n", marker)
+                if end < 0:
+                    break
+            if end - pos > limit:
+                self._check_size(end - pos + 1, blocks)
+            blocks.append(buf[pos:end])
+            pos = end + 2
+        self._keep(buf, pos)
+        self._check_size(self._size, blocks)
+        return blocks
+
+    def _may_complete(self, data: bytes) -> bool:
+        """Could ``data`` end the pending message (or banner line)?"""
+        if self._expect_banner or self._follows:
+            return b"\n" in data
+        return b"\n\n" in data or (self._tail_nl and data.startswith(b"\n"))
+
+    def _keep(self, buf: bytes, pos: int) -> None:
+        if pos < len(buf):
+            rest = buf[pos:] if pos else buf
+            self._parts = [rest]
+            self._size = len(rest)
+            self._tail_nl = rest.endswith(b"\n")
+            self._follows = rest.startswith(b"Response: Follows")
+        else:
+            self._parts = []
+            self._size = 0
+            self._tail_nl = self._follows = False
+
+    def _check_size(self, size: int, blocks: list[bytes]) -> None:
+        if size > self._max:
+            self._parts = []
+            self._size = 0
+            self._tail_nl = self._follows = False
+            raise FramingError(
+                f"AMI message longer than {self._max} bytes without an end", blocks
+            )
+
+    def reset(self, expect_banner: bool = True) -> None:
+        self._parts = []
+        self._size = 0
+        self._tail_nl = self._follows = False
+        self._expect_banner = expect_banner
+        self.banner = None
+
+    @property
+    def pending(self) -> int:
+        return self._size

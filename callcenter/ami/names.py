@@ -1,0 +1,32 @@
+"""AMI event and action names the service relies on.
+
+One place, so the dialplan test and the manager.conf test can check the
+shipped Asterisk configuration against what the code really handles.
+"""
+
+# UserEvents raised by the shipped dialplan (asterisk-config/extensions.conf).
+USER_EVENTS = frozenset({"CALLER", "CALLERHANGUP", "LOGGEDIN", "LOGGEDOUT"})
+
+# app_queue's own events; QueueMemberPaused is the pre-13 name of QueueMemberPause.
+QUEUE_EVENTS = frozenset({
+    "QueueCallerJoin",
+    "QueueCallerLeave",
+    "QueueCallerAbandon",
+    "AgentCalled",
+    "AgentConnect",
+    "AgentComplete",
+    "AgentRingNoAnswer",
+    "QueueMemberAdded",
+    "QueueMemberRemoved",
+    "QueueMemberPause",
+    "QueueMemberPaused",
+    "QueueMemberStatus",
+})
+
+# Channel events used to notice callers that vanish without queue events.
+CHANNEL_EVENTS = frozenset({"Hangup"})
+
+EVENTS = frozenset({"UserEvent"}) | QUEUE_EVENTS | CHANNEL_EVENTS
+
+# Actions the service sends (besides Login/Challenge/Logoff).
+ACTIONS = frozenset({"Ping", "QueueStatus", "QueueSummary", "CoreShowChannels", "QueuePause"})

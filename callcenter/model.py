@@ -1,0 +1,199 @@
+"""The call center's entities: agents, calls, and agent-caller connections.
+
+Plain records owned by ``Callcenter``; they know how to render themselves as
+the dashboard objects of DESIGN.md and as flat records for Redis.  Times are
+float Unix seconds (sub-second precision from AMI ``Timestamp`` headers); the
+dashboard gets whole seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# Agent statuses
+LOGGEDIN = "LOGGEDIN"  # logged in, still paused by the login itself: not yet made available
+AVAIL = "AVAIL"
+PAUSED = "PAUSED"
+INCALL = "INCALL"
+LOGGEDOUT = "LOGGEDOUT"
+AGENT_STATUSES = (LOGGEDIN, AVAIL, PAUSED, INCALL, LOGGEDOUT)
+
+# Call statuses
+NA = "NA"  # in the IVR, not yet queued
+QUEUED = "QUEUED"
+HANGUP = "HANGUP"  # ended after being answered
+ABANDON = "ABANDON"  # ended while waiting
+CALL_STATUSES = (NA, QUEUED, INCALL, HANGUP, ABANDON)
+CALL_ENDED = frozenset({HANGUP, ABANDON})
+
+
+@dataclass
+class Membership:
+    """An agent's membership of one queue, as app_queue sees it."""
+
+    paused: bool = False
+    reason: str = ""
+
+
+@dataclass
+class Agent:
+    agentid: str
+    interface: str = ""
+    status: str = AVAIL
+    since: float = 0.0
+    reason: str = ""
+    # queue name -> membership; an agent may be in several queues.
+    queues: dict[str, Membership] = field(default_factory=dict)
+    # Paused since login with no reason given: shown as LOGGEDIN.
+    fresh_login: bool = False
+    call: str | None = None  # caller's call id while connected
+    call_queue: str = ""
+    calls_taken: int = 0
+    talk_time: int = 0
+    name: str = ""
+    since_queue: str = ""  # the queue(s) when the current status began, for the report
+
+    @property
+    def queue(self) -> str:
+        if self.call_queue:
+            return self.call_queue
+        return ",".join(sorted(self.queues))
+
+    def derived_status(self) -> str:
+        if not self.queues:
+            return LOGGEDOUT
+        if self.call is not None:
+            return INCALL
+        if self.queues and all(m.paused for m in self.queues.values()):
+            return LOGGEDIN if self.fresh_login else PAUSED
+        return AVAIL
+
+    def pause_reason(self) -> str:
+        for name in sorted(self.queues):
+            m = self.queues[name]
+            if m.paused and m.reason:
+                return m.reason
+        return ""
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "type": "AGENT",
+            "agentid": self.agentid,
+            "status": self.status,
+            "queue": self.queue,
+            "time": int(self.since),
+            "interface": self.interface,
+            "queues": sorted(self.queues),
+            "calls_taken": self.calls_taken,
+            "talk_time": self.talk_time,
+        }
+        if self.status == PAUSED:
+            d["reason"] = self.reason
+        if self.name:
+            d["name"] = self.name
+        return d
+
+    def to_record(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["queues"] = {q: asdict(m) for q, m in self.queues.items()}
+        return d
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Agent:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["queues"] = {
+            str(q): Membership(paused=bool(m.get("paused")), reason=str(m.get("reason", "")))
+            for q, m in dict(kw.get("queues") or {}).items()
+        }
+        agent = cls(**kw)
+        _check_types(
+            agent, str_fields=("agentid", "interface", "status", "reason", "call_queue", "name")
+        )
+        if agent.status not in AGENT_STATUSES:
+            raise ValueError(f"unknown agent status {agent.status!r}")
+        agent.since = float(agent.since)
+        return agent
+
+
+@dataclass
+class Call:
+    id: str  # the caller channel's Uniqueid (never parsed as a number)
+    callerid: str = ""
+    status: str = NA
+    since: float = 0.0
+    queue: str = ""
+    channel: str = ""
+    entered: float | None = None  # joined the queue
+    answered: float | None = None  # connected to an agent
+    agent: str | None = None
+    day: str = ""  # business day the call entered the queue: its KPIs count there
+    hold: int | None = None  # seconds from queue entry to answer/abandon (Asterisk's HoldTime)
+    left: bool = False  # QueueCallerLeave seen; AgentConnect or an end follows
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "CALL",
+            "id": self.id,
+            "callerid": self.callerid,
+            "status": self.status,
+            "queue": self.queue,
+            "time": int(self.since),
+            "answered": int(self.answered) if self.answered else 0,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Call:
+        known = {f.name for f in fields(cls)}
+        call = cls(**{k: v for k, v in d.items() if k in known})
+        _check_types(call, str_fields=("id", "callerid", "status", "queue", "channel", "day"))
+        if call.status not in CALL_STATUSES:
+            raise ValueError(f"unknown call status {call.status!r}")
+        call.since = float(call.since)
+        return call
+
+
+@dataclass
+class Connection:
+    """An agent talking to a caller; keyed by the caller's call id."""
+
+    id: str
+    agentid: str
+    queue: str
+    since: float
+
+    def to_json(
+        self, agent: Agent | None, call: Call | None, status: str = INCALL
+    ) -> dict[str, Any]:
+        return {
+            "type": "CONNECT",
+            "id": self.id,
+            "queue": self.queue,
+            "time": int(self.since),
+            "status": status,
+            "agent": agent.to_json() if agent else {"type": "AGENT", "agentid": self.agentid},
+            "call": call.to_json() if call else {"type": "CALL", "id": self.id},
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Connection:
+        conn = cls(
+            id=str(d["id"]),
+            agentid=str(d["agentid"]),
+            queue=str(d["queue"]),
+            since=float(d["since"]),
+        )
+        return conn
+
+
+def _check_types(obj: Any, str_fields: tuple[str, ...]) -> None:
+    for name in str_fields:
+        if not isinstance(getattr(obj, name), str):
+            raise ValueError(f"{type(obj).__name__}.{name} must be a string")

@@ -1,0 +1,204 @@
+"""Command-line options of ``twistd callcenter``.
+
+Every option can also come from the environment as ``CALLCENTER_<NAME>``
+(dashes become underscores), so a systemd unit can keep secrets in an
+``EnvironmentFile``.  The command line wins over the environment.  Values are
+checked here so that a bad one stops the start with one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from twisted.python import usage
+
+ENV_PREFIX = "CALLCENTER_"
+
+
+def env_name(option: str) -> str:
+    return ENV_PREFIX + option.upper().replace("-", "_")
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Real-time call-center CTI for Asterisk: follows the queues over AMI, keeps "
+        "state and KPIs in Redis, serves the supervisors' dashboard and writes the "
+        "report file. Every option may also be set in the environment variable "
+        "shown in brackets."
+    )
+
+    optFlags = [
+        ["simulate", None, "Run against the built-in simulated PBX instead of --ami."],
+    ]
+
+    optParameters = [
+        ["ami", None, "tcp:host=127.0.0.1:port=5038", "AMI client endpoint (Twisted endpoint string)."],
+        ["ami-user", None, "callcenter", "AMI user name."],
+        ["ami-secret", None, None, "AMI secret (prefer --ami-secret-file or the environment)."],
+        ["ami-secret-file", None, None, "File holding the AMI secret."],
+        ["listen", None, "tcp:8080:interface=127.0.0.1", "Dashboard server endpoint (HTTP + WebSocket)."],
+        ["redis", None, "redis://127.0.0.1:6379/0", "Redis URL: redis://[:password@]host:port/db."],
+        ["redis-prefix", None, "callcenter:", "Prefix of every Redis key."],
+        ["report", None, "report.csv", "Report file (appended, reopened on SIGHUP)."],
+        ["sla", None, "10", "Service level: seconds within which a call should be answered."],
+        ["sla-target", None, "80", "SLA percentage the dashboard colours against."],
+        ["day-starts-at", None, "00:00", "Local time (HH:MM) at which the day's KPIs reset."],
+        ["timezone", None, None, "Time zone for the report and the day boundary (default: system)."],
+        ["allowed-origins", None, "", "Extra WebSocket origins allowed, comma-separated."],
+        ["static-dir", None, None, "Directory of the dashboard page (default: the bundled static/)."],
+        ["sim-agents", None, "8", "Simulator: number of agents."],
+        ["sim-calls-per-minute", None, "4", "Simulator: caller arrivals per minute per queue."],
+        ["sim-queues", None, "q-callcenter", "Simulator: queue names, comma-separated."],
+        ["seed", None, "1", "Simulator: random seed."],
+    ]
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        environ = os.environ if environ is None else environ
+        # Environment values become the defaults; the command line overrides them.
+        for long, _short, _default, _doc in self.optParameters:
+            value = environ.get(env_name(long))
+            if value is not None:
+                self[long] = value
+        for long, _short, _doc in self.optFlags:
+            value = environ.get(env_name(long), "").strip().lower()
+            if value in ("1", "true", "yes", "on"):
+                self[long] = True
+        self.docs = {
+            long: f"{doc} [{env_name(long)}]" for long, _s, _d, doc in self.optParameters
+        } | {long: f"{doc} [{env_name(long)}]" for long, _s, doc in self.optFlags}
+
+    def opt_version(self) -> None:
+        from callcenter import __version__
+
+        print(f"callcenter {__version__}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        self["sla"] = _positive_int(self["sla"], "--sla")
+        self["sla-target"] = _percent(self["sla-target"], "--sla-target")
+        self["sim-agents"] = _positive_int(self["sim-agents"], "--sim-agents")
+        self["sim-calls-per-minute"] = _positive_float(
+            self["sim-calls-per-minute"], "--sim-calls-per-minute"
+        )
+        self["seed"] = _int(self["seed"], "--seed")
+        self["sim-queues"] = _names(self["sim-queues"], "--sim-queues")
+        self["day-starts-at"] = _hhmm(self["day-starts-at"])
+        self["timezone"] = _timezone(self["timezone"])
+        self["allowed-origins"] = [o.strip() for o in self["allowed-origins"].split(",") if o.strip()]
+        _check_redis_url(self["redis"])
+        if not self["redis-prefix"]:
+            raise usage.UsageError("--redis-prefix must not be empty")
+        if not self["simulate"]:
+            self["ami-secret"] = self._read_secret()
+        self._check_report()
+
+    def _check_report(self) -> None:
+        from callcenter.report import ReportWriter, ReportWriterError
+
+        writer = ReportWriter(self["report"])
+        try:
+            writer.open()
+        except ReportWriterError as e:
+            raise usage.UsageError(str(e)) from None
+        writer.close()
+
+    def _read_secret(self) -> str:
+        path = self["ami-secret-file"]
+        if path:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    secret = f.read().strip()
+            except OSError as e:
+                raise usage.UsageError(
+                    f"--ami-secret-file {path}: cannot read ({e.strerror})"
+                ) from None
+            if not secret:
+                raise usage.UsageError(f"--ami-secret-file {path} is empty")
+            return secret
+        if self["ami-secret"]:
+            return self["ami-secret"]
+        raise usage.UsageError(
+            f"no AMI secret: give --ami-secret-file or set {env_name('ami-secret')}"
+        )
+
+
+def _int(value: str | int, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _positive_int(value: str | int, name: str) -> int:
+    n = _int(value, name)
+    if n <= 0:
+        raise usage.UsageError(f"{name} must be greater than 0, not {value!r}")
+    return n
+
+
+def _positive_float(value: str | float, name: str) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"{name} must be a number, not {value!r}") from None
+    if not f > 0 or f != f or f == float("inf"):
+        raise usage.UsageError(f"{name} must be greater than 0, not {value!r}")
+    return f
+
+
+def _percent(value: str | float, name: str) -> float:
+    f = _positive_float(value, name)
+    if f > 100:
+        raise usage.UsageError(f"{name} must be at most 100, not {value!r}")
+    return f
+
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _names(value: str | list[str], name: str) -> list[str]:
+    if isinstance(value, list):
+        return value
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names or not all(_QUEUE_NAME.match(n) for n in names):
+        raise usage.UsageError(f"{name} must be comma-separated queue names, not {value!r}")
+    return names
+
+
+def _hhmm(value: str | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(value, tuple):
+        return value
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise usage.UsageError(f"--day-starts-at must be HH:MM (00:00 to 23:59), not {value!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _timezone(value: str | None) -> ZoneInfo | None:
+    if value is None or isinstance(value, ZoneInfo):
+        return value
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise usage.UsageError(f"--timezone {value!r} is not a known time zone") from None
+
+
+def _check_redis_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise usage.UsageError(
+            f"--redis must look like redis://[:password@]host:port/db, not {url!r}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a non-numeric port
+        db = parts.path.lstrip("/")
+        if db:
+            int(db)
+    except ValueError:
+        raise usage.UsageError(f"--redis {url!r}: bad port or database number") from None

@@ -1,0 +1,140 @@
+"""The report file: one ``;``-separated line per status change, appended and flushed.
+
+Columns (DESIGN.md): local time the status began, CALL/AGENT, caller id number
+or agent id, the status that just ended, whole seconds spent in it, queue,
+the call's Asterisk unique id (empty for agents).  The file is opened for
+append, never truncated; it is reopened on SIGHUP (logrotate) and when it has
+been moved or deleted under us.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import TextIO
+
+from twisted.logger import Logger
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A status that ended: what the report file records."""
+
+    kind: str  # CALL or AGENT
+    ident: str  # caller id number, or agent id
+    status: str  # the status that ended
+    began: float  # Unix time it began
+    duration: int  # whole seconds spent in it
+    queue: str
+    uniqueid: str = ""  # the call's Asterisk Uniqueid; empty for agents
+
+    def line(self, tz: tzinfo | None = None) -> str:
+        if tz is None:
+            stamp = datetime.fromtimestamp(self.began).astimezone()
+        else:
+            stamp = datetime.fromtimestamp(self.began, tz)
+        fields = (
+            stamp.strftime("%Y-%m-%d %H:%M:%S"),
+            self.kind,
+            self.ident,
+            self.status,
+            str(self.duration),
+            self.queue,
+            self.uniqueid,
+        )
+        # The report is ';'-separated with no quoting: keep separators and
+        # line breaks that came from the PBX out of it.
+        return ";".join(_clean(f) for f in fields) + "\n"
+
+
+def _clean(value: str) -> str:
+    return value.replace(";", ",").replace("\n", " ").replace("\r", " ")
+
+
+class ReportWriterError(Exception):
+    pass
+
+
+class ReportWriter:
+    """Appends transitions to the report file; survives rotation and bad disks."""
+
+    def __init__(self, path: str, tz: tzinfo | None = None) -> None:
+        self.path = path
+        self.tz = tz
+        self._file: TextIO | None = None
+        self._ino: tuple[int, int] | None = None
+        self._failing = False
+        self.lines_written = 0
+
+    def open(self) -> None:
+        """Open for append; raises ReportWriterError with one clear line if impossible."""
+        try:
+            self._open()
+        except OSError as e:
+            raise ReportWriterError(
+                f"report file {self.path}: cannot open for writing ({e.strerror})"
+            ) from None
+
+    def _open(self) -> None:
+        self.close()
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open on purpose
+        st = os.fstat(f.fileno())
+        self._file, self._ino = f, (st.st_dev, st.st_ino)
+
+    def reopen(self) -> None:
+        """After logrotate moved the file (SIGHUP): start a new one at the path."""
+        try:
+            self._open()
+            self._failing = False
+            log.info("report file {path} reopened", path=self.path)
+        except OSError as e:
+            self._fail(e)
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+
+    def _moved(self) -> bool:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self._ino
+
+    def write(self, transitions: list[Transition]) -> None:
+        if not transitions:
+            return
+        text = "".join(t.line(self.tz) for t in transitions)
+        try:
+            if self._file is None or self._moved():
+                self._open()
+            assert self._file is not None
+            self._file.write(text)
+            self._file.flush()
+        except OSError as e:
+            self._fail(e)
+            return
+        if self._failing:
+            log.info("report file {path} writable again", path=self.path)
+            self._failing = False
+        self.lines_written += len(transitions)
+
+    def _fail(self, e: OSError) -> None:
+        # One line when it starts failing, not one per status change.
+        if not self._failing:
+            log.error(
+                "report file {path}: cannot write ({err}); lines are lost until it is writable",
+                path=self.path,
+                err=e.strerror or str(e),
+            )
+        self._failing = True
+        self.close()

@@ -1,0 +1,201 @@
+"""The ``/callcenter`` WebSocket: one ``DashboardProtocol`` per supervisor page.
+
+Besides the protocol of DESIGN.md this enforces the limits that keep one bad
+client from hurting the others: text frames only, small frames, a checked
+Origin, and a bound on what the server buffers for a client that stops
+reading (it is disconnected instead).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from callcenter.web.commands import Avail, BadCommand, Hello, Pause, parse_command
+from callcenter.web.fanout import Dashboards, encode
+from callcenter.web.origin import OriginPolicy
+
+log = Logger(namespace="callcenter.web")
+
+# Dead peers (laptop lid closed, network gone) are noticed by WebSocket pings.
+AUTO_PING_INTERVAL = 30.0
+AUTO_PING_TIMEOUT = 30.0
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Failures whose message is meant for the supervisor (the rest are bugs)."""
+    from callcenter.ami.protocol import AMIError, AMINotConnected
+    from callcenter.center import UnknownAgent
+
+    return (UnknownAgent, AMIError, AMINotConnected)
+
+
+@implementer(IPushProducer)
+class _OutputGuard:
+    """Registered as the transport's producer to learn when its buffer is full.
+
+    Twisted pauses the producer once more than ``bufferSize`` (64 KiB) is
+    waiting for the socket and resumes it only when the buffer is empty
+    again, so the bytes written while paused are what piles up in memory.
+    This works the same over TCP and TLS, without peeking at transport
+    internals.
+    """
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.pending = 0
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.pending = 0
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class DashboardProtocol(WebSocketServerProtocol):
+    factory: DashboardFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._guard = _OutputGuard()
+        self._dropped = False
+
+    # -- connection life ------------------------------------------------
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        # Twisted Web's HTTPChannel is still registered as the producer of the
+        # transport WebSocketResource took over from it: replace it by ours.
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(self._guard, True)
+
+    def onConnect(self, request: Any) -> None:
+        origin = request.headers.get("origin")
+        if not self.factory.origins.allows(origin, request.headers.get("host")):
+            log.warn(
+                "dashboard {peer} refused: origin {origin!r} not allowed",
+                peer=self.peer,
+                origin=origin,
+            )
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+        return None
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.factory.dashboards.discard(self)
+
+    # -- incoming -------------------------------------------------------
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if isBinary:
+            self.sendClose(
+                WebSocketProtocol.CLOSE_STATUS_CODE_UNSUPPORTED_DATA, "text frames only"
+            )
+            return
+        try:
+            command = parse_command(payload.decode("utf-8"))
+        except BadCommand as e:
+            self.send_error(str(e))
+            return
+        center = self.factory.center
+        match command:
+            case Hello():
+                self.factory.dashboards.hello(self)
+            case Pause(agentid, reason):
+                self._run(center.pause, agentid, reason)
+            case Avail(agentid):
+                self._run(center.unpause, agentid)
+
+    def _run(self, fn: Any, *args: Any) -> None:
+        d = maybeDeferred(fn, *args)
+        d.addErrback(self._command_failed)
+
+    def _command_failed(self, failure: Failure) -> None:
+        if failure.check(*_user_errors()):
+            message = str(failure.value) or type(failure.value).__name__
+        else:
+            log.failure("dashboard command failed", failure)
+            message = "internal error"
+        self.send_error(message)
+
+    # -- outgoing -------------------------------------------------------
+
+    def send_error(self, message: str) -> None:
+        self.send_payload(encode([{"type": "ERROR", "message": message}]))
+
+    def send_payload(self, payload: bytes) -> None:
+        if self.state == WebSocketProtocol.STATE_OPEN:
+            self.sendMessage(payload, isBinary=False)
+
+    def send_prepared(self, prepared: Any) -> None:
+        if self.state == WebSocketProtocol.STATE_OPEN:
+            self.sendPreparedMessage(prepared)
+
+    def going_away(self) -> None:
+        if self.state == WebSocketProtocol.STATE_OPEN:
+            self.sendClose(WebSocketProtocol.CLOSE_STATUS_CODE_GOING_AWAY, "server stopping")
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        # Every byte Autobahn sends passes here: count what arrives while the
+        # transport's buffer is full and drop the client past the limit.
+        if self._dropped:
+            return
+        guard = self._guard
+        if guard.paused:
+            guard.pending += len(data)
+            if guard.pending > self.factory.max_buffer:
+                self._drop(guard.pending)
+                return
+        super().sendData(data, sync, chopsize)
+
+    def _drop(self, pending: int) -> None:
+        self._dropped = True
+        log.warn(
+            "dashboard {peer} dropped: not reading, {pending} bytes over the full "
+            "send buffer (limit {limit})",
+            peer=self.peer,
+            pending=pending,
+            limit=self.factory.max_buffer,
+        )
+        self.factory.dashboards.discard(self)
+        # abort, not lose: a clean close would wait for the peer to read.
+        self.transport.abortConnection()
+
+
+class DashboardFactory(WebSocketServerFactory):
+    protocol = DashboardProtocol
+
+    def __init__(
+        self,
+        center: Any,
+        *,
+        reactor: Any,
+        origins: OriginPolicy,
+        max_buffer: int,
+        max_frame: int,
+    ) -> None:
+        super().__init__(reactor=reactor, server="callcenter")
+        self.center = center
+        self.origins = origins
+        self.max_buffer = max_buffer
+        self.setProtocolOptions(
+            versions=[13],
+            maxFramePayloadSize=max_frame,
+            maxMessagePayloadSize=max_frame,
+            autoPingInterval=AUTO_PING_INTERVAL,
+            autoPingTimeout=AUTO_PING_TIMEOUT,
+            # Origin is checked in onConnect against the Host header.
+            allowedOrigins=["*"],
+        )
+        self.dashboards = Dashboards(center, self.prepareMessage, reactor)
