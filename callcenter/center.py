@@ -124,16 +124,29 @@ class Changes:
 
 
 def _int_field(msg: Message, key: str) -> int | None:
+    """A whole-seconds field; a bad value is logged and treated as absent, so
+    the event still counts with the time measured from our own timestamps."""
     value = msg.get(key)
     if value is None or value == "":
         return None
     try:
         n = int(value)
     except ValueError:
-        raise ValueError(f"{key} is not a whole number: {value[:40]!r}") from None
+        n = -1
     if n < 0:
-        raise ValueError(f"{key} is negative: {n}")
+        log.warn(
+            "{event}: {key} {value!r} is not a whole number of seconds; using event times",
+            event=msg.event,
+            key=key,
+            value=value[:40],
+        )
+        return None
     return n
+
+
+def _whole(seconds: float) -> int:
+    """Elapsed whole seconds, immune to float noise (5.9999999 is 6)."""
+    return max(0, int(seconds + 1e-6))
 
 
 def _hms(value: str | None) -> int:
@@ -314,7 +327,7 @@ class Callcenter:
                 "calls_online": len(self._queue_calls.get(q) or ()),
                 "connections_online": len(self._queue_conns.get(q) or ()),
                 "calls_waiting": len(waiting),
-                "longest_wait": max(0, int(now - oldest)) if oldest is not None else 0,
+                "longest_wait": _whole(now - oldest) if oldest is not None else 0,
             }
         return {
             "type": "STATS",
@@ -324,7 +337,7 @@ class Callcenter:
             "calls_online": len(self.calls),
             "connections_online": len(self.connections),
             "calls_waiting": waiting_all,
-            "longest_wait": max(0, int(now - oldest_all)) if oldest_all is not None else 0,
+            "longest_wait": _whole(now - oldest_all) if oldest_all is not None else 0,
             "sla_seconds": self.sla,
             "queues": per_queue,
         }

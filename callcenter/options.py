@@ -69,9 +69,10 @@ class Options(usage.Options):
             value = environ.get(env_name(long), "").strip().lower()
             if value in ("1", "true", "yes", "on"):
                 self[long] = True
-        self.docs = {
-            long: f"{doc} [{env_name(long)}]" for long, _s, _d, doc in self.optParameters
-        } | {long: f"{doc} [{env_name(long)}]" for long, _s, doc in self.optFlags}
+        self.docs.update(
+            {long: f"{doc} [{env_name(long)}]" for long, _s, _d, doc in self.optParameters}
+        )
+        self.docs.update({long: f"{doc} [{env_name(long)}]" for long, _s, doc in self.optFlags})
 
     def opt_version(self) -> None:
         from callcenter import __version__

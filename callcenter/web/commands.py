@@ -8,15 +8,12 @@ whitespace/newline that the original dashboards send.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 
-MAX_REASON = 80
-MAX_AGENTID = 64
-# Agent ids are numbers in the shipped dialplan; allow the few punctuation
-# characters an interface-style id may carry, never ':' (the field separator).
-_AGENTID = re.compile(r"[A-Za-z0-9_.@/+\-]+")
+from callcenter.center import MAX_REASON  # the center refuses longer reasons too
+
+MAX_AGENTID = 128
 # Control characters and line/paragraph separators: CR/LF would inject AMI headers.
 _BAD_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 
@@ -62,18 +59,24 @@ def parse_command(text: str) -> Command:
 def _agentid(value: str, verb: str) -> str:
     if not value:
         raise BadCommand(f"{verb} needs an agent id")
-    if len(value) > MAX_AGENTID or not _AGENTID.fullmatch(value):
+    # Ids are MemberNames (or interfaces, e.g. "Local/1001@agent-connect"):
+    # any printable text; the center says whether it knows it.
+    if len(value) > MAX_AGENTID or _has_control(value):
         raise BadCommand(f"bad agent id {_preview(value)}")
     return value
 
 
 def _reason(value: str) -> str:
     value = value.strip(" \t")
-    if any(unicodedata.category(ch) in _BAD_CATEGORIES for ch in value):
+    if _has_control(value):
         raise BadCommand("pause reason contains control characters")
     if len(value) > MAX_REASON:
         raise BadCommand(f"pause reason longer than {MAX_REASON} characters")
     return value
+
+
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(ch) in _BAD_CATEGORIES for ch in value)
 
 
 def _preview(value: str, limit: int = 32) -> str:

@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from callcenter.ami.errors import AMIConnectionLost, AMIError, AMINotConnected
+from callcenter.center import NotConnected, UnknownAgent
 from callcenter.web.commands import Avail, BadCommand, Hello, Pause, parse_command
 from callcenter.web.fanout import Dashboards, encode
 from callcenter.web.origin import OriginPolicy
@@ -30,12 +32,17 @@ AUTO_PING_INTERVAL = 30.0
 AUTO_PING_TIMEOUT = 30.0
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Failures whose message is meant for the supervisor (the rest are bugs)."""
-    from callcenter.ami.protocol import AMIError, AMINotConnected
-    from callcenter.center import UnknownAgent
-
-    return (UnknownAgent, AMIError, AMINotConnected)
+def user_message(error: BaseException) -> str | None:
+    """The ERROR text for a failed command meant for the supervisor; None for a bug."""
+    if isinstance(error, UnknownAgent):
+        return str(error)
+    if isinstance(error, AMIError):
+        return str(error) or "Asterisk refused the action"  # Asterisk's own Message
+    if isinstance(error, (NotConnected, AMINotConnected)):
+        return "not connected to Asterisk"
+    if isinstance(error, AMIConnectionLost):
+        return "connection to Asterisk lost before it answered; try again"
+    return None
 
 
 @implementer(IPushProducer)
@@ -122,9 +129,8 @@ class DashboardProtocol(WebSocketServerProtocol):
         d.addErrback(self._command_failed)
 
     def _command_failed(self, failure: Failure) -> None:
-        if failure.check(*_user_errors()):
-            message = str(failure.value) or type(failure.value).__name__
-        else:
+        message = user_message(failure.value)
+        if message is None:
             log.failure("dashboard command failed", failure)
             message = "internal error"
         self.send_error(message)

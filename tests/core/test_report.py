@@ -1,0 +1,90 @@
+"""The report file: format, append, flush, rotation, unwritable paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from callcenter.report import ReportWriter, ReportWriterError, Transition
+
+from .traces import UTC
+
+T = 1537197071.12  # 2018-09-17 15:11:11 UTC
+
+
+def call_line(status: str = "QUEUED") -> Transition:
+    return Transition("CALL", "3453439819", status, T, 15, "q-callcenter", "1537197071.12")
+
+
+def test_design_format(tmp_path: Path) -> None:
+    w = ReportWriter(str(tmp_path / "report.csv"), UTC)
+    w.open()
+    w.write([call_line(), Transition("AGENT", "98427456", "AVAIL", T + 8, 23, "q-callcenter")])
+    # Flushed at once: readable before close.
+    assert (tmp_path / "report.csv").read_text() == (
+        "2018-09-17 15:11:11;CALL;3453439819;QUEUED;15;q-callcenter;1537197071.12\n"
+        "2018-09-17 15:11:19;AGENT;98427456;AVAIL;23;q-callcenter;\n"
+    )
+
+
+def test_separators_from_the_pbx_cannot_break_columns() -> None:
+    t = Transition("CALL", "12;34\n", "QUEUED", T, 1, "q;x", "1.2")
+    assert t.line(UTC).count(";") == 6 and t.line(UTC).endswith("\n") and t.line(UTC).count("\n") == 1
+
+
+def test_reopened_not_truncated_after_restart(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    path.write_text("old line\n")
+    w = ReportWriter(str(path), UTC)
+    w.open()
+    w.write([call_line()])
+    assert path.read_text().splitlines()[0] == "old line"
+    assert len(path.read_text().splitlines()) == 2
+
+
+def test_rotation_by_move_and_by_sighup(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    w = ReportWriter(str(path), UTC)
+    w.open()
+    w.write([call_line("NA")])
+    os.rename(path, tmp_path / "report.csv.1")  # logrotate without postrotate
+    w.write([call_line("QUEUED")])
+    assert "QUEUED" in path.read_text() and "NA" not in path.read_text()
+    os.rename(path, tmp_path / "report.csv.2")
+    w.reopen()  # what SIGHUP does
+    w.write([call_line("INCALL")])
+    assert path.read_text().count("\n") == 1 and "INCALL" in path.read_text()
+    assert "NA" in (tmp_path / "report.csv.1").read_text()
+
+
+def test_unwritable_path_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    w = ReportWriter(str(blocker / "report.csv"))
+    with pytest.raises(ReportWriterError, match="report file .*report.csv: cannot open for writing"):
+        w.open()
+
+
+def test_write_failure_is_logged_once_and_recovers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from twisted.logger import globalLogPublisher
+
+    seen: list[dict] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        path = tmp_path / "d" / "report.csv"
+        w = ReportWriter(str(path), UTC)
+        w.open()
+        os.remove(path)
+        os.rmdir(tmp_path / "d")
+        (tmp_path / "d").write_text("now a file")  # the directory is gone for good
+        for _ in range(5):
+            w.write([call_line()])
+        errors = [e for e in seen if e.get("log_level") and e["log_level"].name == "error"]
+        assert len(errors) == 1
+        os.remove(tmp_path / "d")
+        w.write([call_line("INCALL")])
+        assert "INCALL" in path.read_text()
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
