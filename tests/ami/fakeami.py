@@ -24,9 +24,8 @@ from twisted.python.failure import Failure
 
 from callcenter.ami.message import Message, Splitter, format_message, parse_message
 
+# The recorded traces live beside the repository: <repo>/../shared/ami-traces.
 TRACES = Path(__file__).resolve().parents[3] / "shared" / "ami-traces"
-if not TRACES.is_dir():  # the tree may be checked out elsewhere
-    TRACES = Path("/work/shared/ami-traces")
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 FULLY_BOOTED = b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 13\r\nLastReload: 13\r\nStatus: Fully Booted\r\n\r\n"

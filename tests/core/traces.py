@@ -120,7 +120,7 @@ class TimedDispatch:
             clock = self.out.clock
             if t > clock.seconds():
                 clock.advance(t - clock.seconds())
-        self.out.center.handle_event(msg)
+        Callcenter.handle_event(self.out.center, msg)  # the class's, not a test's wrapper
 
 
 def replay_direct(trace: Trace) -> Outcome:

@@ -1,0 +1,152 @@
+"""The wire format: Splitter framing and message parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from callcenter.ami.message import (
+    FramingError,
+    Message,
+    Splitter,
+    format_action,
+    parse_message,
+)
+
+
+def feed_all(data: bytes, chunk: int, **kw: object) -> list[bytes]:
+    s = Splitter(**kw)
+    out: list[bytes] = []
+    for i in range(0, len(data), chunk):
+        out.extend(s.feed(data[i : i + chunk]))
+    return out
+
+
+STREAM = (
+    b"Asterisk Call Manager/11.0.0\r\n"
+    b"Response: Success\r\nActionID: a-1\r\nMessage: Authentication accepted\r\n\r\n"
+    b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
+    b"\r\n"  # a stray blank line between messages
+    b"Event: VarSet\r\nVariable: x\r\nValue: a: b\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 10_000])
+def test_crlf_and_lf_and_any_fragmentation_give_the_same_blocks(chunk: int) -> None:
+    expected = feed_all(STREAM, len(STREAM))
+    assert len(expected) == 3
+    assert feed_all(STREAM, chunk) == expected
+    assert feed_all(STREAM.replace(b"\r\n", b"\n"), chunk) == expected
+
+
+def test_banner_is_a_single_line() -> None:
+    s = Splitter()
+    assert s.feed(b"Asterisk Call Manager/11.0.0\r\n") == []
+    assert s.banner == "Asterisk Call Manager/11.0.0"
+    assert s.feed(b"Event: X\r\n\r\n") == [b"Event: X"]
+
+
+def test_no_banner_when_the_first_line_is_a_header() -> None:
+    s = Splitter()
+    assert s.feed(b"Response: Success\r\nActionID: 1\r\n\r\n") == [b"Response: Success\nActionID: 1"]
+    assert s.banner is None
+
+
+def test_repeated_headers_keep_order_and_first_wins() -> None:
+    msg = parse_message(b"Response: Success\nOutput: one\nOutput: two\nOutput: three")
+    assert msg["Output"] == "one"
+    assert msg.getall("Output") == ["one", "two", "three"]
+    assert msg.output == ["one", "two", "three"]
+    assert msg.headers == [("Response", "Success"), ("Output", "one"), ("Output", "two"), ("Output", "three")]
+
+
+def test_old_style_command_output_keeps_blank_lines_and_drops_the_marker() -> None:
+    data = (
+        b"Asterisk Call Manager/1.1\r\n"
+        b"Response: Follows\r\nPrivilege: Command\r\nActionID: c-1\r\n"
+        b"Name: not a header\r\n\r\nafter a blank line\r\n--END COMMAND--\r\n\r\n"
+        b"Event: Next\r\n\r\n"
+    )
+    for chunk in (1, 5, len(data)):
+        blocks = feed_all(data, chunk)
+        assert len(blocks) == 2
+        msg = parse_message(blocks[0])
+        assert msg.headers == [("Response", "Follows"), ("Privilege", "Command"), ("ActionID", "c-1")]
+        assert msg.body == ["Name: not a header", "", "after a blank line"]
+        assert msg.output == msg.body
+        assert parse_message(blocks[1]).name == "Next"
+
+
+def test_command_output_sharing_its_last_line_with_the_marker() -> None:
+    msg = parse_message(b"Response: Follows\nPrivilege: Command\nlast line--END COMMAND--")
+    assert msg.body == ["last line"]
+
+
+def test_lines_without_colon_go_to_body_and_empty_values_parse() -> None:
+    msg = parse_message(b"Event: Foo\nAccountCode: \nNoSpace:\njunk line\nKey: v: w")
+    assert msg.headers == [("Event", "Foo"), ("AccountCode", ""), ("NoSpace", ""), ("Key", "v: w")]
+    assert msg.body == ["junk line"]
+
+
+def test_non_utf8_bytes_are_replaced() -> None:
+    msg = parse_message(b"Event: UserEvent\nCallerIDName: Jos\xe9")
+    assert msg["CallerIDName"] == "Jos\ufffd"
+
+
+def test_fast_and_careful_parse_agree() -> None:
+    fast = parse_message(b"Event: A\nX: 1\nX: 2\nY: 3")
+    assert fast == Message([("Event", "A"), ("X", "1"), ("X", "2"), ("Y", "3")])
+    assert fast.as_dict() == {"Event": "A", "X": "1", "Y": "3"}
+    assert list(fast) == fast.headers
+    assert fast.kind == "Event" and fast.name == "A" and fast.event == "A"
+
+
+def test_get_ci_for_dialplan_written_headers() -> None:
+    msg = parse_message(b"Event: UserEvent\nUserEvent: LOGGEDIN\nagentid: 1001")
+    assert msg.get_ci("AgentID") == "1001"
+    assert msg.get_ci("missing", "x") == "x"
+
+
+class TestFramingLimit:
+    def test_a_message_that_never_ends_raises(self) -> None:
+        s = Splitter(max_message=100)
+        with pytest.raises(FramingError):
+            s.feed(b"Event: X\r\n" + b"A" * 200)
+        assert s.pending == 0
+
+    @pytest.mark.parametrize("chunk", [1, 3, 50, 10_000])
+    def test_limit_is_the_same_whatever_the_fragmentation(self, chunk: int) -> None:
+        # A block plus its first newline may be max_message bytes long, not one more.
+        fits = b"Event: A\n" + b"B" * (100 - 10) + b"\n\n"
+        assert len(fits.split(b"\n\n")[0]) + 1 == 100
+        too_long = b"Event: A\n" + b"B" * (100 - 9) + b"\n\n"
+        assert feed_all(b"Event: ok\n\n" + fits, chunk, max_message=100)[1] == fits[:-2]
+        with pytest.raises(FramingError):
+            feed_all(b"Event: ok\n\n" + too_long, chunk, max_message=100)
+
+    def test_blocks_before_the_bad_one_are_handed_over(self) -> None:
+        s = Splitter(max_message=100)
+        with pytest.raises(FramingError) as info:
+            s.feed(b"Event: one\n\nEvent: two\n\n" + b"x" * 500 + b"\n\n")
+        assert info.value.blocks == [b"Event: one", b"Event: two"]
+
+    def test_unfinished_command_output_is_bounded_too(self) -> None:
+        s = Splitter(expect_banner=False, max_message=100)
+        with pytest.raises(FramingError):
+            for _ in range(50):
+                s.feed(b"Response: Follows\n\nline\n" if _ == 0 else b"more output\n\n")
+
+
+def test_byte_by_byte_feeding_stays_linear() -> None:
+    # 60 KiB trickling in one byte at a time: must not copy the buffer per byte.
+    s = Splitter(expect_banner=False)
+    for b in b"Event: Big\nData: " + b"x" * 60_000:
+        assert s.feed(bytes([b])) == []
+    assert s.feed(b"\n\n") == [b"Event: Big\nData: " + b"x" * 60_000]
+
+
+def test_format_action_accepts_repeated_headers_and_refuses_injection() -> None:
+    data = format_action("Originate", [("Variable", "a=1"), ("Variable", "b=2")], Async="true")
+    assert data == b"Action: Originate\r\nVariable: a=1\r\nVariable: b=2\r\nAsync: true\r\n\r\n"
+    assert format_action("Ping", {"ActionID": "x"}) == b"Action: Ping\r\nActionID: x\r\n\r\n"
+    with pytest.raises(ValueError):
+        format_action("QueuePause", Reason="lunch\r\nAction: Logoff")

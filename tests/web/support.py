@@ -1,0 +1,210 @@
+"""Test rig for the dashboard: the real Callcenter, fed over a loopback AMI
+connection by a fake PBX, served by make_site on a free loopback port, and
+Autobahn WebSocket clients to talk to it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+
+from callcenter.ami.protocol import AMIProtocol
+from callcenter.center import Callcenter
+from callcenter.web import make_site
+
+from .amipeer import AMIPeerFactory, PeerState
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STATIC_DIR = os.path.join(ROOT, "static")
+ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
+TIMEOUT = 10.0  # seconds before a test gives up waiting (never asserted on)
+
+
+class HandshakeRefused(Exception):
+    pass
+
+
+class WSClient(WebSocketClientProtocol):
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: DeferredQueue = DeferredQueue()
+        self.opened: Deferred = Deferred()
+        self.closed: Deferred = Deferred()
+        self.count = 0
+
+    def onOpen(self) -> None:
+        self.opened.callback(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.count += 1
+        self.frames.put(payload)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if not self.opened.called:
+            self.opened.errback(HandshakeRefused(reason))
+        if not self.closed.called:
+            self.closed.callback((code, reason))
+
+    def send(self, text: str) -> None:
+        self.sendMessage(text.encode("utf-8"))
+
+    async def frame(self, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        """The next frame, as its list of JSON objects."""
+        d = self.frames.get()
+        d.addTimeout(timeout, reactor)
+        payload = await d
+        return [json.loads(line) for line in payload.decode("utf-8").split("\n")]
+
+    async def hello(self) -> list[dict[str, Any]]:
+        self.send("HELLO")
+        return await self.frame()
+
+    async def until(self, pred: Callable[[list[dict[str, Any]]], bool]) -> list[list[dict[str, Any]]]:
+        """Frames up to and including the first one that satisfies ``pred``."""
+        frames = []
+        while True:
+            f = await self.frame()
+            frames.append(f)
+            if pred(f):
+                return frames
+
+
+def has(kind: str, **match: Any) -> Callable[[list[dict[str, Any]]], bool]:
+    def pred(frame: list[dict[str, Any]]) -> bool:
+        return find(frame, kind, **match) is not None
+
+    return pred
+
+
+def find(objects: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, Any] | None:
+    for o in objects:
+        if o.get("type") == kind and all(o.get(k) == v for k, v in match.items()):
+            return o
+    return None
+
+
+@dataclass
+class Rig:
+    center: Any
+    peer: PeerState
+    site: Any
+    port: Any
+    ami: Any = None
+    peer_port: Any = None
+    clients: list[Any] = field(default_factory=list)
+
+    @property
+    def portno(self) -> int:
+        return self.port.getHost().port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.portno}/"
+
+    async def client(self, origin: str | None = None) -> WSClient:
+        factory = WebSocketClientFactory(
+            f"ws://127.0.0.1:{self.portno}/callcenter", origin=origin, reactor=reactor
+        )
+        factory.protocol = WSClient
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.portno)
+        proto = await endpoint.connect(factory)
+        self.clients.append(proto)
+        d = proto.opened
+        d.addTimeout(TIMEOUT, reactor)
+        return await d
+
+    async def feed(self, *events: bytes) -> None:
+        """Have the PBX send events; returns once the center has seen them."""
+        before = self.ami.messages_received if self.ami else 0
+        self.peer.send(*events)
+        if self.ami is None:
+            return
+        want = before + sum(e.count(b"\r\n\r\n") for e in events)
+        for _ in range(int(TIMEOUT / 0.005)):
+            if self.ami.messages_received >= want:
+                return
+            await deferLater(reactor, 0.005)
+        raise TimeoutError("the AMI client did not get the events")
+
+    async def stop(self) -> None:
+        for c in self.clients:
+            if c.transport is not None:
+                c.transport.abortConnection()
+        await self.port.stopListening()
+        if self.ami is not None and self.ami.transport is not None:
+            self.ami.transport.abortConnection()
+        if self.peer_port is not None:
+            await self.peer_port.stopListening()
+        await deferLater(reactor, 0)
+
+
+async def listen(site: Any, port: int = 0) -> Any:
+    return await serverFromString(reactor, f"tcp:{port}:interface=127.0.0.1").listen(site)
+
+
+async def start_rig(**site_kw: Any) -> Rig:
+    """Real Callcenter + real AMIProtocol ↔ fake PBX, and the dashboard site."""
+    center = Callcenter(reactor, sla=10)
+    peer = PeerState(reactor)
+    peer_port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+        AMIPeerFactory(peer)
+    )
+    ami = AMIProtocol(center.handle_event, clock=reactor)
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", peer_port.getHost().port), ami)
+    await ami.login("callcenter", "secret")
+    center.ami = ami
+    site_kw.setdefault("static_dir", STATIC_DIR)
+    site = make_site(center, reactor=reactor, **site_kw)
+    port = await listen(site)
+    return Rig(center=center, peer=peer, site=site, port=port, ami=ami, peer_port=peer_port)
+
+
+class RawHTTP(Protocol):
+    """Sends bytes, collects everything until the server closes."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.data = b""
+        self.done: Deferred = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.request)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+        if b"\r\n\r\n" in self.data:  # the status line and headers are all we need
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.done.callback(self.data)
+
+
+async def raw_request(port: int, request: bytes) -> bytes:
+    proto = RawHTTP(request)
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), proto)
+    d = proto.done
+    d.addTimeout(TIMEOUT, reactor)
+    return await d
+
+
+def upgrade_request(port: int, origin: str | None, host: str | None = None) -> bytes:
+    lines = [
+        "GET /callcenter HTTP/1.1",
+        f"Host: {host or f'127.0.0.1:{port}'}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if origin is not None:
+        lines.append(f"Origin: {origin}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
