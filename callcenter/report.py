@@ -80,9 +80,12 @@ class ReportWriter:
 
     def _open(self) -> None:
         self.close()
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
-        f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open on purpose
+        try:
+            f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open on purpose
+        except FileNotFoundError:
+            # A missing directory is created (a fresh /var/lib/callcenter, ./var).
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
         st = os.fstat(f.fileno())
         self._file, self._ino = f, (st.st_dev, st.st_ino)
 

@@ -22,12 +22,24 @@ from twisted.python import usage
 
 from callcenter.center import Callcenter
 from callcenter.kpi import BusinessDay
-from callcenter.options import Options
+from callcenter.options import Options as _BaseOptions
 from callcenter.report import ReportWriter, ReportWriterError
 
 log = Logger()
 
 __all__ = ["Options", "makeService", "CallcenterService", "default_static_dir"]
+
+
+class Options(_BaseOptions):
+    """``twistd callcenter``'s options: a bad value is one line on stderr and
+    exit status 2, not twistd's whole usage text followed by the error."""
+
+    def postOptions(self) -> None:
+        try:
+            super().postOptions()
+        except usage.UsageError as e:
+            sys.stderr.write(f"twistd callcenter: {e}\n")
+            raise SystemExit(2) from None
 
 
 def default_static_dir() -> str:
@@ -44,7 +56,7 @@ def default_static_dir() -> str:
 
 
 class CallcenterService(service.MultiService):
-    def __init__(self, options: Options, reactor: Any = None) -> None:
+    def __init__(self, options: _BaseOptions, reactor: Any = None) -> None:
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -202,5 +214,5 @@ class StartupError(Exception):
     """A start-up problem worth one line, not a traceback."""
 
 
-def makeService(options: Options) -> service.IService:
+def makeService(options: _BaseOptions) -> service.IService:
     return CallcenterService(options)

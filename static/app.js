@@ -342,7 +342,7 @@
       h("div", { class: "row g-3 mb-3" }, [
         tile("calls_received", "Received", num(s.calls_received)),
         tile("calls_answered", "Answered", num(s.calls_answered)),
-        tile("calls_abandoned", "Abandoned", num(s.calls_abandoned), s.calls_abandoned ? "warn" : "neutral", s.abandon_rate !== undefined ? `${pct(s.abandon_rate)} of received` : null),
+        tile("calls_abandoned", "Abandoned", num(s.calls_abandoned), s.calls_abandoned ? "warn" : "neutral", s.abandon_rate !== undefined ? `rate ${pct(s.abandon_rate)}` : null),
         tile("connections_online", "In conversation", num(s.connections_online)),
         tile("average_queue_time", "Avg wait", dur(s.average_queue_time)),
         tile("average_handle_time", "Avg handle", dur(s.average_handle_time)),
@@ -362,6 +362,10 @@
     ]);
   }
 
+  // Columns that give way on smaller screens (Bootstrap display utilities).
+  const MD = "d-none d-md-table-cell";
+  const XXL = "d-none d-xxl-table-cell";
+
   function table(head, rows, empty) {
     if (!rows.length) return h("p", { class: "empty" }, empty);
     return h("div", { class: "table-responsive" }, [
@@ -377,13 +381,15 @@
     const rows = calls.map((c) => {
       const w = elapsed(c.time);
       return h("tr", { key: c.id, "data-call": c.id }, [
-        h("td", { class: "fw-semibold" }, c.callerid || "unknown"),
-        h("td", c.queue || "—"),
-        h("td", c.status === "NA" ? h("span", { class: "badge text-bg-secondary" }, "IVR") : h("span", { class: "badge text-bg-info" }, "Queued")),
+        h("td", { class: "fw-semibold text-nowrap" }, [
+          c.callerid || "unknown",
+          c.status === "NA" ? h("span", { class: "badge text-bg-secondary ms-2" }, "IVR") : null,
+        ]),
+        h("td", { class: `${MD} text-nowrap` }, c.queue || "—"),
         h("td", { class: ["text-end", "tick", c.status === "QUEUED" ? `txt-${waitLevel(w)}` : null] }, dur(w)),
       ]);
     });
-    return card("Waiting calls", calls.length, [table([["Caller"], ["Queue"], ["Status"], ["Waiting", "text-end"]], rows, "No calls waiting")], "panel-calls");
+    return card("Waiting calls", calls.length, [table([["Caller"], ["Queue", MD], ["Waiting", "text-end"]], rows, "No calls waiting")], "panel-calls");
   }
 
   function queuesCard() {
@@ -393,18 +399,18 @@
       const q = queues[name] || {};
       const lw = longestWait(name);
       return h("tr", { key: name, "data-queue": name }, [
-        h("td", { class: "fw-semibold" }, name),
+        h("td", { class: "fw-semibold text-nowrap" }, name),
         h("td", { class: ["text-end", q.calls_waiting ? "txt-warn fw-bold" : null] }, num(q.calls_waiting)),
         h("td", { class: ["text-end", "tick", q.calls_waiting ? `txt-${waitLevel(lw)}` : null] }, q.calls_waiting ? dur(lw) : "—"),
-        h("td", { class: "text-end" }, num(q.calls_received)),
-        h("td", { class: "text-end" }, num(q.calls_answered)),
-        h("td", { class: "text-end" }, num(q.calls_abandoned)),
+        h("td", { class: `text-end ${MD}` }, num(q.calls_received)),
+        h("td", { class: `text-end ${MD}` }, num(q.calls_answered)),
+        h("td", { class: `text-end ${MD}` }, num(q.calls_abandoned)),
         h("td", { class: ["text-end", `txt-${slaLevel(q.sla, q.calls_answered)}`] }, pct(q.sla)),
-        h("td", { class: "text-end" }, dur(q.average_queue_time)),
-        h("td", { class: "text-end" }, dur(q.average_handle_time)),
+        h("td", { class: `text-end ${MD}` }, dur(q.average_queue_time)),
+        h("td", { class: `text-end ${MD}` }, dur(q.average_handle_time)),
       ]);
     });
-    const head = [["Queue"], ["Waiting", "text-end"], ["Longest", "text-end"], ["Recv", "text-end"], ["Ans", "text-end"], ["Aband", "text-end"], ["SLA", "text-end"], ["Avg wait", "text-end"], ["Avg handle", "text-end"]];
+    const head = [["Queue"], ["Waiting", "text-end"], ["Longest", "text-end"], ["Recv.", `text-end ${MD}`], ["Answ.", `text-end ${MD}`], ["Aband.", `text-end ${MD}`], ["SLA", "text-end"], ["Avg wait", `text-end ${MD}`], ["Avg handle", `text-end ${MD}`]];
     return card("Queues", names.length, [table(head, rows, "No queue figures yet")], "panel-queues");
   }
 
@@ -419,17 +425,17 @@
         ]),
         h("td", [h("span", { class: ["status", `status-${cls}`], "data-role": "status" }, label)]),
         h("td", { class: "text-end tick", "data-role": "since" }, dur(elapsed(a.time))),
-        h("td", { class: "reason", "data-role": "reason" }, a.status === "PAUSED" ? a.reason || "—" : ""),
-        h("td", { class: "queue-col" }, a.queue || "—"),
-        h("td", { class: "text-end" }, num(a.calls_taken ?? null)),
-        h("td", { class: "text-end" }, a.talk_time !== undefined ? dur(a.talk_time) : "—"),
+        h("td", { class: "reason", "data-role": "reason", title: a.status === "PAUSED" ? a.reason || null : null }, a.status === "PAUSED" ? a.reason || "—" : ""),
+        h("td", { class: `queue-col ${XXL}` }, a.queue || "—"),
+        h("td", { class: `text-end ${MD}` }, num(a.calls_taken ?? null)),
+        h("td", { class: `text-end ${MD}` }, a.talk_time !== undefined ? dur(a.talk_time) : "—"),
         h("td", { class: "text-end actions" }, [
           h("button", { type: "button", class: "btn btn-sm btn-outline-warning", "data-action": "pause", disabled: state.conn !== "open", onClick: () => openPause(a.agentid) }, "Pause"),
           h("button", { type: "button", class: "btn btn-sm btn-outline-success", "data-action": "avail", disabled: state.conn !== "open" || a.status === "AVAIL" || a.status === "INCALL", onClick: () => avail(a.agentid) }, "Available"),
         ]),
       ]);
     });
-    const head = [["Agent"], ["Status"], ["Time", "text-end"], ["Reason"], ["Queue"], ["Calls", "text-end"], ["Talk", "text-end"], ["", "text-end"]];
+    const head = [["Agent"], ["Status"], ["Time", "text-end"], ["Reason"], ["Queue", XXL], ["Calls", `text-end ${MD}`], ["Talk", `text-end ${MD}`], ["", "text-end"]];
     return card("Agents", agents.length, [table(head, rows, "No agent logged in")], "panel-agents");
   }
 
@@ -437,13 +443,13 @@
     const conns = connectsSorted();
     const rows = conns.map((c) =>
       h("tr", { key: c.id, "data-connect": c.id }, [
-        h("td", { class: "fw-semibold" }, agentName(c.agent)),
-        h("td", c.call?.callerid || "unknown"),
-        h("td", c.queue || "—"),
+        h("td", { class: "fw-semibold text-nowrap" }, agentName(c.agent)),
+        h("td", { class: "text-nowrap" }, c.call?.callerid || "unknown"),
+        h("td", { class: `${MD} text-nowrap` }, c.queue || "—"),
         h("td", { class: "text-end tick" }, dur(elapsed(c.time))),
       ])
     );
-    return card("Conversations", conns.length, [table([["Agent"], ["Caller"], ["Queue"], ["Talking", "text-end"]], rows, "Nobody is on a call")], "panel-connects");
+    return card("Conversations", conns.length, [table([["Agent"], ["Caller"], ["Queue", MD], ["Talking", "text-end"]], rows, "Nobody is on a call")], "panel-connects");
   }
 
   function pauseDialog() {
@@ -498,8 +504,8 @@
         h("main", { class: "container-fluid px-3 px-xl-4 pb-4" }, [
           ...kpis(),
           h("div", { class: "row g-3" }, [
-            h("div", { class: "col-12 col-xl-5 d-flex flex-column gap-3" }, [waitingCard(), queuesCard()]),
-            h("div", { class: "col-12 col-xl-7 d-flex flex-column gap-3" }, [agentsCard(), connectsCard()]),
+            h("div", { class: "col-12 col-xl-4 d-flex flex-column gap-3" }, [waitingCard(), connectsCard()]),
+            h("div", { class: "col-12 col-xl-8 d-flex flex-column gap-3" }, [agentsCard(), queuesCard()]),
           ]),
         ]),
         pauseDialog(),

@@ -68,6 +68,10 @@ def describe_endpoint(endpoint: object) -> str:
     return repr(endpoint)
 
 
+def _callable_name(fn: object) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
 def _not_retry_chatter(event: dict) -> PredicateResult:
     # ClientService logs every scheduled retry at info level; AMIClient says it better, once.
     if str(event.get("log_format", "")).startswith("Scheduling retry"):
@@ -296,15 +300,17 @@ class AMIClient(Service):
             except Exception:
                 self._throttle.failure(
                     f"listener:{id(fn)}:{name}",
-                    "AMI listener {listener!r} failed on event {event}",
-                    listener=fn, event=name)
+                    "AMI listener {listener} failed on event {event}",
+                    listener=_callable_name(fn), event=name)
             else:
                 if isinstance(result, Deferred):
                     result.addErrback(self._listener_failed, fn, name)
 
     def _listener_failed(self, f: Failure, fn: Listener, name: str) -> None:
         if self._throttle.allow(f"listener:{id(fn)}:{name}") is not None:
-            log.failure("AMI listener {listener!r} failed on event {event}", f, listener=fn, event=name)
+            log.failure(
+                "AMI listener {listener} failed on event {event}", f,
+                listener=_callable_name(fn), event=name)
 
     # -- connection life ---------------------------------------------------
 
@@ -424,7 +430,7 @@ class AMIClient(Service):
                 return maybeDeferred(fn)
 
             def failed(f: Failure, fn: Hook = fn) -> None:
-                log.failure("AMI {what} hook {hook!r} failed", f, what=what, hook=fn)
+                log.failure("AMI {what} hook {hook} failed", f, what=what, hook=_callable_name(fn))
 
             d.addCallback(call)
             d.addErrback(failed)

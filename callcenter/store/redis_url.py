@@ -1,8 +1,10 @@
 """``--redis`` URLs: ``redis://[[user]:password@]host[:port][/db]`` and ``rediss://`` (TLS).
 
 ``rediss://`` verifies the server's certificate against the system's trust
-store and its host name; ``?ssl_ca_certs=/path/ca.pem`` (the redis-py name)
-trusts a private CA instead.  The password never appears in ``str()``.
+store and its host name; ``?ssl_ca_certs=/path/ca.pem`` trusts a private CA
+instead, and ``ssl_certfile``/``ssl_keyfile`` give a client certificate (Redis
+asks for one unless ``tls-auth-clients`` is ``no``/``optional``).  The
+parameter names are redis-py's.  The password never appears in ``str()``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_PORT = 6379
-_QUERY_KEYS = frozenset({"ssl_ca_certs"})
+_QUERY_KEYS = frozenset({"ssl_ca_certs", "ssl_certfile", "ssl_keyfile"})
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class RedisURL:
     username: str | None = None
     tls: bool = False
     ca_certs: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
 
     def __str__(self) -> str:
         """The URL for log lines, password masked."""
@@ -59,9 +63,11 @@ def parse_redis_url(url: str) -> RedisURL:
     unknown = set(query) - _QUERY_KEYS
     if unknown:
         raise ValueError(f"--redis: unknown URL parameter(s) {', '.join(sorted(unknown))}")
-    ca_certs = query.get("ssl_ca_certs", [None])[-1] or None
-    if ca_certs and parts.scheme != "rediss":
-        raise ValueError("--redis: ssl_ca_certs needs a rediss:// URL")
+    tls_files = {k: query[k][-1] or None for k in _QUERY_KEYS if k in query}
+    if any(tls_files.values()) and parts.scheme != "rediss":
+        raise ValueError("--redis: ssl_* parameters need a rediss:// URL")
+    if bool(tls_files.get("ssl_certfile")) != bool(tls_files.get("ssl_keyfile")):
+        raise ValueError("--redis: give both ssl_certfile and ssl_keyfile, or neither")
     password = unquote(parts.password) if parts.password is not None else None
     username = unquote(parts.username) if parts.username else None
     if password == "":
@@ -73,7 +79,9 @@ def parse_redis_url(url: str) -> RedisURL:
         password=password,
         username=username,
         tls=parts.scheme == "rediss",
-        ca_certs=ca_certs,
+        ca_certs=tls_files.get("ssl_ca_certs"),
+        certfile=tls_files.get("ssl_certfile"),
+        keyfile=tls_files.get("ssl_keyfile"),
     )
 
 

@@ -106,8 +106,9 @@ class DashboardProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
-            self.sendClose(
-                WebSocketProtocol.CLOSE_STATUS_CODE_UNSUPPORTED_DATA, "text frames only"
+            # sendClose() only takes application codes; 1003 is the protocol's own.
+            self.sendCloseFrame(
+                WebSocketProtocol.CLOSE_STATUS_CODE_UNSUPPORTED_DATA, b"text frames only"
             )
             return
         try:
@@ -150,7 +151,7 @@ class DashboardProtocol(WebSocketServerProtocol):
 
     def going_away(self) -> None:
         if self.state == WebSocketProtocol.STATE_OPEN:
-            self.sendClose(WebSocketProtocol.CLOSE_STATUS_CODE_GOING_AWAY, "server stopping")
+            self.sendCloseFrame(WebSocketProtocol.CLOSE_STATUS_CODE_GOING_AWAY, b"server stopping")
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         # Every byte Autobahn sends passes here: count what arrives while the
@@ -163,7 +164,12 @@ class DashboardProtocol(WebSocketServerProtocol):
             if guard.pending > self.factory.max_buffer:
                 self._drop(guard.pending)
                 return
-        super().sendData(data, sync, chopsize)
+        if sync or chopsize or self.send_queue:
+            super().sendData(data, sync, chopsize)
+        else:
+            # Autobahn's own path formats a debug log record on every call,
+            # which is most of the fan-out's cost with hundreds of dashboards.
+            self.transport.write(data)
 
     def _drop(self, pending: int) -> None:
         self._dropped = True
@@ -201,6 +207,10 @@ class DashboardFactory(WebSocketServerFactory):
             maxMessagePayloadSize=max_frame,
             autoPingInterval=AUTO_PING_INTERVAL,
             autoPingTimeout=AUTO_PING_TIMEOUT,
+            # Tell a client why it is refused (1009 too big...) before closing;
+            # closeHandshakeTimeout still drops one that does not answer.
+            failByDrop=False,
+            webStatus=False,  # a plain GET gets an error, not a status page
             # Origin is checked in onConnect against the Host header.
             allowedOrigins=["*"],
         )

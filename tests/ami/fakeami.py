@@ -96,6 +96,8 @@ class FakeAMIServer(Protocol):
     def handle(self, msg: Message) -> None:
         name = (msg.get("Action") or "").lower()
         f = self.factory
+        if f.silent:
+            return
         if name == "challenge":
             self.challenge = CHALLENGE
             self.reply(msg, ("Response", "Success"), ("Challenge", CHALLENGE))
@@ -144,6 +146,7 @@ class FakeAMIFactory(Factory):
         self.secret = secret
         self.banner = BANNER
         self.reject = False
+        self.silent = False  # read actions, answer none
         self.answer_ping = True
         self.fully_booted = True
         self.answers: dict[str, Answer] = {}

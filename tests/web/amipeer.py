@@ -79,6 +79,12 @@ class PeerState:
         self.members[m.interface] = m
         return self.member_event("QueueMemberAdded", m, queue)
 
+    def pause(self, agentid: str, paused: bool = True, reason: str = "") -> bytes:
+        """app_queue's event for a pause made elsewhere (phone feature code...)."""
+        m = self.members[f"Local/{agentid}@agent-connect"]
+        m.paused, m.reason = paused, reason if paused else ""
+        return b"".join(self.member_event("QueueMemberPause", m, q) for q in m.queues)
+
     def logout(self, agentid: str) -> bytes:
         m = self.members.pop(f"Local/{agentid}@agent-connect")
         return b"".join(self.member_event("QueueMemberRemoved", m, q) for q in m.queues)

@@ -18,7 +18,8 @@ async def _two_agents_and_a_caller(rig):
     uid = rig.peer.new_uid()
     await rig.feed(
         rig.peer.login("1001"),
-        rig.peer.login("1002", paused=True, reason="lunch"),
+        rig.peer.login("1002"),
+        rig.peer.pause("1002", reason="lunch"),
         rig.peer.join(uid, "98427456"),
     )
     return uid
@@ -71,13 +72,13 @@ async def test_every_kind_of_change_is_pushed_as_it_happens(rig):
     await other.hello()
 
     await rig.feed(p.login("1001"))
-    (f,) = await c.until(has("AGENT", agentid="1001"))
-    assert find(f, "AGENT", agentid="1001")["status"] == "AVAIL"
+    frames = await c.until(has("STATS", agents_online=1))
+    assert find(frames[0], "AGENT", agentid="1001")["status"] == "AVAIL"
 
     uid = p.new_uid()
     await rig.feed(p.join(uid, "555"))
     frames = await c.until(has("STATS", calls_waiting=1))
-    assert find(frames[0], "CALL", id=uid, status="QUEUED")
+    assert frames[0] == [find(frames[0], "CALL", id=uid, status="QUEUED")]
 
     # One AMI event (AgentConnect): its CALL, CONNECT and AGENT in one frame.
     await rig.feed(p.connect(uid, "555", "1001"))

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Build what the callcenter role installs, on the Ansible controller.
 
-Prints one JSON object: the project's wheel and a tar of the dashboard's
-static/ directory (without node_modules).  Both are byte-for-byte
-reproducible from the same sources (fixed timestamps, sorted entries), so the
-role's copies report "changed" only when the sources changed: a second run
-of the playbook changes nothing.
+Prints one JSON object naming the project's wheel (which carries the
+dashboard's static files as data files, without node_modules).  The wheel is
+byte-for-byte reproducible from the same sources (fixed timestamps), so the
+role's copy reports "changed" only when the sources changed: a second run of
+the playbook changes nothing.
 
 Usage: build_release.py --src PROJECT_DIR --out DIR
 """
@@ -13,14 +13,11 @@ Usage: build_release.py --src PROJECT_DIR --out DIR
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -57,43 +54,6 @@ def build_wheel(src: Path, out: Path) -> Path:
     return wheels[0]
 
 
-def static_files(static: Path) -> list[Path]:
-    if not static.is_dir():
-        return []
-    files = []
-    for root, dirs, names in os.walk(static):
-        dirs[:] = sorted(d for d in dirs if d not in ("node_modules", "__pycache__"))
-        files.extend(Path(root, n) for n in sorted(names))
-    return [f for f in files if f.is_file() and not f.is_symlink()]
-
-
-def build_static_tar(static: Path, files: list[Path], out: Path) -> Path:
-    # Files only (no directory entries: their mtimes change when npm adds
-    # node_modules, and unarchive would then see a difference every run).
-    path = out / "static.tar"
-    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
-        for f in files:
-            info = tarfile.TarInfo("./" + f.relative_to(static).as_posix())
-            data = f.read_bytes()
-            info.size = len(data)
-            info.mtime = EPOCH
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-def deps_digest(static: Path) -> str | None:
-    if not (static / "package.json").is_file():
-        return None
-    h = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        p = static / name
-        h.update(name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"") + b"\0")
-    return h.hexdigest()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", required=True, type=Path)
@@ -104,21 +64,7 @@ def main() -> int:
         raise SystemExit(f"{src} is not the callcenter project (no setup.cfg/pyproject.toml)")
     out.mkdir(parents=True, exist_ok=True)
     wheel = build_wheel(src, out)
-    static = src / "static"
-    files = static_files(static)
-    tar = build_static_tar(static, files, out) if files else None
-    json.dump(
-        {
-            "wheel": str(wheel),
-            "wheel_name": wheel.name,
-            "static_tar": str(tar) if tar else "",
-            "static_files": len(files),
-            "npm": (static / "package.json").is_file(),
-            "npm_lock": (static / "package-lock.json").is_file(),
-            "npm_deps": deps_digest(static) or "",
-        },
-        sys.stdout,
-    )
+    json.dump({"wheel": str(wheel), "wheel_name": wheel.name}, sys.stdout)
     print()
     return 0
 

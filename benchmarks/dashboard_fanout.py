@@ -1,0 +1,318 @@
+"""Dashboard fan-out: AMI event on the wire → WebSocket frame at every dashboard.
+
+Run by hand (not a test):  .venv/bin/python benchmarks/dashboard_fanout.py
+    [--dashboards 1,100,500] [--rate 1000] [--seconds 10] [--probe-every 10]
+
+Two processes, everything on loopback:
+
+* the server (this file with ``--serve``): the real pipeline — ``AMIClient``
+  → ``Callcenter`` → ``make_site`` — wired as callcenter/service.py does,
+  minus Redis and the report file;
+* the driver (this process, plain sockets + selectors, no Twisted, so it costs
+  little CPU): a fake PBX that answers Login/Ping/resync and writes
+  ``QueueCallerJoin`` / ``QueueCallerAbandon`` pairs at ``--rate`` events/s,
+  and N raw WebSocket clients that say HELLO and then only scan the byte
+  stream for probe markers (server frames are unmasked, so the JSON is
+  visible as is).
+
+Every ``--probe-every``-th event is a join whose caller id is a probe marker;
+its latency is taken from just after the PBX socket write to the first time
+each client's socket yields the marker.  Time is CLOCK_MONOTONIC, shared by
+both processes.  Memory per dashboard is the server's RSS growth from 0 to N
+connected idle dashboards (after HELLO), divided by N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+QUEUE = "q-bench"
+PROBE = re.compile(rb'"callerid":"P(\d{8})"')
+
+
+# ---------------------------------------------------------------- server side
+
+
+def serve(ami_port: int) -> None:
+    sys.path.insert(0, ROOT)
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    from callcenter.ami.client import AMIClient
+    from callcenter.center import Callcenter
+    from callcenter.web import make_site
+
+    center = Callcenter(reactor, sla=10)
+    ami = AMIClient(reactor, TCP4ClientEndpoint(reactor, "127.0.0.1", ami_port), "bench", "bench")
+    center.attach(ami)
+    ami.startService()
+    site = make_site(center, static_dir=os.path.join(ROOT, "static"), reactor=reactor)
+    site.noisy = False
+    port = reactor.listenTCP(0, site, backlog=1024, interface="127.0.0.1")
+    print(f"PORT {port.getHost().port}", flush=True)
+    reactor.run()
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+# ---------------------------------------------------------------- driver side
+
+
+def ami_msg(*pairs: tuple[str, object]) -> bytes:
+    return ("".join(f"{k}: {v}\r\n" for k, v in pairs) + "\r\n").encode()
+
+
+class FakePBX:
+    """Just enough Asterisk for AMIClient: Login, FullyBooted, Ping, the resync lists."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbuf = b""
+        self.outbuf = b""
+        self.ready = False
+        self.send(b"Asterisk Call Manager/11.0.0\r\n")
+
+    def send(self, data: bytes) -> None:
+        self.outbuf += data
+        self.flush()
+
+    def flush(self) -> None:
+        while self.outbuf:
+            try:
+                n = self.sock.send(self.outbuf)
+            except BlockingIOError:
+                return
+            self.outbuf = self.outbuf[n:]
+
+    def readable(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise RuntimeError("the server closed the AMI connection")
+        self.inbuf += data.replace(b"\r", b"")
+        while b"\n\n" in self.inbuf:
+            block, self.inbuf = self.inbuf.split(b"\n\n", 1)
+            headers = dict(
+                line.split(": ", 1) for line in block.decode().split("\n") if ": " in line
+            )
+            self.action(headers)
+
+    def action(self, h: dict[str, str]) -> None:
+        name, aid = h.get("Action", "").lower(), h.get("ActionID", "")
+        if name == "login":
+            self.send(ami_msg(("Response", "Success"), ("ActionID", aid),
+                              ("Message", "Authentication accepted")))
+            self.send(ami_msg(("Event", "FullyBooted"), ("Privilege", "system,all"),
+                              ("Status", "Fully Booted")))
+        elif name in ("queuestatus", "coreshowchannels"):
+            done = "QueueStatusComplete" if name == "queuestatus" else "CoreShowChannelsComplete"
+            self.send(ami_msg(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
+                              ("Message", "List will follow")))
+            self.send(ami_msg(("Event", done), ("ActionID", aid), ("EventList", "Complete"),
+                              ("ListItems", 0)))
+            if name == "queuestatus":
+                self.ready = True  # the resync is the last thing the service asks for
+        else:
+            self.send(ami_msg(("Response", "Success"), ("ActionID", aid), ("Ping", "Pong")))
+
+
+class Dashboard:
+    KEY = base64.b64encode(b"0123456789abcdef").decode()
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setblocking(False)
+        self.port = port
+        self.buf = b""
+        self.state = "handshake"
+        self.last_probe = -1
+        self.samples: list[float] = []
+        self.sock.sendall(
+            (f"GET /callcenter HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+             f"Connection: Upgrade\r\nSec-WebSocket-Key: {self.KEY}\r\n"
+             "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        )
+
+    def readable(self, sent: dict[int, float]) -> None:
+        try:
+            data = self.sock.recv(1 << 18)
+        except BlockingIOError:
+            return
+        if not data:
+            raise RuntimeError("the server closed a dashboard")
+        now = time.monotonic()
+        if self.state == "handshake":
+            self.buf += data
+            if b"\r\n\r\n" in self.buf:
+                head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+                assert head.startswith(b"HTTP/1.1 101"), head[:60]
+                mask = os.urandom(4)
+                self.sock.sendall(bytes([0x81, 0x85]) + mask + bytes(
+                    b ^ mask[i % 4] for i, b in enumerate(b"HELLO")))
+                self.state = "hello"
+            return
+        if self.state == "hello":
+            self.state = "open"  # the snapshot (first bytes after HELLO)
+        data = self.buf + data
+        for m in PROBE.finditer(data):
+            n = int(m.group(1))
+            if n > self.last_probe:  # the abandon repeats the join's caller id
+                self.last_probe = n
+                self.samples.append(now - sent[n])
+        self.buf = data[-40:]
+
+
+def run(n_dashboards: int, rate: float, seconds: float, probe_every: int) -> dict:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    server = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--serve", str(listener.getsockname()[1])],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"server did not start: {line!r}")
+        web_port = int(line.split()[1])
+        ami_sock, _ = listener.accept()
+        ami_sock.setblocking(False)
+        pbx = FakePBX(ami_sock)
+        sel = selectors.DefaultSelector()
+        sel.register(ami_sock, selectors.EVENT_READ, pbx)
+
+        def pump(timeout: float, sent: dict[int, float]) -> None:
+            for key, _ in sel.select(timeout):
+                obj = key.data
+                if isinstance(obj, FakePBX):
+                    obj.readable()
+                else:
+                    obj.readable(sent)
+            pbx.flush()
+
+        deadline = time.monotonic() + 15
+        while not pbx.ready:
+            pump(0.05, {})
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server never resynced with the fake PBX")
+        time.sleep(0.5)
+        pump(0, {})
+        rss_before = rss_kib(server.pid)
+
+        dashboards = []
+        for _ in range(n_dashboards):
+            d = Dashboard(web_port)
+            sel.register(d.sock, selectors.EVENT_READ, d)
+            dashboards.append(d)
+        deadline = time.monotonic() + 30
+        while any(d.state != "open" for d in dashboards):
+            pump(0.05, {})
+            if time.monotonic() > deadline:
+                raise RuntimeError("dashboards did not all get their snapshot")
+        settle = time.monotonic() + 1.0
+        while time.monotonic() < settle:
+            pump(0.05, {})
+        rss_after = rss_kib(server.pid)
+
+        # Load: join/abandon pairs at `rate` events/s; every probe_every-th event a probe.
+        sent: dict[int, float] = {}
+        total = int(rate * seconds)
+        t0 = time.monotonic()
+        i = 0
+        probes = 0
+        while i < total:
+            now = time.monotonic()
+            due = min(total, int((now - t0) * rate) + 1)
+            chunk = []
+            probe_ids = []
+            while i < due:
+                call = i // 2
+                uid = f"1795000000.{call}"
+                if i % 2 == 0:
+                    if (i // 2) % (probe_every // 2 or 1) == 0:
+                        callerid = f"P{probes:08d}"
+                        probe_ids.append(probes)
+                        probes += 1
+                    else:
+                        callerid = f"{call:09d}"
+                    chunk.append(ami_msg(
+                        ("Event", "QueueCallerJoin"), ("Privilege", "agent,all"),
+                        ("Channel", f"PJSIP/c-{call}"), ("CallerIDNum", callerid),
+                        ("Uniqueid", uid), ("Queue", QUEUE), ("Position", 1), ("Count", 1)))
+                else:
+                    chunk.append(ami_msg(
+                        ("Event", "QueueCallerAbandon"), ("Privilege", "agent,all"),
+                        ("Uniqueid", uid), ("Queue", QUEUE), ("Position", 1),
+                        ("OriginalPosition", 1), ("HoldTime", 1)))
+                i += 1
+            if chunk:
+                pbx.send(b"".join(chunk))
+                t = time.monotonic()
+                for p in probe_ids:
+                    sent[p] = t
+            pump(max(0.0, t0 + i / rate - time.monotonic()), sent)
+        drain = time.monotonic() + 3.0
+        while time.monotonic() < drain and any(d.last_probe < probes - 1 for d in dashboards):
+            pump(0.05, sent)
+        elapsed = time.monotonic() - t0
+
+        samples = sorted(s for d in dashboards for s in d.samples)
+        expected = probes * n_dashboards
+        q = statistics.quantiles(samples, n=100) if len(samples) >= 2 else samples * 99
+        return {
+            "dashboards": n_dashboards,
+            "events": total,
+            "rate": rate,
+            "elapsed": elapsed,
+            "samples": len(samples),
+            "missing": expected - len(samples),
+            "p50_ms": q[49] * 1000,
+            "p99_ms": q[98] * 1000,
+            "max_ms": samples[-1] * 1000 if samples else float("nan"),
+            "kib_per_dashboard": (rss_after - rss_before) / max(1, n_dashboards),
+            "server_rss_mib": rss_kib(server.pid) / 1024,
+        }
+    finally:
+        server.kill()
+        server.wait()
+        listener.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--serve", type=int, metavar="AMI_PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--dashboards", default="1,100,500")
+    ap.add_argument("--rate", type=float, default=1000.0, help="AMI events per second")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--probe-every", type=int, default=10)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    print(f"{'dashboards':>10} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'samples':>8} {'missing':>8} {'KiB/dash':>9} {'RSS MiB':>8}")
+    for n in [int(x) for x in args.dashboards.split(",")]:
+        r = run(n, args.rate, args.seconds, args.probe_every)
+        print(f"{r['dashboards']:>10} {r['events'] / r['elapsed']:>9.0f} {r['p50_ms']:>8.1f} "
+              f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['samples']:>8} {r['missing']:>8} "
+              f"{r['kib_per_dashboard']:>9.1f} {r['server_rss_mib']:>8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Persistence of the call center's state (Redis)."""

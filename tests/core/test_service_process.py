@@ -1,0 +1,151 @@
+"""`twistd callcenter` as a real process: start-up problems are one clear line,
+and `make demo`'s command serves the page and a HELLO snapshot with agents."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest_twisted
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
+
+from . import traces
+from .replay_server import ReplayFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+TWISTD = [str(Path(sys.executable).with_name("twistd"))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(tmp: Path, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("CALLCENTER_AMI_SECRET", None)
+    log = open(tmp / "twistd.log", "wb")  # noqa: SIM115 - closed by the caller via the process
+    return subprocess.Popen(
+        [*TWISTD, "--nodaemon", "--pidfile=", "callcenter", "--report", str(tmp / "report.csv"),
+         "--redis", f"redis://127.0.0.1:{free_port()}/0", "--listen",
+         f"tcp:{free_port()}:interface=127.0.0.1", *args],
+        cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def wait_for(pred, seconds: float = 20.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await deferLater(reactor, 0.1, lambda: None)
+
+
+def test_unwritable_report_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    run = subprocess.run(
+        [*TWISTD, "--nodaemon", "--pidfile=", "callcenter", "--ami-secret", "x",
+         "--report", str(tmp_path / "file" / "report.csv")],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert lines == [f"twistd callcenter: report file {tmp_path}/file/report.csv: cannot open for writing (Not a directory)"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_secret_is_logged_once_and_retried_slowly(tmp_path: Path) -> None:
+    factory = ReplayFactory(traces.load("login"), secret="right")
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    proc = start(tmp_path, "--ami", f"tcp:host=127.0.0.1:port={port.getHost().port}", "--ami-secret", "wrong")
+    try:
+        log = tmp_path / "twistd.log"
+        await wait_for(lambda: b"rejected" in log.read_bytes())
+        await deferLater(reactor, 3, lambda: None)
+        text = log.read_text()
+        assert proc.poll() is None  # still serving the dashboard
+        rejected = [line for line in text.splitlines() if "rejected" in line]
+        assert len(rejected) == 1 and "Authentication failed" in rejected[0] and "callcenter" in rejected[0]
+        assert "Traceback" not in text
+        logins = [a for a in factory.actions if a.get("Action") == "Login"]
+        assert len(logins) == 1  # no tight retry loop
+    finally:
+        stop(proc)
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unreachable_ami_is_one_line_naming_it(tmp_path: Path) -> None:
+    dead = free_port()
+    proc = start(tmp_path, "--ami", f"tcp:host=127.0.0.1:port={dead}", "--ami-secret", "x")
+    try:
+        log = tmp_path / "twistd.log"
+        await wait_for(lambda: f"127.0.0.1:{dead}".encode() in log.read_bytes())
+        await deferLater(reactor, 4, lambda: None)  # several retries (1 s, 2 s, ...)
+        text = log.read_text()
+        assert proc.poll() is None
+        naming = [line for line in text.splitlines() if f"127.0.0.1:{dead}" in line and "AMI" in line]
+        assert len(naming) == 1, naming
+        assert "Traceback" not in text
+    finally:
+        stop(proc)
+
+
+class Hello(WebSocketClientProtocol):
+    def onOpen(self) -> None:
+        self.sendMessage(b"HELLO")
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if not self.factory.got.called:
+            self.factory.got.callback([json.loads(x) for x in payload.decode().split("\n") if x])
+        self.sendClose()
+
+
+@pytest_twisted.ensureDeferred
+async def test_demo_command_serves_page_and_hello_with_agents(tmp_path: Path) -> None:
+    web = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [*TWISTD, "--nodaemon", "--pidfile=", "callcenter", "--simulate", "--seed", "3",
+         "--listen", f"tcp:{web}:interface=127.0.0.1", "--redis", f"redis://127.0.0.1:{free_port()}/0",
+         "--report", str(tmp_path / "report.csv")],
+        cwd=tmp_path, env=env, stdout=open(tmp_path / "twistd.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    )
+    try:
+        await wait_for(lambda: b"dashboard at" in (tmp_path / "twistd.log").read_bytes())
+        from twisted.web.client import Agent, readBody
+
+        response = await Agent(reactor).request(b"GET", f"http://127.0.0.1:{web}/".encode())
+        page = await readBody(response)
+        assert response.code == 200 and b"<html" in page.lower()
+        await deferLater(reactor, 3, lambda: None)  # simulated agents log in
+        factory = WebSocketClientFactory(f"ws://127.0.0.1:{web}/callcenter", origin=f"http://127.0.0.1:{web}")
+        factory.protocol = Hello
+        factory.got = defer.Deferred()
+        reactor.connectTCP("127.0.0.1", web, factory)
+        objects = await factory.got.addTimeout(10, reactor)
+        assert objects[0]["type"] == "STATS"
+        agents = [o for o in objects if o["type"] == "AGENT"]
+        assert agents and all(o["status"] in ("LOGGEDIN", "AVAIL", "PAUSED", "INCALL") for o in agents)
+        assert "Traceback" not in (tmp_path / "twistd.log").read_text()
+    finally:
+        stop(proc)

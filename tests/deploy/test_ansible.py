@@ -1,0 +1,246 @@
+"""Static checks of the playbook, the roles and the systemd unit."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import stat
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from callcenter.options import Options, env_name
+from tests.deploy import asterisk_conf as ac
+from tests.deploy.conftest import ANSIBLE_DIR, REPO, ansible_env, run, tool
+
+ROLES = ANSIBLE_DIR / "roles"
+UNIT = ROLES / "callcenter" / "files" / "callcenter.service"
+GOOD_SECRETS = {
+    "vault_callcenter_ami_secret": "ami-secret-0123456789abcdef",
+    "vault_redis_password": "redis-password-0123456789",
+}
+
+
+@pytest.mark.parametrize("inventory", ["production", "example"])
+def test_syntax_check(inventory):
+    proc = run([tool("ansible-playbook"), "--syntax-check", "ansible/playbook.yml",
+                "-i", f"ansible/inventories/{inventory}"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ansible_lint_production_profile():
+    proc = run([tool("ansible-lint"), "--offline", "-c", "ansible/.ansible-lint",
+                "--profile", "production", "ansible/"])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Profile 'production' was required, and it passed" in out
+
+
+def _local_inventory(tmp_path: Path) -> Path:
+    inv = tmp_path / "local.yml"
+    inv.write_text(yaml.safe_dump({"callcenter": {"hosts": {"testhost": {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+    }}}}))
+    return inv
+
+
+def _validate(tmp_path: Path, extra: dict) -> tuple[int, str]:
+    # validate.yml only asserts (gather_facts: false): nothing touches this machine.
+    proc = run([tool("ansible-playbook"), "ansible/validate.yml",
+                "-i", "ansible/inventories/production", "-i", str(_local_inventory(tmp_path)),
+                "--limit", "testhost", "-e", json.dumps(extra)])
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_playbook_refuses_to_run_without_secrets(tmp_path):
+    rc, out = _validate(tmp_path, {})
+    assert rc != 0
+    assert "redis_password must be set" in out
+
+    rc, out = _validate(tmp_path, {"vault_redis_password": GOOD_SECRETS["vault_redis_password"]})
+    assert rc != 0
+    assert "callcenter_ami_secret must be set" in out
+
+
+@pytest.mark.parametrize("bad", [
+    {"vault_redis_password": "short"},
+    {"vault_callcenter_ami_secret": "has;semicolon-0123456789"},
+    {"asterisk_phones": [{"id": "1001", "password": "too-short"}]},
+    {"asterisk_phones": [{"id": "10x1", "password": "long-enough-password"}]},
+    {"callcenter_settings": {"timezone": "$HOME"}},
+])
+def test_playbook_refuses_weak_or_unsafe_values(tmp_path, bad):
+    rc, out = _validate(tmp_path, {**GOOD_SECRETS, **bad})
+    assert rc != 0, out
+    assert "failed=1" in out
+    for secret in ("short", "has;semicolon-0123456789", "too-short", "long-enough-password"):
+        assert f'"{secret}"' not in out  # values are not echoed back
+
+
+def test_playbook_accepts_good_values(tmp_path):
+    rc, out = _validate(tmp_path, {**GOOD_SECRETS, "asterisk_phones": [
+        {"id": "1001", "name": "Agent 1001", "password": "phone-password-1001"}]})
+    assert rc == 0, out
+
+
+def _configure_asterisk(tmp_path: Path, etc: Path) -> str:
+    playbook = tmp_path / "configure.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "name": "Render the Asterisk configuration",
+        "hosts": "callcenter",
+        "gather_facts": False,
+        "vars": {
+            "asterisk_config_dir": str(etc),
+            "asterisk_config_src": str(REPO / "asterisk-config"),
+            "asterisk_group": "root",
+            "asterisk_manage_service": False,
+            "callcenter_ami_secret": "ami-secret-0123456789abcdef",
+            "asterisk_phones": [
+                {"id": "1001", "name": "Agent 1001", "password": "phone-password-1001"},
+                {"id": 2001, "password": "phone-password-2001"},
+            ],
+        },
+        "tasks": [{"name": "Configure", "ansible.builtin.import_role": {
+            "name": "asterisk", "tasks_from": "configure.yml"}}],
+    }]))
+    proc = run([tool("ansible-playbook"), str(playbook), "-i", str(_local_inventory(tmp_path))],
+               env=ansible_env(ANSIBLE_ROLES_PATH=str(ROLES)))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_asterisk_role_installs_config_with_secret_and_phones(tmp_path):
+    etc = tmp_path / "etc-asterisk"
+    etc.mkdir()
+    out = _configure_asterisk(tmp_path, etc)
+    assert re.search(r"changed=3\b", out), out
+
+    files = sorted(p.name for p in etc.iterdir())
+    assert files == ["extensions.conf", "manager.conf", "manager_callcenter_secret.conf",
+                     "pjsip.conf", "pjsip_phones.conf", "queues.conf"]
+    for p in etc.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o640, p.name
+    for name in ("extensions.conf", "manager.conf", "pjsip.conf", "queues.conf"):
+        assert (etc / name).read_bytes() == (REPO / "asterisk-config" / name).read_bytes()
+
+    # manager.conf with its #include followed: the user has the secret.
+    user = ac.section(ac.parse(etc / "manager.conf", follow_includes=True), "callcenter")
+    assert user.get("secret") == "ami-secret-0123456789abcdef"
+    assert user.get("read") and user.get("write")
+
+    sections = ac.parse(etc / "pjsip.conf", follow_includes=True)
+    templates = {s.name for s in sections if s.template}
+    phones = [s for s in sections if not s.template and s.name.isdigit()]
+    assert {(s.name, tuple(s.parents)) for s in phones} == {
+        (pid, (tmpl,)) for pid in ("1001", "2001") for tmpl in ("phone", "phone-auth", "phone-aor")
+    }
+    assert {p for s in phones for p in s.parents} <= templates
+    auth = [s for s in phones if s.parents == ["phone-auth"] and s.name == "1001"][0]
+    assert auth.get("username") == "1001" and auth.get("password") == "phone-password-1001"
+    endpoint = [s for s in phones if s.parents == ["phone"] and s.name == "2001"][0]
+    assert endpoint.get("auth") == endpoint.get("aors") == "2001"
+    assert endpoint.get("callerid") == '"Phone 2001" <2001>'
+
+    # A second run changes nothing (the reload handler would not fire).
+    out = _configure_asterisk(tmp_path, etc)
+    assert re.search(r"changed=0\b", out), out
+
+
+def _unit() -> dict[str, dict[str, list[str]]]:
+    sections: dict[str, dict[str, list[str]]] = {}
+    current = None
+    for line in UNIT.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+        else:
+            key, _, value = line.partition("=")
+            current.setdefault(key, []).append(value)
+    return sections
+
+
+def test_systemd_unit_contents():
+    unit = _unit()
+    role_vars = yaml.safe_load((ROLES / "callcenter" / "vars" / "main.yml").read_text())
+    svc = unit["Service"]
+    report = role_vars["callcenter_report"]
+    assert svc["ExecStart"] == [
+        f"{role_vars['callcenter_venv']}/bin/twistd --nodaemon --pidfile= callcenter --report {report}"
+    ]
+    assert svc["User"] == [role_vars["callcenter_user"]]
+    assert svc["EnvironmentFile"] == [role_vars["callcenter_env_file"]]
+    assert svc["Restart"] == ["on-failure"]
+    assert svc["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    for key, value in [("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
+                       ("ProtectHome", "yes"), ("PrivateTmp", "yes")]:
+        assert svc[key] == [value]
+    assert svc["ReadWritePaths"] == [str(Path(report).parent)] == [role_vars["callcenter_state_dir"]]
+    for key in ("After", "Wants"):
+        deps = " ".join(unit["Unit"][key]).split()
+        assert {"redis-server.service", "asterisk.service"} <= set(deps)
+    assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_environment_file_sets_only_real_options():
+    template = (ROLES / "callcenter" / "templates" / "callcenter.env.j2").read_text()
+    known = {env_name(o[0]) for o in Options.optParameters} | {env_name(o[0]) for o in Options.optFlags}
+    used = set(re.findall(r"^(CALLCENTER_[A-Z_]+)=", template, re.M))
+    assert {"CALLCENTER_AMI_SECRET", "CALLCENTER_REDIS"} <= used
+    assert used <= known, used - known
+    assert "CALLCENTER_REPORT=" not in template  # on the unit's command line
+
+
+def test_systemd_analyze_verify(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    # verify checks that ExecStart's binary exists and the units it refers to
+    # load: give it a root with the host's system units and a stand-in twistd.
+    root = tmp_path / "root"
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    twistd = root / "opt/callcenter/venv/bin/twistd"
+    twistd.parent.mkdir(parents=True)
+    twistd.write_text("#!/bin/sh\n")
+    twistd.chmod(0o755)
+    (root / "bin").mkdir()
+    shutil.copy("/bin/kill", root / "bin/kill")
+    (root / "etc/systemd/system").mkdir(parents=True)
+    shutil.copy(UNIT, root / "etc/systemd/system/callcenter.service")
+    proc = run([analyze, "verify", f"--root={root}", "/etc/systemd/system/callcenter.service"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout + proc.stderr == ""  # not even a warning (e.g. a misspelt key)
+
+
+def _build(src: Path, out: Path) -> dict:
+    proc = run([sys.executable, str(ROLES / "callcenter" / "files" / "build_release.py"),
+                "--src", str(src), "--out", str(out)], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_release_build_is_reproducible(tmp_path):
+    # From a snapshot: the working tree may change between two builds.
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "var", "node_modules", "build", "*.egg-info", "__pycache__", "tests"))
+    a, b = _build(src, tmp_path / "a"), _build(src, tmp_path / "b")
+    assert Path(a["wheel"]).read_bytes() == Path(b["wheel"]).read_bytes()
+    assert a["wheel_name"].startswith("callcenter-") and a["wheel_name"].endswith(".whl")
+
+    names = zipfile.ZipFile(a["wheel"]).namelist()
+    assert "twisted/plugins/callcenter_plugin.py" in names
+    assert "callcenter/options.py" in names
+    assert not [n for n in names if n.startswith(("tests/", "ansible/")) or "node_modules" in n]
+    # The role runs npm where the wheel puts the page.
+    role_vars = yaml.safe_load((ROLES / "callcenter" / "vars" / "main.yml").read_text())
+    static = role_vars["callcenter_static_dir"].removeprefix(role_vars["callcenter_venv"] + "/")
+    for page_file in ("index.html", "package.json"):
+        if (REPO / "static" / page_file).is_file():
+            assert any(n.endswith(f".data/data/{static}/{page_file}") for n in names), names

@@ -1,0 +1,235 @@
+"""The shipped Asterisk configuration agrees with what the service handles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from callcenter.ami import names
+from callcenter.options import Options
+from tests.deploy import asterisk_conf as ac
+
+CONF = Path(__file__).resolve().parents[2] / "asterisk-config"
+QUEUE = "q-callcenter"
+
+# Manager classes, from Asterisk's sources (20/22; unchanged since 12):
+# an action's required write class (any one of them suffices; empty = none,
+# manager.c: `(writeperm & authority) || authority == 0`) ...
+ACTION_CLASSES: dict[str, frozenset[str]] = {
+    "Login": frozenset(),  # manager.c
+    "Logoff": frozenset(),
+    "Challenge": frozenset(),
+    "Ping": frozenset(),
+    "QueueStatus": frozenset(),  # app_queue.c registers it with 0
+    "QueueSummary": frozenset(),
+    "QueuePause": frozenset({"agent"}),  # app_queue.c, EVENT_FLAG_AGENT
+    "CoreShowChannels": frozenset({"system", "reporting"}),  # manager.c
+}
+# ... and the class an event is sent with (the user needs all its bits in read=;
+# these match the `Privilege:` headers in shared/ami-traces).
+EVENT_CLASS: dict[str, str] = {
+    "UserEvent": "user",
+    "Hangup": "call",
+    **{name: "agent" for name in names.QUEUE_EVENTS},
+}
+# Of two classes that both allow an action, the one that allows less.
+LEAST_POWERFUL = {"reporting": 0, "agent": 1, "call": 2, "system": 9}
+
+
+@pytest.fixture(scope="module")
+def contexts() -> dict[str, list[ac.Step]]:
+    return ac.dialplan(ac.parse(CONF / "extensions.conf"))
+
+
+def _goto_target(step: ac.Step) -> str:
+    assert step.app == "Goto", step
+    return ac.split_args(step.args)[0]
+
+
+def _apps(steps: list[ac.Step], app: str) -> list[list[str]]:
+    return [ac.split_args(s.args) for s in steps if s.app == app]
+
+
+def _reachable(contexts: dict[str, list[ac.Step]], start: str) -> set[str]:
+    """Contexts reachable from start through Goto/Gosub/GotoIf/hangup handlers."""
+    seen, todo = set(), [start]
+    while todo:
+        ctx = todo.pop()
+        if ctx in seen or ctx not in contexts:
+            continue
+        seen.add(ctx)
+        for step in contexts[ctx]:
+            for m in re.finditer(r"(?:Goto|Gosub)\(([\w-]+),", f"{step.app}({step.args})"):
+                todo.append(m.group(1))
+            m = re.search(r"hangup_handler_push\)=([\w-]+),", step.args)
+            if m:
+                todo.append(m.group(1))
+    return seen
+
+
+def test_feature_codes_reach_the_right_contexts(contexts):
+    public = {s.exten: s for s in contexts["public"]}
+    assert set(public) == {"113", "011", "022"}
+    assert _goto_target(public["113"]) == "callcenter"
+    assert _goto_target(public["011"]) == "agent-login"
+    assert _goto_target(public["022"]) == "agent-logout"
+
+    callcenter = contexts["callcenter"]
+    assert [a[0] for a in _apps(callcenter, "Queue")] == [QUEUE]
+    assert [s.app for s in callcenter].index("UserEvent") < [s.app for s in callcenter].index("Queue")
+
+    login = contexts["agent-login"]
+    (add,) = _apps(login, "AddQueueMember")
+    assert add[0] == QUEUE
+    (pause,) = _apps(login, "PauseQueueMember")
+    assert pause[:2] == [QUEUE, add[1]]
+    (remove,) = _apps(contexts["agent-logout"], "RemoveQueueMember")
+    assert remove[0] == QUEUE
+
+
+def test_agent_member_is_local_channel_named_by_agent_id(contexts):
+    for ctx in ("agent-login", "agent-logout"):
+        sets = dict(a[0].split("=", 1) for a in _apps(contexts[ctx], "Set"))
+        assert sets["member"] == "Local/${agentid}@agent-connect"
+    (add,) = _apps(contexts["agent-login"], "AddQueueMember")
+    assert add[1] == "${member}" and add[4] == "${agentid}"  # membername = agent id
+    # The member's context rings the agent's PJSIP phone.
+    (dial,) = _apps(contexts["agent-connect"], "Dial")
+    assert dial[0] == "PJSIP/${EXTEN}"
+    assert {s.exten for s in contexts["agent-connect"]} == {"_X."}
+
+
+def test_agent_id_comes_from_the_pjsip_endpoint(contexts):
+    for ctx in ("agent-login", "agent-logout"):
+        assert "agent-id" in _reachable(contexts, ctx)
+    text = " ".join(f"{s.app}({s.args})" for s in contexts["agent-id"])
+    assert "agentid=${CHANNEL(endpoint)}" in text
+    assert "peername" not in (CONF / "extensions.conf").read_text().replace(
+        "CHANNEL(peername) was chan_sip's", ""
+    )
+
+
+def _user_events(contexts) -> dict[str, list[list[str]]]:
+    events: dict[str, list[list[str]]] = {}
+    for steps in contexts.values():
+        for args in _apps(steps, "UserEvent"):
+            events.setdefault(args[0], []).append(args[1:])
+    return events
+
+
+def test_user_events_are_exactly_those_the_service_handles(contexts):
+    assert set(_user_events(contexts)) == set(names.USER_EVENTS)
+
+
+def test_login_and_logout_events_carry_agentid_and_member(contexts):
+    events = _user_events(contexts)
+    for name in ("LOGGEDIN", "LOGGEDOUT"):
+        for body in events[name]:
+            headers = dict(h.split(":", 1) for h in body)
+            assert {k.strip(): v.strip() for k, v in headers.items()} == {
+                "agentid": "${agentid}",
+                "member": "${member}",
+            }
+    for name in ("CALLER", "CALLERHANGUP"):
+        assert events[name] == [[]]
+
+
+def test_caller_gets_the_hangup_handler_that_reports_callerhangup(contexts):
+    pushes = [s for s in contexts["callcenter"] if "hangup_handler_push" in s.args]
+    assert len(pushes) == 1
+    handler = re.search(r"hangup_handler_push\)=([\w-]+),", pushes[0].args).group(1)
+    assert _apps(contexts[handler], "UserEvent") == [["CALLERHANGUP"]]
+    steps = [s.app for s in contexts["callcenter"]]
+    assert steps.index("Set") < steps.index("Queue")  # pushed before the caller can hang up in queue
+
+
+def test_hangup_handler_never_unpauses(contexts):
+    handler = re.search(
+        r"hangup_handler_push\)=([\w-]+),",
+        " ".join(s.args for s in contexts["callcenter"]),
+    ).group(1)
+    for ctx in _reachable(contexts, handler):
+        apps = {s.app.lower() for s in contexts[ctx]}
+        assert not apps & {"unpausequeuemember", "pausequeuemember", "system", "agi"}, ctx
+        assert "QUEUE_MEMBER(" not in " ".join(s.args for s in contexts[ctx])
+    # Only the service (QueuePause over AMI) makes an agent available.
+    for steps in contexts.values():
+        assert not _apps(steps, "UnpauseQueueMember")
+
+
+def _classes(value: str) -> set[str]:
+    return {c.strip() for c in value.split(",") if c.strip()}
+
+
+def test_manager_user_has_exactly_the_classes_the_service_needs():
+    sections = ac.parse(CONF / "manager.conf")
+    general = ac.section(sections, "general")
+    assert general.get("enabled") == "yes"
+    assert general.get("bindaddr") == "127.0.0.1"
+    assert general.get("timestampevents") == "yes"
+    assert general.get("webenabled") == "no"
+
+    users = [s for s in sections if s.name not in ("", "general")]
+    assert [u.name for u in users] == [dict((o[0], o[2]) for o in Options.optParameters)["ami-user"]]
+    user = users[0]
+
+    # Every name the service uses has a known class (a new action or event
+    # in callcenter/ami/names.py must be added above, from Asterisk's source).
+    actions = set(names.ACTIONS) | {"Login", "Logoff", "Challenge"}
+    assert actions <= set(ACTION_CLASSES), actions - set(ACTION_CLASSES)
+    assert set(names.EVENTS) <= set(EVENT_CLASS), set(names.EVENTS) - set(EVENT_CLASS)
+
+    read = _classes(user.get("read", ""))
+    assert read == {EVENT_CLASS[e] for e in names.EVENTS}
+
+    write = _classes(user.get("write", ""))
+    needed = [ACTION_CLASSES[a] for a in actions if ACTION_CLASSES[a]]
+    for classes in needed:
+        assert write & classes, f"no write class for an action needing one of {classes}"
+    for cls in write:  # and no more: every class is the only one for some action
+        assert any(write & classes == {cls} for classes in needed), f"write class {cls} is not needed"
+    for classes in needed:  # and the least powerful choice
+        assert min(write & classes, key=LEAST_POWERFUL.get) == min(classes, key=LEAST_POWERFUL.get)
+    assert "all" not in read | write and "system" not in write
+
+    assert user.getall("permit") == ["127.0.0.1/255.255.255.255"]
+    assert user.getall("deny") == ["0.0.0.0/0.0.0.0"]
+
+
+def test_no_secret_is_written_in_the_repository():
+    for path in CONF.iterdir():
+        for section in ac.parse(path):
+            for key, _value in section.items:
+                assert key not in ("secret", "password", "md5_cred"), (path.name, section.name)
+    user = ac.section(ac.parse(CONF / "manager.conf"), "callcenter")
+    assert user.includes == ["manager_callcenter_secret.conf"]
+
+
+def test_queue_settings():
+    sections = ac.parse(CONF / "queues.conf")
+    q = ac.section(sections, QUEUE)
+    sla_default = dict((o[0], o[2]) for o in Options.optParameters)["sla"]
+    assert int(q.get("servicelevel")) == int(sla_default)
+    assert q.get("wrapuptime") == "15"
+    assert q.get("ringinuse") == "no"
+    assert q.get("setinterfacevar") == "yes"
+    assert q.get("joinempty") == "yes"
+    assert q.get("autopause") in ("yes", "all")
+    assert q.get("strategy") in ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory",
+                                 "rrordered", "linear", "wrandom")
+    assert int(q.get("announce-frequency")) > 0
+    assert q.get("announce-position") != "no" or q.get("announce-holdtime") != "no"
+
+
+def test_pjsip_transports_and_phone_template(contexts):
+    sections = ac.parse(CONF / "pjsip.conf")
+    transports = {s.get("protocol") for s in sections if s.get("type") == "transport"}
+    assert transports == {"udp", "tcp"}
+    phone = ac.section(sections, "phone")
+    assert phone.template and phone.get("type") == "endpoint"
+    assert phone.get("context") == "public" and "public" in contexts
+    assert ac.section(sections, "phone-auth").template
+    assert ac.section(sections, "phone-aor").template
+    assert sections[-1].includes == ["pjsip_phones.conf"]

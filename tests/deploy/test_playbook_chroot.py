@@ -1,0 +1,220 @@
+"""The real playbook, run twice against a throwaway Debian 12 root on this machine.
+
+The root is made with debootstrap (cached under var/deploy-test/, see
+rootfs.py) and entered with Ansible's community.general.chroot connection.
+Debian 12 has no Asterisk package, so the asterisk role is skipped there
+(asterisk_skip_if_unavailable); Redis and the callcenter role install for
+real, from Debian's mirror and PyPI/npm.  No systemd runs in a chroot: the
+roles enable units for the next boot and start nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy import rootfs
+from tests.deploy.conftest import ANSIBLE_DIR, REPO, ansible_env, tool
+
+pytestmark = pytest.mark.slow
+
+AMI_SECRET = "ami-secret-0123456789abcdef"
+REDIS_PASSWORD = "redis-password-0123456789"
+VENV = "/opt/callcenter/venv"
+STATIC = f"{VENV}/share/callcenter/static"
+
+
+def _ensure_debootstrap() -> None:
+    if shutil.which("debootstrap") or os.geteuid() != 0:
+        return
+    subprocess.run([str(REPO / "scripts" / "setup-system.sh"), "debootstrap"],
+                   check=False, capture_output=True, timeout=600)
+
+
+class Deployment:
+    def __init__(self, root: Path, runs: list[subprocess.CompletedProcess[str]]):
+        self.root = root
+        self.runs = runs
+
+    def path(self, inside: str) -> Path:
+        return self.root / inside.lstrip("/")
+
+    def uid(self, user: str) -> int:
+        for line in self.path("/etc/passwd").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == user:
+                return int(fields[2])
+        raise KeyError(user)
+
+    def gid(self, group: str) -> int:
+        for line in self.path("/etc/group").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == group:
+                return int(fields[2])
+        raise KeyError(group)
+
+    def run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return rootfs.run_in_root(self.root, argv, timeout=300)
+
+
+def _recap(out: str) -> dict[str, int]:
+    m = re.search(r"^target\s+:\s+(.*)$", out, re.M)
+    assert m, out[-3000:]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory) -> Deployment:
+    _ensure_debootstrap()
+    try:
+        image = rootfs.cached_image()
+    except rootfs.RootfsUnavailable as e:
+        pytest.skip(f"cannot make a Debian root here: {e}")
+    tmp = tmp_path_factory.mktemp("deploy")
+    root = rootfs.unpack(image, tmp)
+    inventory = tmp / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"callcenter": {
+        "hosts": {"target": {
+            "ansible_connection": "community.general.chroot",
+            "ansible_host": str(root),
+            "ansible_python_interpreter": "/usr/bin/python3",
+        }},
+        "vars": {
+            "callcenter_ami_secret": AMI_SECRET,
+            "redis_password": REDIS_PASSWORD,
+            "asterisk_skip_if_unavailable": True,
+            "asterisk_phones": [{"id": "1001", "password": "phone-password-1001"}],
+            "callcenter_settings": {"sla-target": 90, "timezone": "Europe/Paris"},
+        },
+    }}))
+    env = ansible_env()
+    env.pop("PIP_FIND_LINKS", None)  # this machine's local wheel folder is not in the root
+    cache = rootfs.CACHE_DIR / "cache"
+    runs = []
+    try:
+        for _ in range(2):
+            runs.append(rootfs.run_in_root(
+                root,
+                [tool("ansible-playbook"), str(ANSIBLE_DIR / "playbook.yml"), "-i", str(inventory)],
+                env=env,
+                timeout=900,
+                binds={cache / "pip": "/root/.cache/pip", cache / "npm": "/root/.npm"},
+            ))
+            if runs[-1].returncode != 0:
+                break
+        yield Deployment(root, runs)
+    finally:
+        rootfs.kill_processes_in(root)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_first_run_installs_and_skips_asterisk(deployed):
+    first = deployed.runs[0]
+    out = first.stdout + first.stderr
+    assert first.returncode == 0, out[-6000:]
+    recap = _recap(first.stdout)
+    assert recap["failed"] == 0 and recap["unreachable"] == 0
+    assert recap["changed"] > 0
+    assert "No Asterisk package on this host" in out
+
+
+def test_second_run_changes_nothing(deployed):
+    assert len(deployed.runs) == 2, "the first run failed"
+    second = deployed.runs[1]
+    assert second.returncode == 0, (second.stdout + second.stderr)[-6000:]
+    changed = re.findall(r"^TASK \[(.*?)\].*?\n(?:changed|.*\nchanged)", second.stdout, re.M)
+    assert _recap(second.stdout)["changed"] == 0, changed or second.stdout[-6000:]
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_unit_and_environment_file(deployed):
+    unit = deployed.path("/etc/systemd/system/callcenter.service")
+    assert unit.read_bytes() == (ANSIBLE_DIR / "roles/callcenter/files/callcenter.service").read_bytes()
+    assert _mode(unit) == 0o644 and unit.stat().st_uid == 0
+    assert deployed.path("/etc/systemd/system/multi-user.target.wants/callcenter.service").is_symlink()
+
+    env = deployed.path("/etc/callcenter/callcenter.env")
+    assert _mode(env) == 0o600 and env.stat().st_uid == 0 and env.stat().st_gid == 0
+    values = dict(
+        line.split("=", 1) for line in env.read_text().splitlines() if line and not line.startswith("#")
+    )
+    assert values["CALLCENTER_AMI_SECRET"] == AMI_SECRET
+    assert values["CALLCENTER_REDIS"] == f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0"
+    assert values["CALLCENTER_SLA_TARGET"] == '"90"'
+    assert values["CALLCENTER_TIMEZONE"] == '"Europe/Paris"'
+
+    conf_dir = deployed.path("/etc/callcenter")
+    assert _mode(conf_dir) == 0o750 and conf_dir.stat().st_gid == deployed.gid("callcenter")
+    state = deployed.path("/var/lib/callcenter")
+    assert _mode(state) == 0o750 and state.stat().st_uid == deployed.uid("callcenter")
+    assert deployed.path("/etc/passwd").read_text().count("\ncallcenter:") == 1
+    assert re.search(r"^callcenter:[^:]*:\d+:\d+:[^:]*:/var/lib/callcenter:/usr/sbin/nologin$",
+                     deployed.path("/etc/passwd").read_text(), re.M)
+
+
+def test_unit_verifies_in_the_target(deployed):
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.skip("systemd-analyze is not installed")
+    proc = subprocess.run([analyze, "verify", f"--root={deployed.root}",
+                           "/etc/systemd/system/callcenter.service"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "callcenter.service" not in proc.stdout + proc.stderr
+
+
+def test_redis_installed_on_loopback_with_password(deployed):
+    conf = deployed.path("/etc/redis/redis.conf").read_text()
+    active = [line for line in conf.splitlines() if line and not line.startswith("#")]
+    assert f"requirepass {REDIS_PASSWORD}" in active
+    assert "bind 127.0.0.1 -::1" in active and "protected-mode yes" in active
+    assert [line for line in active if line.startswith("bind ")] == ["bind 127.0.0.1 -::1"]
+    assert deployed.path("/usr/bin/redis-server").exists()
+    assert deployed.path("/etc/systemd/system/multi-user.target.wants/redis-server.service").exists()
+
+
+def test_service_runs_from_its_venv_as_its_user(deployed):
+    proc = deployed.run(["chroot", "--userspec=callcenter:callcenter", str(deployed.root),
+                         f"{VENV}/bin/twistd", "callcenter", "--help"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "--report" in proc.stdout and "CALLCENTER_AMI_SECRET" in proc.stdout
+    # root wrote the plugin cache: the service user cannot (and need not).
+    caches = list(deployed.path(VENV).glob("lib/python3*/site-packages/twisted/plugins/dropin.cache"))
+    assert caches and caches[0].stat().st_uid == 0
+    assert not deployed.path(VENV).stat().st_uid  # code belongs to root
+
+
+def test_dashboard_libraries_installed_by_npm(deployed):
+    if not (REPO / "static" / "package.json").is_file():
+        pytest.skip("static/package.json does not exist: nothing for npm")
+    static = deployed.path(STATIC)
+    assert (static / "index.html").is_file()
+    assert (static / "node_modules" / "vue" / "package.json").is_file()
+    assert (static / "node_modules" / ".callcenter-deps").is_file()
+    env = deployed.path("/etc/callcenter/callcenter.env").read_text()
+    assert f"CALLCENTER_STATIC_DIR={STATIC}\n" in env
+
+
+def test_logrotate_accepts_the_report_config(deployed):
+    conf = deployed.path("/etc/logrotate.d/callcenter")
+    assert _mode(conf) == 0o644
+    assert "/var/lib/callcenter/report.csv {" in conf.read_text()
+    proc = deployed.run(["chroot", str(deployed.root), "logrotate", "--debug",
+                         "/etc/logrotate.d/callcenter"])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "error" not in out.lower(), out
+
+
+def test_nothing_left_running_in_the_root(deployed):
+    assert rootfs.kill_processes_in(deployed.root) == []

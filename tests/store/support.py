@@ -1,0 +1,124 @@
+"""Trace replay into a Callcenter, and comparing Redis with memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.task import Clock
+
+from callcenter.ami.message import Message, Splitter, parse_message
+from callcenter.center import Callcenter, Changes
+from callcenter.kpi import BusinessDay
+
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "ami-traces"
+UTC = ZoneInfo("UTC")
+PREFIX = "callcenter:"
+
+
+def trace_events(name: str) -> list[tuple[float, Message]]:
+    """(receive time, message) of a trace, banner and login response left out."""
+    idx = [json.loads(line) for line in (TRACES / f"{name}.ami.idx.jsonl").read_text().splitlines()]
+    data = (TRACES / f"{name}.ami").read_bytes()
+    out = []
+    for i in idx:
+        if i["kind"] != "Event":
+            continue
+        block = data[i["off"] : i["off"] + i["len"]].replace(b"\r", b"").rstrip(b"\n")
+        out.append((i["t"], parse_message(block)))
+    return out
+
+
+def status_items(name: str) -> list[Message]:
+    """The list items of a recorded QueueStatus answer (``*.final-status.ami``)."""
+    data = (TRACES / f"{name}.final-status.ami").read_bytes()
+    return [m for m in map(parse_message, Splitter(expect_banner=False).feed(data)) if m.event]
+
+
+class Rig:
+    """A Callcenter on a Clock, recording what its subscribers saw."""
+
+    def __init__(self, start: float, business_day: BusinessDay | None = None) -> None:
+        self.clock = Clock()
+        self.clock.advance(start)
+        self.center = Callcenter(
+            self.clock, sla=10, business_day=business_day or BusinessDay((0, 0), UTC)
+        )
+        self.changes: list[Changes] = []
+        self.lines: list[str] = []
+        self.center.subscribe(self._record)
+
+    def _record(self, ch: Changes) -> None:
+        self.changes.append(ch)
+        self.lines.extend(t.line(UTC) for t in ch.transitions)
+
+    def feed(self, events: Iterable[tuple[float, Message]]) -> None:
+        for t, msg in events:
+            if t > self.clock.seconds():
+                self.clock.advance(t - self.clock.seconds())
+            self.center.handle_event(msg)
+
+
+def state_of(center: Callcenter) -> dict[str, Any]:
+    """Everything the store must keep, as plain data."""
+    return {
+        "agents": {k: a.to_record() for k, a in center.agents.items()},
+        "calls": {k: c.to_record() for k, c in center.calls.items()},
+        "connections": {k: c.to_record() for k, c in center.connections.items()},
+        "book": center.book.to_record(),
+        "past": {d: b.to_record() for d, b in center.past.items()},
+    }
+
+
+def assert_redis_is(redis: Any, center: Callcenter, prefix: str = PREFIX) -> None:
+    """Redis holds exactly memory's entities and day counters under ``prefix``."""
+    dump = redis.dump(prefix)
+    kinds = {"agent": center.agents, "call": center.calls, "conn": center.connections}
+    index = {"agent": "agents", "call": "calls", "conn": "connections"}
+    for kind, live in kinds.items():
+        stored = {k[len(prefix + kind) + 1 :]: v for k, v in dump.items() if k.startswith(prefix + kind + ":")}
+        assert set(stored) == set(live), kind
+        for ident, value in stored.items():
+            assert json.loads(value) == json.loads(json.dumps(live[ident].to_record())), (kind, ident)
+        assert dump.get(prefix + index[kind], set()) == set(live), index[kind]
+    books = dict(center.past)
+    books[center.book.day] = center.book
+    for day, book in books.items():
+        raw = dump.get(prefix + "day:" + day)
+        if book.queues or raw is not None:
+            stored = json.loads(raw)
+            assert stored["record"] == json.loads(json.dumps(book.to_record())), day
+            assert stored["summary"] == json.loads(json.dumps(book.summary())), day
+            assert stored["finished"] is (day < center.book.day)
+    others = set(dump) - {k for k in dump if k.startswith(tuple(prefix + p + ":" for p in (*kinds, "day")))}
+    assert others <= {prefix + i for i in index.values()}, others
+
+
+async def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll on the real reactor (state changes come from sockets)."""
+    deadline = reactor.seconds() + timeout
+    while not predicate():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await task.deferLater(reactor, 0.02, lambda: None)
+
+
+def sleep(seconds: float) -> defer.Deferred:
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+def busiest_cut(events: list[tuple[float, Message]]) -> int:
+    """How many events to replay to stop with the most live entities (ties: the first)."""
+    rig = Rig(events[0][0])
+    best, best_n = 0, -1
+    for n, ev in enumerate(events, 1):
+        rig.feed([ev])
+        c = rig.center
+        size = len(c.agents) + len(c.calls) + 2 * len(c.connections)
+        if size > best_n:
+            best, best_n = n, size
+    return best

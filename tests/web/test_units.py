@@ -1,0 +1,195 @@
+"""Fan-out, command parsing and origin policy, without sockets (Clock for time)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from twisted.internet.task import Clock
+
+from callcenter.web.commands import Avail, BadCommand, Hello, Pause, parse_command
+from callcenter.web.fanout import Dashboards, encode
+from callcenter.web.origin import OriginPolicy
+from callcenter.web.protocol import user_message
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.frames: list[list[dict]] = []
+        self.gone = False
+
+    def send_payload(self, payload: bytes) -> None:
+        self.frames.append([json.loads(x) for x in payload.decode().split("\n")])
+
+    send_prepared = send_payload  # the test's prepare() is the identity
+
+    def going_away(self) -> None:
+        self.gone = True
+
+
+def agent(n: int, status: str = "AVAIL") -> dict:
+    return {"type": "AGENT", "agentid": str(n), "status": status, "queue": "q", "time": 1}
+
+
+def make_hub(fake_center):
+    clock = Clock()
+    hub = Dashboards(fake_center, lambda payload: payload, clock)
+    hub.start()
+    return hub, clock
+
+
+def test_one_frame_per_event_and_stats_coalesced_per_turn(fake_center):
+    hub, clock = make_hub(fake_center)
+    a, b = Recorder(), Recorder()
+    hub.hello(a)
+    hub.hello(b)
+    assert a.frames == [[fake_center.stats()]]
+    for i in range(3):
+        fake_center.waiting = i + 1
+        fake_center.emit([agent(i), agent(100 + i)], stats=True)
+    assert [len(f) for f in a.frames[1:]] == [2, 2, 2]  # pushed at once, one frame each
+    clock.advance(0)
+    assert a.frames[-1] == [fake_center.stats()] and a.frames[-1][0]["calls_waiting"] == 3
+    assert len(a.frames) == 5 and b.frames == a.frames
+    clock.advance(1)
+    assert len(a.frames) == 5  # no more STATS until something changes
+
+
+def test_stats_only_and_objects_only_changes(fake_center):
+    hub, clock = make_hub(fake_center)
+    a = Recorder()
+    hub.hello(a)
+    fake_center.emit([], stats=True)
+    fake_center.emit([agent(1)], stats=False)
+    assert a.frames[1:] == [[agent(1)]]
+    clock.advance(0)
+    assert a.frames[-1][0]["type"] == "STATS"
+
+
+def test_only_hello_clients_get_pushes_and_discard_stops_them(fake_center):
+    hub, clock = make_hub(fake_center)
+    a, b = Recorder(), Recorder()
+    hub.hello(a)
+    fake_center.emit([agent(1)])
+    hub.hello(b)
+    hub.discard(a)
+    fake_center.emit([agent(2)])
+    assert a.frames == [[fake_center.stats()], [agent(1)]]
+    assert b.frames[0][1:] == [agent(1)] and b.frames[1:] == [[agent(2)]]
+
+
+def test_a_failing_client_never_breaks_the_center(fake_center):
+    hub, clock = make_hub(fake_center)
+
+    class Broken(Recorder):
+        def send_prepared(self, prepared):
+            raise RuntimeError("boom")
+
+    broken, fine = Broken(), Recorder()
+    hub.hello(broken)
+    hub.hello(fine)
+    fake_center.emit([agent(1)])  # must not raise into the center's event handling
+    assert fine.frames[-1] == [agent(1)]
+    assert hub.clients == [fine]
+
+
+def test_stop_unsubscribes_and_closes_everyone(fake_center):
+    hub, clock = make_hub(fake_center)
+    a = Recorder()
+    hub.hello(a)
+    fake_center.emit([], stats=True)
+    hub.stop()
+    assert a.gone and fake_center.subscribers == [] and hub.clients == []
+    clock.advance(0)
+    assert len(a.frames) == 1  # the pending STATS was dropped
+    hub.start()
+    assert len(fake_center.subscribers) == 1
+
+
+def test_encode_is_compact_utf8_json_lines():
+    payload = encode([{"type": "AGENT", "name": "Zoë"}, {"type": "CALL", "id": "1.2"}])
+    assert payload == '{"type":"AGENT","name":"Zoë"}\n{"type":"CALL","id":"1.2"}'.encode()
+
+
+@pytest.mark.parametrize(
+    "frame,command",
+    [
+        ("HELLO", Hello()),
+        ("HELLO\n", Hello()),
+        ("HELLO \r\n", Hello()),
+        ("AVAIL:1001", Avail("1001")),
+        ("AVAIL:1001\n", Avail("1001")),
+        ("PAUSE:1001", Pause("1001", "")),
+        ("PAUSE:1001:", Pause("1001", "")),
+        ("PAUSE:1001:Lunch break\n", Pause("1001", "Lunch break")),
+        ("PAUSE:1001:ratio 1:2", Pause("1001", "ratio 1:2")),
+        ("PAUSE:1001:Pause café ☕", Pause("1001", "Pause café ☕")),
+        ("PAUSE:Local/1001@agent-connect:x", Pause("Local/1001@agent-connect", "x")),
+        ("PAUSE:1001:" + "x" * 64, Pause("1001", "x" * 64)),
+    ],
+)
+def test_commands(frame, command):
+    assert parse_command(frame) == command
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ["", "\n", "HELLO!", "HELLO:x", "FOO:1", "PAUSE", "AVAIL", "PAUSE:", "AVAIL:",
+     "PAUSE:1001:\u2028", "PAUSE:1001:a\tb", "PAUSE:1001:\x1b[31m", "AVAIL:" + "1" * 129,
+     "PAUSE:1001:" + "x" * 65],
+)
+def test_bad_commands(frame):
+    with pytest.raises(BadCommand):
+        parse_command(frame)
+
+
+def test_error_echo_is_short_and_printable():
+    with pytest.raises(BadCommand) as e:
+        parse_command("X" * 1000 + "\x00")
+    assert len(str(e.value)) < 60 and "\x00" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "origin,host,ok",
+    [
+        (None, "127.0.0.1:8080", True),  # not a browser
+        ("http://127.0.0.1:8080", "127.0.0.1:8080", True),
+        ("http://Example.COM", "example.com", True),
+        ("https://example.com", "example.com", True),
+        ("https://example.com:443", "example.com", True),
+        ("http://example.com", "example.com:80", True),
+        ("http://[::1]:8080", "[::1]:8080", True),
+        ("http://127.0.0.1:8081", "127.0.0.1:8080", False),
+        ("http://example.com.evil.net", "example.com", False),
+        ("http://evil.net", "example.com", False),
+        ("https://example.com", "example.com:8443", False),
+        ("null", "example.com", False),
+        ("file://", "example.com", False),
+        ("http://example.com", None, False),
+        ("http://example.com", "", False),
+        ("http://example.com/path", "example.com", False),
+    ],
+)
+def test_same_origin(origin, host, ok):
+    assert OriginPolicy().allows(origin, host) is ok
+
+
+def test_allowed_origins():
+    policy = OriginPolicy(["https://wall.example.com", "http://10.0.0.5:8080/"])
+    assert policy.allows("https://wall.example.com", "cti.internal:8080")
+    assert policy.allows("http://10.0.0.5:8080", "cti.internal:8080")
+    assert not policy.allows("http://wall.example.com", "cti.internal:8080")
+    with pytest.raises(ValueError):
+        OriginPolicy(["*"])
+
+
+def test_user_messages():
+    from callcenter.ami.errors import AMIConnectionLost, AMIError, AMINotConnected
+    from callcenter.center import NotConnected, UnknownAgent
+
+    assert user_message(UnknownAgent("1234")) == "unknown agent 1234"
+    assert user_message(AMIError("Interface not found")) == "Interface not found"
+    assert user_message(AMINotConnected()) == "not connected to Asterisk"
+    assert user_message(NotConnected("x")) == "not connected to Asterisk"
+    assert "lost" in user_message(AMIConnectionLost("gone"))
+    assert user_message(KeyError("bug")) is None
