@@ -66,7 +66,8 @@ class Agent:
         if self.call is not None:
             return INCALL
         if self.queues and all(m.paused for m in self.queues.values()):
-            return LOGGEDIN if self.fresh_login else PAUSED
+            # A pause with a reason is a real pause, even straight after login.
+            return LOGGEDIN if self.fresh_login and not self.pause_reason() else PAUSED
         return AVAIL
 
     def pause_reason(self) -> str:

@@ -164,18 +164,21 @@ class CallcenterService(service.MultiService):
         return TCP4ClientEndpoint(self.reactor, "127.0.0.1", address.port), "callcenter", secret
 
     async def _start_web(self) -> None:
-        from callcenter.web import make_site
+        from callcenter.web import MissingAssets, make_site
 
         opts = self.options
         static = opts["static-dir"] or default_static_dir()
-        site = make_site(
-            self.center,
-            static_dir=static,
-            allowed_origins=opts["allowed-origins"],
-            reactor=self.reactor,
-            sla=opts["sla"],
-            sla_target=opts["sla-target"],
-        )
+        try:
+            site = make_site(
+                self.center,
+                static_dir=static,
+                allowed_origins=opts["allowed-origins"],
+                reactor=self.reactor,
+                sla=opts["sla"],
+                sla_target=opts["sla-target"],
+            )
+        except (MissingAssets, ValueError) as e:
+            raise StartupError(str(e)) from None
         try:
             endpoint = strports.endpoints.serverFromString(self.reactor, opts["listen"])
             self.web_port = await endpoint.listen(site)

@@ -1,0 +1,1 @@
+"""The project's own Asterisk Manager Interface client (see client.py)."""

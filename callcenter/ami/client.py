@@ -28,7 +28,7 @@ from twisted.internet.defer import (
     maybeDeferred,
     succeed,
 )
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IProtocolFactory, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import (
@@ -94,7 +94,7 @@ class _WatchedEndpoint:
         self._endpoint = endpoint
         self._failed = failed
 
-    def connect(self, factory):  # noqa: ANN001, ANN201 (IStreamClientEndpoint)
+    def connect(self, factory: IProtocolFactory) -> Deferred:
         def failed(f: Failure) -> Failure:
             self._failed(f)
             return f
@@ -135,6 +135,12 @@ class AMIClient(Service):
     ``auth_retry`` seconds.  No answer to ``Login`` or ``Ping`` within
     ``ping_timeout`` seconds aborts the connection.  ``ping_interval <= 0``
     disables the keepalive.
+
+    ``events`` is sent as Login's ``Events`` header when given (e.g.
+    ``"agent,call,user,system"`` to have Asterisk drop the dialplan chatter
+    at the source); ``description`` names the endpoint in logs (default: its
+    host:port); ``jitter()`` gives the random seconds added to each backoff
+    delay (default: up to retry_initial / 2).
     """
 
     #: Seconds to wait after login for ``FullyBooted`` (Asterisk still
@@ -191,7 +197,9 @@ class AMIClient(Service):
         self._ping_pending: Deferred | None = None
         self._failures = 0  # consecutive attempts that did not give a healthy connection
         self._connect_failures = 0
-        self._last_connect_error: str | None = None
+        self._trouble_key: str | None = None  # the connection problem last reported
+        self._trouble_count = 0
+        self._reported: AMIProtocol | None = None  # its login failure is logged already
         self._auth_rejected = False
         self._auth_message: str | None = None
         self._stopping = False
@@ -309,7 +317,7 @@ class AMIClient(Service):
     def _listener_failed(self, f: Failure, fn: Listener, name: str) -> None:
         if self._throttle.allow(f"listener:{id(fn)}:{name}") is not None:
             log.failure(
-                "AMI listener {listener} failed on event {event}", f,
+                "AMI listener {listener} failed on event {event}", f, LogLevel.error,
                 listener=_callable_name(fn), event=name)
 
     # -- connection life ---------------------------------------------------
@@ -325,21 +333,27 @@ class AMIClient(Service):
         self.retry_delays.append(delay)
         return delay
 
+    def _trouble(self, key: str, fmt: str, **fields: object) -> None:
+        """Log a recurring connection problem sparingly: its first time, when
+        it changes, then every 10th time in a row."""
+        if key != self._trouble_key:
+            self._trouble_key = key
+            self._trouble_count = 0
+        self._trouble_count += 1
+        n = self._trouble_count
+        if n == 1:
+            log.warn(fmt + "; retrying (every {retry_max:g} s at most)", retry_max=self._retry_max, **fields)
+        elif n % 10 == 0:
+            log.warn(fmt + " ({n} times in a row)", n=n, **fields)
+
     def _connect_failed(self, f: Failure) -> None:
         if f.check(CancelledError) or self._stopping:
             return
         self._connect_failures += 1
-        n = self._connect_failures
         why = f.getErrorMessage()
-        if n == 1 or why != self._last_connect_error:
-            log.warn(
-                "Cannot connect to AMI at {endpoint}: {why}; retrying (every {retry_max:g} s at most)",
-                endpoint=self.endpoint_description, why=why, retry_max=self._retry_max)
-        elif n % 10 == 0:
-            log.warn(
-                "Still cannot connect to AMI at {endpoint} after {n} attempts: {why}",
-                endpoint=self.endpoint_description, n=n, why=why)
-        self._last_connect_error = why
+        self._trouble(
+            f"connect:{why}", "Cannot connect to AMI at {endpoint}: {why}",
+            endpoint=self.endpoint_description, why=why)
 
     def _connection_made(self, proto: AMIProtocol) -> None:
         self._current = proto
@@ -348,7 +362,6 @@ class AMIClient(Service):
                 "AMI at {endpoint} reachable again after {n} failed attempt(s)",
                 endpoint=self.endpoint_description, n=self._connect_failures)
             self._connect_failures = 0
-            self._last_connect_error = None
         d = proto.login(self._username, self._secret, md5=self._md5, events=self._events)
         d.addTimeout(self._ping_timeout, self._reactor)
         d.addCallbacks(self._logged_in, self._login_failed, (proto,), None, (proto,))
@@ -388,17 +401,19 @@ class AMIClient(Service):
             self._auth_rejected = True
             self._auth_message = message
         elif f.check(TimeoutError):
-            log.warn(
-                "No answer to Login from AMI at {endpoint} within {timeout:g} s; reconnecting",
+            self._trouble(
+                "login-timeout", "No answer to Login from AMI at {endpoint} within {timeout:g} s",
                 endpoint=self.endpoint_description, timeout=self._ping_timeout)
         else:
             log.failure("AMI login to {endpoint} failed", f, endpoint=self.endpoint_description)
+        self._reported = proto
         proto.abort()
 
     def _ready(self, proto: AMIProtocol) -> None:
         if proto is not self._current or not proto.connected:
             return
         self._proto = proto
+        self._trouble_key = None
         log.info(
             "AMI logged in to {endpoint} as {user} ({banner})",
             endpoint=self.endpoint_description, user=self._username, banner=proto.banner or "no banner")
@@ -412,6 +427,11 @@ class AMIClient(Service):
         if proto is self._current:
             self._current = None
         if proto is not self._proto:
+            if proto is not self._reported and not self._stopping:
+                why = reason.getErrorMessage()
+                self._trouble(
+                    f"drop:{why}", "AMI at {endpoint} closed the connection before login completed: {why}",
+                    endpoint=self.endpoint_description, why=why)
             return
         self._proto = None
         self._stop_keepalive()
@@ -430,7 +450,8 @@ class AMIClient(Service):
                 return maybeDeferred(fn)
 
             def failed(f: Failure, fn: Hook = fn) -> None:
-                log.failure("AMI {what} hook {hook} failed", f, what=what, hook=_callable_name(fn))
+                log.failure(
+                    "AMI {what} hook {hook} failed", f, LogLevel.error, what=what, hook=_callable_name(fn))
 
             d.addCallback(call)
             d.addErrback(failed)

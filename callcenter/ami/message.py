@@ -40,60 +40,128 @@ class Message:
     ``getall`` returns every value, in order.  Header names are matched
     exactly as Asterisk sends them; ``get_ci`` ignores case, for UserEvent
     headers whose case comes from whoever wrote the dialplan.
+
+    Messages from ``parse_message`` are lazy: the first few lookups by name
+    search the raw text for ``"\nKey: "`` (no string is made for the headers
+    nobody reads); anything else, or more lookups, parses it all once.  The
+    answers are the same either way.
     """
 
-    # _pairs: the parsed (key, value) pairs, as 2-lists or 2-tuples; the
-    # public ``headers`` (a list of tuples) is built from them on first use,
-    # since most consumers only ever look headers up by name.
-    __slots__ = ("_pairs", "_headers", "body", "_first")
+    # Lazy: _text is the raw block and _first is None.  Parsed: _text is None,
+    # _pairs holds the (key, value) pairs as 2-lists or 2-tuples (``headers``
+    # makes tuples of them on first use), _first the first value of each name.
+    __slots__ = ("_text", "_lookups", "_pairs", "_headers", "_body", "_first")
 
     def __init__(self, headers: list[tuple[str, str]], body: list[str] | None = None) -> None:
-        self._pairs = headers
+        self._text: str | None = None
+        self._lookups = 0
+        self._pairs: list = headers
         self._headers: list[tuple[str, str]] | None = headers
-        self.body = body or []
+        self._body: list[str] = body or []
         # First value wins for repeated names: build from the end.
-        self._first = dict(reversed(headers))
+        self._first: dict[str, str] | None = dict(reversed(headers))
 
     @classmethod
-    def _parsed(cls, pairs: list, first: dict[str, str]) -> Message:
+    def _lazy(cls, text: str) -> Message:
         msg = cls.__new__(cls)
-        msg._pairs = pairs
-        msg._headers = None
-        msg.body = []
-        msg._first = first
+        msg._text = text
+        msg._lookups = 0
+        msg._first = None
         return msg
 
     @classmethod
     def of(cls, *pairs: tuple[str, str], **kw: str) -> Message:
         return cls(list(pairs) + list(kw.items()))
 
+    def _parse(self) -> dict[str, str]:
+        first = self._first
+        if first is None:
+            text = self._text
+            assert text is not None
+            self._pairs, first, self._body = _split_headers(text)
+            self._headers = None
+            self._first = first
+            self._text = None
+        return first
+
+    def _find(self, key: str) -> str | None:
+        """First value of ``key`` in the raw text, as the full parse would give it."""
+        self._lookups += 1
+        needles = _NEEDLES.get(key)
+        if needles is None:
+            needles = _needles(key)
+        if not needles or self._lookups > _LAZY_LOOKUPS:
+            return self._parse().get(key)
+        text = self._text
+        assert text is not None
+        if text.startswith(needles[1]):
+            start = len(needles[1])
+        else:
+            i = text.find(needles[0])
+            if i < 0:
+                return None
+            start = i + len(needles[0])
+        end = text.find("\n", start)
+        return text[start:end] if end >= 0 else text[start:]
+
+    @property
+    def lazy(self) -> bool:
+        """True until something needed the full parse."""
+        return self._first is None
+
     @property
     def headers(self) -> list[tuple[str, str]]:
+        self._parse()
         if self._headers is None:
-            self._headers = [(k, v) for k, v in self._pairs]
+            self._headers = list(map(tuple, self._pairs))  # type: ignore[arg-type]
         return self._headers
+
+    @headers.setter
+    def headers(self, headers: list[tuple[str, str]]) -> None:
+        self._parse()
+        self._pairs = self._headers = headers
+        self._first = dict(reversed(headers))
+
+    @property
+    def body(self) -> list[str]:
+        self._parse()
+        return self._body
+
+    @body.setter
+    def body(self, body: list[str]) -> None:
+        self._parse()
+        self._body = body
+
+    def _head(self) -> tuple[str, str]:
+        if self._first is None:
+            key, sep, value = self._text.partition("\n")[0].partition(": ")  # type: ignore[union-attr]
+            if sep:
+                return key, value
+            self._parse()
+        pairs = self._pairs
+        return (pairs[0][0], pairs[0][1]) if pairs else ("", "")
 
     @property
     def kind(self) -> str:
         """``Event``, ``Response`` or ``Action`` (what a server reads)."""
-        return self._pairs[0][0] if self._pairs else ""
+        return self._head()[0]
 
     @property
     def name(self) -> str:
         """The event name, the response word, or the action name."""
-        return self._pairs[0][1] if self._pairs else ""
+        return self._head()[1]
 
     @property
     def event(self) -> str | None:
-        return self._first.get("Event")
+        return self.get("Event")
 
     @property
     def response(self) -> str | None:
-        return self._first.get("Response")
+        return self.get("Response")
 
     @property
     def action_id(self) -> str | None:
-        return self._first.get("ActionID")
+        return self.get("ActionID")
 
     @property
     def output(self) -> list[str]:
@@ -102,18 +170,28 @@ class Message:
         return lines if lines else list(self.body)
 
     def __getitem__(self, key: str) -> str:
-        return self._first[key]
+        first = self._first
+        value = first.get(key) if first is not None else self._find(key)
+        if value is None:
+            raise KeyError(key)
+        return value
 
     def __contains__(self, key: str) -> bool:
-        return key in self._first
+        first = self._first
+        return key in first if first is not None else self._find(key) is not None
 
     def get(self, key: str, default: str | None = None) -> str | None:
-        return self._first.get(key, default)
+        first = self._first
+        if first is not None:
+            return first.get(key, default)
+        value = self._find(key)
+        return default if value is None else value
 
     def get_ci(self, key: str, default: str | None = None) -> str | None:
-        value = self._first.get(key)
+        value = self.get(key)
         if value is not None:
             return value
+        self._parse()
         low = key.lower()
         for k, v in self._pairs:
             if k.lower() == low:
@@ -121,10 +199,11 @@ class Message:
         return default
 
     def getall(self, key: str) -> list[str]:
+        self._parse()
         return [v for k, v in self._pairs if k == key]
 
     def as_dict(self) -> dict[str, str]:
-        return dict(self._first)
+        return dict(self._parse())
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.headers)
@@ -139,6 +218,20 @@ class Message:
         return format_message(self.headers, self.body)
 
 
+# Lookups by search before a lazy message is parsed in full: a search costs
+# about a tenth of the parse of a typical 20-header event.
+_LAZY_LOOKUPS = 8
+# key -> ("\nKey: ", "Key: "), or () for a key no header line can have.
+_NEEDLES: dict[str, tuple[str, ...]] = {}
+
+
+def _needles(key: str) -> tuple[str, ...]:
+    needles: tuple[str, ...] = () if ("\n" in key or ": " in key) else ("\n" + key + ": ", key + ": ")
+    if len(_NEEDLES) < 4096:
+        _NEEDLES[key] = needles
+    return needles
+
+
 def parse_message(block: bytes) -> Message:
     """Parse one message block (lines joined by ``\\n``, no trailing blank line).
 
@@ -150,17 +243,34 @@ def parse_message(block: bytes) -> Message:
 
 
 def parse_text(text: str) -> Message:
-    """``parse_message`` for an already decoded block."""
+    """``parse_message`` for an already decoded block.
+
+    The result is lazy when searching the text finds what the full parse
+    would: no ``Key:`` line without a space (a header with an empty value),
+    and not fewer ``": "`` than lines (then some line is body, parsed now so
+    that ``lazy`` is False and the caller can look at ``body`` cheaply).
+    """
     if text.startswith("Response: Follows"):
         return _parse_follows(text)
+    if ":\n" in text or text.endswith(":") or text.count(": ") <= text.count("\n"):
+        pairs, first, body = _split_headers(text)
+        msg = Message.__new__(Message)
+        msg._text = None
+        msg._lookups = 0
+        msg._pairs, msg._headers, msg._body, msg._first = pairs, None, body, first
+        return msg
+    return Message._lazy(text)
+
+
+def _split_headers(text: str) -> tuple[list, dict[str, str], list[str]]:
     # Fast path, all C loops: every line is "Key: Value".  A line without
     # ": " gives a 1-item list and dict() refuses it: take the careful path.
     pairs = [line.split(": ", 1) for line in text.split("\n")]
     try:
-        first = dict(reversed(pairs))
+        return pairs, dict(reversed(pairs)), []
     except ValueError:
-        return _parse_lines(text.split("\n"))
-    return Message._parsed(pairs, first)
+        msg = _parse_lines(text.split("\n"))
+        return msg._pairs, msg._first, msg._body  # type: ignore[return-value]
 
 
 def _parse_lines(lines: Iterable[str]) -> Message:

@@ -8,7 +8,8 @@ so that the owner (``AMIClient``) reconnects and the stream resyncs.
 Hot path: most of what a busy Asterisk sends (``Newexten``, ``VarSet``,
 ``DeviceStateChange``...) is of no interest.  An event is only decoded and
 parsed when its name is in ``wanted`` or it carries the ActionID of one of our
-pending list actions; the name and ActionID are found by byte searches.
+pending list actions (the name and ActionID are found by byte searches), and
+even then its headers are parsed lazily (see ``message.Message``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from callcenter.ami.errors import AMIConnectionLost, AMIError
@@ -70,7 +71,8 @@ class LogThrottle:
         suppressed = self.allow(key)
         if suppressed is None:
             return False
-        self._log.failure(fmt + "{suppressed_note}", suppressed_note=_note(suppressed), **fields)
+        self._log.failure(
+            fmt + "{suppressed_note}", level=LogLevel.error, suppressed_note=_note(suppressed), **fields)
         return True
 
 
@@ -239,7 +241,9 @@ class AMIProtocol(Protocol):
                 "utf8", "Non-UTF-8 bytes in AMI message {first!r} from {peer} replaced by U+FFFD",
                 first=text.partition("\n")[0], peer=self._peer())
         msg = parse_text(text)
-        if msg.body and msg.name != "Follows":
+        # A lazy message has no line without ": " (or one hidden by a line with
+        # two, which the cheap check cannot see: it is skipped all the same).
+        if not msg.lazy and msg.body and msg.name != "Follows":
             self._throttle.warn(
                 "nocolon", "Skipped {n} line(s) without a colon in AMI message {first!r}: {line!r}",
                 n=len(msg.body), first=text.partition("\n")[0], line=msg.body[0][:80])

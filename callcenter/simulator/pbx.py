@@ -61,7 +61,9 @@ class SimulatedPBX:
         self.model.stop()
         self.factory.close_sessions()
         port, self.port = self.port, None
-        if port is not None:
+        # The owner may have stopped the port already (a second stopListening in
+        # the same reactor turn would run its connectionLost twice).
+        if port is not None and not getattr(port, "disconnecting", False):
             return defer.maybeDeferred(port.stopListening)
         return defer.succeed(None)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from callcenter.simulator.model import UNKNOWN, Bridge, Chan, Member, PBXModel, Queue
+from callcenter.simulator.entities import UNKNOWN, Bridge, Chan, Member, Queue
+from callcenter.simulator.model import PBXModel
 
 Headers = list[tuple[str, str]]
 

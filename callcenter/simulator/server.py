@@ -122,6 +122,7 @@ class AMISession(Protocol):
         self._busy = False
         self._pending: list[bytes] = []
         self._auth_timer: IDelayedCall | None = None
+        self._fail_call: IDelayedCall | None = None
         self.session_id = ""
         self.started = 0.0
 
@@ -133,6 +134,10 @@ class AMISession(Protocol):
         f.session_count += 1
         self.session_id = f"0x{0x7F6AE0000EE0 + 0x1000 * f.session_count:x}"
         self.started = f.model.now()
+        # Like manager.c: no Nagle delay on a session's small writes.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         self.transport.write(BANNER)
         if f.authtimeout:
             self._auth_timer = f.reactor.callLater(f.authtimeout, self._auth_timeout)
@@ -141,9 +146,13 @@ class AMISession(Protocol):
         if self in self.factory.sessions:
             self.factory.sessions.remove(self)
         self.factory.listening_changed()
+        self.cancel_timers()
+
+    def cancel_timers(self) -> None:
         self.closing = True
-        if self._auth_timer is not None and self._auth_timer.active():
-            self._auth_timer.cancel()
+        for call in (self._auth_timer, self._fail_call):
+            if call is not None and call.active():
+                call.cancel()
 
     def _auth_timeout(self) -> None:
         self._auth_timer = None
@@ -174,7 +183,8 @@ class AMISession(Protocol):
             elif not line:
                 self._end_of_request()
             elif len(self._lines) < MAX_HEADERS:
-                self._lines.append(line.decode("utf-8", "replace"))
+                # A lone CR inside a line means nothing; echoed back it would break framing.
+                self._lines.append(line.decode("utf-8", "replace").replace("\r", ""))
             else:
                 self._hdr_loss = True
         self._buf = buf if not self.closing else b""
@@ -294,7 +304,7 @@ def _login(s: AMISession, req: Request) -> None:
             s.transport.loseConnection()
 
         if f.auth_fail_delay:
-            f.reactor.callLater(f.auth_fail_delay, fail)
+            s._fail_call = f.reactor.callLater(f.auth_fail_delay, fail)
         else:
             fail()
         return
@@ -406,7 +416,7 @@ def _originate(s: AMISession, req: Request) -> None:
         return
     kwargs = dict(callerid=req.get("CallerID"), application=req.get("Application"),
                   data=req.get("Data"), variables=_variables(req),
-                  action_id=req.action_id or None)
+                  action_id=req.action_id)  # "" still gets an OriginateResponse
     if ast_true(req.get("Async")):
         s.send_ack(req, "Originate successfully queued")
         model.originate(channel, **kwargs)
@@ -546,5 +556,5 @@ class AMIServerFactory(ServerFactory):
 
     def close_sessions(self) -> None:
         for s in list(self.sessions):
-            s.closing = True
+            s.cancel_timers()
             s.transport.loseConnection()

@@ -159,11 +159,16 @@ class Traffic:
         self._pause(agent_id, shift, reason, self.rng.uniform(*self.b.break_length))
 
     def _logout(self, agent_id: str, shift: int) -> None:
+        """End of shift: pause (no new calls), then dial 022 once no call rings or talks."""
         if not self._on_shift(agent_id, shift):
             return
-        if self.model.agents[agent_id].attempt is not None:
-            self._later(10.0, self._logout, agent_id, shift)  # finish the call first
+        agent = self.model.agents[agent_id]
+        if not all(m.paused for m in agent.members.values()):
+            self.model.queue_pause(agent.interface, None, True, "")
+        if agent.attempt is not None:
+            self._later(5.0, self._logout, agent_id, shift)  # finish the call first
             return
+        self._shift[agent_id] += 1  # breaks planned for this shift are void
         self.model.originate("Local/022@public", callerid=f'"Agent {agent_id}" <{agent_id}>',
                              application="Wait", data="1")
         self._later(self.rng.uniform(*self.b.logout_length), self._login, agent_id, False)

@@ -27,9 +27,94 @@ from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 
 from callcenter.store.redis_url import RedisURL
 
-RedisProtocol = txredisapi.RedisProtocol
+RedisProtocol = txredisapi.BaseRedisProtocol
 ResponseError = txredisapi.ResponseError
 ConnectionError = txredisapi.ConnectionError  # noqa: A001 - txredisapi's name
+
+
+_INCOMPLETE: Any = object()
+
+
+class _Array:
+    __slots__ = ("left", "items")
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+        self.items: list[Any] = []
+
+
+def _parse_one(buf: bytes, pos: int) -> tuple[Any, int]:
+    """One RESP2 value or array header at ``pos``: (value, next pos), or (_INCOMPLETE, pos)."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        return _INCOMPLETE, pos
+    kind, line, after = buf[pos], buf[pos + 1 : end], end + 2
+    if kind == 0x24:  # $ bulk string
+        n = int(line)
+        if n < 0:
+            return None, after
+        if len(buf) < after + n + 2:
+            return _INCOMPLETE, pos
+        return buf[after : after + n], after + n + 2
+    if kind == 0x2A:  # * array: its items follow
+        n = int(line)
+        return (None if n < 0 else [] if n == 0 else _Array(n)), after
+    if kind == 0x2B:  # + status
+        return line.decode("utf-8", "replace"), after
+    if kind == 0x3A:  # : integer
+        return int(line), after
+    if kind == 0x2D:  # - error, worded as txredisapi does
+        text = line.decode("utf-8", "replace")
+        return ResponseError(text[4:] if text.startswith("ERR ") else text), after
+    raise txredisapi.InvalidResponse(f"unexpected reply type {bytes([kind])!r}")
+
+
+class _Protocol(RedisProtocol):
+    """txredisapi's protocol with a streaming reply parser.
+
+    txredisapi's own parser pauses the transport and goes once round the
+    reactor (``callLater(0)`` in ``setLineMode``) for every bulk string, so
+    reading 20,000 records took 60,000 reactor turns (about 4 s); this one
+    parses whatever has arrived in one go, keeping unfinished arrays between
+    reads.  Only the parser is replaced: commands, AUTH/SELECT and reply
+    timeouts are txredisapi's.
+    """
+
+    _rbuf = b""
+    _open: list[_Array] | None = None
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        buf = self._rbuf + data if self._rbuf else data
+        stack = self._open if self._open is not None else []
+        pos = 0
+        try:
+            while True:
+                value, pos = _parse_one(buf, pos)
+                if value is _INCOMPLETE:
+                    break
+                if isinstance(value, _Array):
+                    stack.append(value)
+                    continue
+                while stack:  # hand the value to the array it belongs to
+                    top = stack[-1]
+                    top.items.append(value)
+                    top.left -= 1
+                    if top.left:
+                        break
+                    value = stack.pop().items
+                else:
+                    self.replyReceived(value)
+        except (ValueError, txredisapi.InvalidResponse) as e:
+            self._rbuf, self._open = b"", None
+            self.factory.error = f"unreadable reply from Redis ({e})"
+            self.transport.abortConnection()
+            return
+        self._rbuf, self._open = buf[pos:], stack
+
+    def connectionLost(self, why: Any) -> None:
+        if self.factory.error is None:
+            self.factory.error = why.getErrorMessage()  # e.g. a TLS verification failure
+        super().connectionLost(why)
 
 
 class _Factory(protocol.ClientFactory):
@@ -42,7 +127,7 @@ class _Factory(protocol.ClientFactory):
         self.error: str | None = None
 
     def buildProtocol(self, addr: Any) -> RedisProtocol:
-        p = RedisProtocol(
+        p = _Protocol(
             charset=None,
             replyTimeout=self.reply_timeout,
             password=self.url.password,
@@ -98,10 +183,14 @@ def make_endpoint(reactor: Any, url: RedisURL, timeout: float) -> IStreamClientE
 
 
 async def connect(
-    reactor: IReactorTime, endpoint: IStreamClientEndpoint, url: RedisURL, timeout: float
+    reactor: IReactorTime,
+    endpoint: IStreamClientEndpoint,
+    url: RedisURL,
+    timeout: float,
+    reply_timeout: float,
 ) -> RedisProtocol:
     """Connect, AUTH and SELECT; fail with a readable reason, within ``timeout``."""
-    factory = _Factory(url, reply_timeout=timeout)
+    factory = _Factory(url, reply_timeout)
     proto: RedisProtocol = await endpoint.connect(factory)
     ready: defer.Deferred = defer.Deferred()
 
@@ -115,15 +204,21 @@ async def connect(
 
     proto.whenConnected().addCallback(done)
     proto.whenDisconnected().addCallback(lost)
-    timer = reactor.callLater(timeout, _abort, proto)
+    timer = reactor.callLater(timeout, _abort, proto, factory, timeout)
     try:
         await ready
+        # Over TLS the handshake is only known to have worked once a reply came.
+        try:
+            await proto.execute_command(b"PING")
+        except ConnectionError:
+            raise ConnectionError(factory.error or "connection closed during set-up") from None
     finally:
         if timer.active():
             timer.cancel()
     return proto
 
 
-def _abort(proto: RedisProtocol) -> None:
+def _abort(proto: RedisProtocol, factory: _Factory, timeout: float) -> None:
+    factory.error = f"no answer to the connection set-up within {timeout:g} s"
     if proto.transport is not None:
         proto.transport.abortConnection()

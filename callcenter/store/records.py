@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from callcenter.kpi import DayBook
@@ -92,8 +93,11 @@ def _number(value: Any, name: str, optional: bool = False) -> None:
         raise BadRecord(f"{name} is negative")
 
 
+_NOT_IN_NAMES = re.compile(r"[\r\n\x00]")
+
+
 def _queue_name(value: Any, name: str) -> None:
-    if not isinstance(value, str) or not value or any(c in value for c in "\r\n\x00"):
+    if not isinstance(value, str) or not value or _NOT_IN_NAMES.search(value):
         raise BadRecord(f"{name} is not a queue name: {value!r:.40}")
 
 

@@ -53,7 +53,7 @@ from callcenter.store.redis_url import parse_redis_url
 log = Logger()
 
 DOWN, PENDING, UP = "down", "pending", "up"
-CHUNK = 1000  # keys per MGET/MSET/SADD, so no single command gets huge
+CHUNK = 1000  # keys per MGET/MSET/SADD, so no single command or reply gets huge
 
 Command = list[bytes]
 
@@ -75,7 +75,7 @@ class RedisStore:
         self._loaded = False  # Redis's state was read (at start, or merged after)
         self._counted_here: dict[str, _Counted] = {}  # before loading: what we counted
         self._pending_days: dict[str, DayBook] = {}  # finished days not yet written
-        self._inflight: list[defer.Deferred] = []
+        self._inflight: set[defer.Deferred] = set()
         self._retry: IDelayedCall | None = None
         self._sync_timer: IDelayedCall | None = None
         self._sync_attempt = 0
@@ -131,15 +131,20 @@ class RedisStore:
 
     # ------------------------------------------------------------------ connecting
 
+    def _connect(self) -> defer.Deferred:
+        return defer.ensureDeferred(
+            conn_mod.connect(
+                self.reactor, self._endpoint, self.url, self.connect_timeout, self.reply_timeout
+            )
+        )
+
     async def _load(self) -> None:
         try:
-            proto = await conn_mod.connect(
-                self.reactor, self._endpoint, self.url, self.connect_timeout
-            )
+            proto = await self._connect()
         except Exception as e:
             self._down_since = self.reactor.seconds()
             log.error(
-                "Redis at {url} is unreachable ({err}): starting with empty state; "
+                "Redis at {url} is not available ({err}): starting with empty state; "
                 "retrying in the background",
                 url=str(self.url),
                 err=_reason(e),
@@ -172,6 +177,9 @@ class RedisStore:
             return
         self._proto = None
         self.state = DOWN
+        if self._sync_timer is not None and self._sync_timer.active():
+            self._sync_timer.cancel()
+        self._sync_timer = None
         if self._stopping:
             return
         self._down_since = self.reactor.seconds()
@@ -196,14 +204,14 @@ class RedisStore:
     def _try_connect(self) -> None:
         self._retry = None
         self._connecting = True
-        d = defer.ensureDeferred(
-            conn_mod.connect(self.reactor, self._endpoint, self.url, self.connect_timeout)
-        )
+        d = self._connect()
         d.addCallbacks(self._connected, self._connect_failed)
 
     def _connect_failed(self, failure: Any) -> None:
         self._connecting = False
-        log.debug("Redis at {url}: still unreachable ({err})", url=str(self.url), err=failure.value)
+        log.debug(
+            "Redis at {url}: still not available ({err})", url=str(self.url), err=failure.value
+        )
         self._schedule_connect()
 
     def _connected(self, proto: RedisProtocol) -> None:
@@ -219,11 +227,7 @@ class RedisStore:
             away=away,
         )
         self._attach(proto)
-        if self._loaded:
-            self._request_full_sync(proto)
-        else:
-            self.state = PENDING
-            defer.ensureDeferred(self._late_load(proto)).addErrback(self._write_failed, proto)
+        self._request_full_sync(proto)
 
     # ------------------------------------------------------------------ per-event writes
 
@@ -295,30 +299,31 @@ class RedisStore:
             d: defer.Deferred = proto.execute_command(b"EXEC")
         except ConnectionError as e:
             return defer.fail(e)
-        self._inflight.append(d)
+        self._inflight.add(d)
         d.addBoth(self._landed, d)
         d.addCallback(self._check_exec)
         d.addErrback(self._write_failed, proto)
-        return d
+        return d  # fires True when applied, False when not (already handled)
 
     def _landed(self, result: Any, d: defer.Deferred) -> Any:
-        self._inflight.remove(d)
+        self._inflight.discard(d)
         return result
 
-    def _check_exec(self, replies: Any) -> None:
+    def _check_exec(self, replies: Any) -> bool:
         if not isinstance(replies, list):
             raise ResponseError(f"transaction discarded ({replies!r})")
         errors = [r for r in replies if isinstance(r, Exception)]
         if errors:
             raise errors[0]
         self.transactions += 1
+        return True
 
-    def _write_failed(self, failure: Any, proto: RedisProtocol) -> None:
+    def _write_failed(self, failure: Any, proto: RedisProtocol) -> bool:
         """A transaction failed: a lost connection is _lost()'s; a refusal is ours."""
         if self._proto is not proto or self._stopping or not proto.connected:
-            return
+            return False
         if failure.check(ConnectionError):
-            return
+            return False
         if not self._failing:
             log.warn(
                 "Redis at {url} refused a write ({err}); running from memory, the full "
@@ -334,6 +339,7 @@ class RedisStore:
             delay = min(self.max_delay, self.initial_delay * 2**self._sync_attempt)
             self._sync_attempt += 1
             self._sync_timer = self.reactor.callLater(delay, self._timed_sync, proto)
+        return False
 
     def _timed_sync(self, proto: RedisProtocol) -> None:
         self._sync_timer = None
@@ -342,11 +348,12 @@ class RedisStore:
     # ------------------------------------------------------------------ full state
 
     def _request_full_sync(self, proto: RedisProtocol) -> None:
+        """Make Redis equal memory again (merging its saved KPIs first if never loaded)."""
         if self._proto is not proto or self._stopping:
             return
         self.state = PENDING
-        d = defer.ensureDeferred(self._full_sync(proto))
-        d.addErrback(self._write_failed, proto)
+        work = self._full_sync(proto) if self._loaded else self._late_load(proto)
+        defer.ensureDeferred(work).addErrback(self._write_failed, proto)
 
     async def _full_sync(self, proto: RedisProtocol) -> None:
         """Replace this prefix's state in Redis with memory's, in one transaction."""
@@ -359,7 +366,8 @@ class RedisStore:
         self.state = UP
         self.full_syncs += 1
         self._pending_days.clear()
-        await self._send(proto, cmds)
+        if not await self._send(proto, cmds):
+            return
         self._sync_attempt = 0
         if self._failing and self.state == UP:
             log.info("Redis at {url}: state written, in step again", url=str(self.url))
@@ -407,7 +415,7 @@ class RedisStore:
             if ok:
                 out[kind] = sorted(decode(m) for m in value)
                 continue
-            if not value.check(ResponseError):
+            if not value.check(ResponseError) or not str(value.value).startswith("WRONGTYPE"):
                 value.raiseException()
             if kind not in self._broken_logged:  # load and the rewrite after it both see it
                 self._broken_logged.add(kind)
@@ -437,6 +445,11 @@ class RedisStore:
         state = await self._read_state(proto)
         agents, calls, conns, books, bad = state
         before = {a.agentid: (a.call, a.status) for a in agents}
+        loaded = {
+            AGENT: list(before),
+            CALL: [c.id for c in calls],
+            CONN: [c.id for c in conns],
+        }
         self.center.restore(agents, calls, conns, books.values())
         self._loaded = True
         self._counted_here.clear()
@@ -452,7 +465,7 @@ class RedisStore:
         if bad["index"]:
             self._request_full_sync(proto)  # an index must be rebuilt: rewrite everything
             return
-        cmds = self._fixup_commands(before, bad, books)
+        cmds = self._fixup_commands(before, loaded, bad, books)
         self.state = UP
         if cmds:
             self._send(proto, cmds)
@@ -524,6 +537,7 @@ class RedisStore:
     def _fixup_commands(
         self,
         before: dict[str, tuple[str | None, str]],
+        loaded: dict[str, list[str]],
         bad: dict[str, Any],
         books: dict[str, DayBook],
     ) -> list[Command]:
@@ -538,14 +552,14 @@ class RedisStore:
         dels: Command = []
         sets: Command = []
         for kind in KINDS:
+            # Bad keys, and records restore() dropped as inconsistent.
             gone = set(bad[kind])
-            if kind == AGENT:
-                gone.update(i for i in before if i not in live[AGENT])
+            gone.update(i for i in loaded[kind] if i not in live[kind])
             for ident in sorted(gone):
                 dels.append(keys.entity(kind, ident))
             if gone:
                 cmds.append([b"SREM", keys.index[kind], *(encode(i) for i in sorted(gone))])
-        # Calls/connections that restore dropped are found by their absence.
+        # Agents whose connection was dropped are no longer INCALL.
         for agentid, (call, status) in before.items():
             agent = center.agents.get(agentid)
             if agent is not None and (agent.call, agent.status) != (call, status):

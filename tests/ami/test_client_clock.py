@@ -243,7 +243,8 @@ def test_unreachable_pbx_is_logged_sparingly(rig_factory, logs) -> None:
     lines = [line for line in logs.lines() if "connect to AMI" in line]
     assert len(lines) == 3, lines  # the first failure, then the 10th and the 20th
     assert lines[0].startswith("Cannot connect to AMI at 127.0.0.1:5038: Connection was refused")
-    assert "after 10 attempts" in lines[1] and "after 20 attempts" in lines[2]
+    assert lines[0].endswith("; retrying (every 30 s at most)")
+    assert lines[1].endswith("(10 times in a row)") and lines[2].endswith("(20 times in a row)")
     assert not logs.matching("Scheduling retry")  # ClientService's per-retry chatter is filtered
     assert not logs.matching("Traceback")
     assert max(rig.client.retry_delays) == 30
@@ -263,6 +264,21 @@ def test_a_different_failure_is_a_state_change_worth_a_line(rig_factory, logs) -
     rig.advance(rig.next_delay())
     rig.net.refuse(TCPTimedOutError())
     assert len([line for line in logs.lines() if "connect to AMI" in line]) == 2
+
+
+def test_a_server_that_hangs_up_before_login_is_logged_sparingly(rig_factory, logs) -> None:
+    rig = rig_factory()
+    rig.server.silent = True
+    rig.client.startService()
+    for _ in range(12):
+        rig.net.accept().close(ConnectionLost("reset by peer"))
+        rig.advance(rig.next_delay())
+    lines = logs.matching("closed the connection before login completed")
+    assert len(lines) == 2 and lines[1].endswith("(10 times in a row)")
+    assert max(rig.client.retry_delays) == 30  # and backing off all along
+    rig.server.silent = False
+    rig.net.accept()
+    assert rig.client.connected
 
 
 def test_framing_loss_resets_the_connection_and_the_stream_resyncs(rig_factory, logs) -> None:
@@ -332,3 +348,16 @@ def test_stop_while_waiting_to_retry_cancels_waiters(rig_factory) -> None:
 def test_queuestatus_answer_bytes_can_be_retagged() -> None:
     data = retag(trace_messages("startup-status.ami", "cti-2"), "x-1")
     assert b"cti-2" not in data and data.count(b"ActionID: x-1") == 9
+
+
+def test_a_listeners_failed_deferred_is_logged(rig_factory, logs) -> None:
+    from twisted.internet.defer import fail
+
+    rig = rig_factory()
+    rig.client.add_listener("QueueCallerJoin", lambda m: fail(KeyError("state bug")))
+    link = rig.start()
+    link.send(QUEUE_CALLER_JOIN)
+    failures = [e for e in logs.events if "failed on event" in str(e.get("log_format"))]
+    assert len(failures) == 1 and failures[0]["log_failure"].check(KeyError)
+    assert failures[0]["log_level"] == LogLevel.error
+    assert rig.client.connected

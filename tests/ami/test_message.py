@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callcenter.ami.message import (
     FramingError,
@@ -10,6 +12,7 @@ from callcenter.ami.message import (
     Splitter,
     format_action,
     parse_message,
+    parse_text,
 )
 
 
@@ -150,3 +153,67 @@ def test_format_action_accepts_repeated_headers_and_refuses_injection() -> None:
     assert format_action("Ping", {"ActionID": "x"}) == b"Action: Ping\r\nActionID: x\r\n\r\n"
     with pytest.raises(ValueError):
         format_action("QueuePause", Reason="lunch\r\nAction: Logoff")
+
+
+# -- lazy messages answer exactly as a full parse would --------------------------
+
+def reference_parse(text: str) -> Message:
+    """The original line-by-line parser, kept as the oracle."""
+    headers: list[tuple[str, str]] = []
+    body: list[str] = []
+    for line in text.split("\n"):
+        key, sep, value = line.partition(": ")
+        if sep:
+            headers.append((key, value))
+        elif line.endswith(":") and " " not in line:
+            headers.append((line[:-1], ""))
+        elif line:
+            body.append(line)
+    return Message(headers, body)
+
+
+def test_trace_messages_are_lazy_and_answer_like_the_oracle() -> None:
+    from .fakeami import trace_bytes
+
+    blocks = Splitter().feed(trace_bytes("answered.ami"))
+    for block in blocks:
+        oracle = reference_parse(block.decode())
+        msg = parse_message(block)
+        assert msg.lazy  # Asterisk's messages all qualify
+        assert msg.name == oracle.name and msg.kind == oracle.kind
+        assert msg.get("Uniqueid") == oracle.get("Uniqueid")
+        assert msg.lazy  # lookups by search do not parse
+        for key in {k for k, _ in oracle.headers} | {"Nope", "Event:", "Queue: q", ""}:
+            assert msg.get(key) == oracle.get(key)
+            assert (key in msg) == (key in oracle)
+        assert not msg.lazy  # so many lookups: parsed once, then dict lookups
+        assert msg == oracle
+
+
+line_text = st.text(alphabet="ab: \t\xe9", max_size=12)
+word = st.sampled_from(["a", "b", "ab", "", "a b", "a:"])
+# Header-like lines of every shape the parser tells apart, and random ones.
+line = st.one_of(
+    st.builds(lambda k, v: f"{k}: {v}", word, line_text),  # a header (value may hold ": ")
+    st.builds(lambda k: f"{k}:", word),  # a header with no space, or a body line
+    line_text,
+)
+message_text = st.lists(line, min_size=1, max_size=8).map("\n".join).filter(
+    lambda t: not t.startswith("Response: Follows"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=message_text, keys=st.lists(st.one_of(word, line_text), max_size=12))
+def test_lazy_lookups_equal_the_full_parse(text: str, keys: list[str]) -> None:
+    oracle = reference_parse(text)
+    msg = parse_text(text)
+    for key in keys + [k for k, _ in oracle.headers]:
+        assert msg.get(key, "<none>") == oracle.get(key, "<none>")
+        assert (key in msg) == (key in oracle)
+        if key in oracle:
+            assert msg[key] == oracle[key]
+    assert (msg.kind, msg.name) == (oracle.kind, oracle.name)
+    assert msg.headers == oracle.headers
+    assert msg.body == oracle.body
+    assert msg.get_ci("A") == oracle.get_ci("A")
+    assert msg.as_dict() == oracle.as_dict()

@@ -201,6 +201,15 @@ def test_login_states(out: traces.Outcome) -> None:
     assert out.lines[-1].split(";")[1:6] == ["AGENT", "1001", "PAUSED", "1", Q]
 
 
+def test_member_added_already_paused(out: traces.Outcome) -> None:
+    """QueueAdd with Paused (FreePBX-style): no separate pause event follows."""
+    c = out.center
+    c.handle_event(member("QueueMemberAdded", "1001", T0, paused="1", reason="training"))
+    c.handle_event(member("QueueMemberAdded", "1002", T0, paused="1"))
+    assert c.agents["1001"].status == "PAUSED" and c.agents["1001"].to_json()["reason"] == "training"
+    assert c.agents["1002"].status == "LOGGEDIN"
+
+
 def test_two_queues_agent_paused_in_one_is_available(out: traces.Outcome) -> None:
     c = out.center
     for q in (Q, "q-support"):

@@ -79,6 +79,10 @@ def deployed(tmp_path_factory) -> Deployment:
         pytest.skip(f"cannot make a Debian root here: {e}")
     tmp = tmp_path_factory.mktemp("deploy")
     root = rootfs.unpack(image, tmp)
+    # Deploy a snapshot: the shared working tree may change between the runs.
+    src = tmp / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "var", "node_modules", "build", "*.egg-info", "__pycache__", "tests"))
     inventory = tmp / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"callcenter": {
         "hosts": {"target": {
@@ -90,6 +94,7 @@ def deployed(tmp_path_factory) -> Deployment:
             "callcenter_ami_secret": AMI_SECRET,
             "redis_password": REDIS_PASSWORD,
             "asterisk_skip_if_unavailable": True,
+            "callcenter_src_dir": str(src),
             "asterisk_phones": [{"id": "1001", "password": "phone-password-1001"}],
             "callcenter_settings": {"sla-target": 90, "timezone": "Europe/Paris"},
         },
@@ -112,7 +117,7 @@ def deployed(tmp_path_factory) -> Deployment:
         yield Deployment(root, runs)
     finally:
         rootfs.kill_processes_in(root)
-        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(tmp)], check=False)
 
 
 def test_first_run_installs_and_skips_asterisk(deployed):

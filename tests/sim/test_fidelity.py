@@ -21,7 +21,8 @@ import pytest
 from callcenter.ami import names
 from callcenter.ami.message import Message
 from callcenter.simulator.render import MODELED_EVENTS
-from tests.sim.tracekit import (
+
+from .tracekit import (
     TRACES,
     Session,
     advance_to,

@@ -101,8 +101,9 @@ def make_pbx(*, start: float = 1_795_665_000.0, timestampevents: bool = True,
     clock.advance(start)
     kw.setdefault("agents", 0)
     kw.setdefault("calls_per_minute", 0.0)
+    kw.setdefault("auth_fail_delay", 0.0)
     pbx = SimulatedPBX(clock, username="admin", secret=secret, queues=queues, clock=clock,
-                       timestampevents=timestampevents, auth_fail_delay=0.0, epoch_offset=0.0,
+                       timestampevents=timestampevents, epoch_offset=0.0,
                        **kw)  # type: ignore[arg-type]
     return pbx, clock
 

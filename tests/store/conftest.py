@@ -53,6 +53,10 @@ class RedisServer:
                     return
             except OSError:
                 pass
+            except RuntimeError as e:
+                if "NOAUTH" in str(e):  # up, and wants a password
+                    return
+                raise
             time.sleep(0.02)
         raise RuntimeError("redis-server did not answer")
 

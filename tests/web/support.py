@@ -13,8 +13,14 @@ from typing import Any
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString
+from twisted.internet.endpoints import (
+    SSL4ClientEndpoint,
+    TCP4ClientEndpoint,
+    connectProtocol,
+    serverFromString,
+)
 from twisted.internet.protocol import Protocol
+from twisted.internet.ssl import CertificateOptions
 from twisted.internet.task import deferLater
 
 from callcenter.ami.protocol import AMIProtocol
@@ -106,16 +112,23 @@ class Rig:
     def portno(self) -> int:
         return self.port.getHost().port
 
+    tls: bool = False
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.portno}/"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.portno}/"
 
     async def client(self, origin: str | None = None) -> WSClient:
         factory = WebSocketClientFactory(
-            f"ws://127.0.0.1:{self.portno}/callcenter", origin=origin, reactor=reactor
+            f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.portno}/callcenter",
+            origin=origin,
+            reactor=reactor,
         )
         factory.protocol = WSClient
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.portno)
+        if self.tls:
+            endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", self.portno, CertificateOptions())
+        else:
+            endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.portno)
         proto = await endpoint.connect(factory)
         self.clients.append(proto)
         d = proto.opened
@@ -147,8 +160,46 @@ class Rig:
         await deferLater(reactor, 0)
 
 
-async def listen(site: Any, port: int = 0) -> Any:
-    return await serverFromString(reactor, f"tcp:{port}:interface=127.0.0.1").listen(site)
+async def listen(site: Any, port: int = 0, tls: tuple[str, str] | None = None) -> Any:
+    """Listen on loopback; with ``tls`` (key, cert PEM paths) as ``ssl:`` (HTTPS/WSS)."""
+    if tls is None:
+        spec = f"tcp:{port}:interface=127.0.0.1"
+    else:
+        spec = f"ssl:{port}:interface=127.0.0.1:privateKey={tls[0]}:certKey={tls[1]}"
+    return await serverFromString(reactor, spec).listen(site)
+
+
+def self_signed(directory: str) -> tuple[str, str]:
+    """A throw-away key and certificate for 127.0.0.1; returns their PEM paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
 
 
 async def start_rig(**site_kw: Any) -> Rig:

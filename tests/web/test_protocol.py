@@ -71,50 +71,49 @@ async def test_every_kind_of_change_is_pushed_as_it_happens(rig):
     await c.hello()
     await other.hello()
 
-    await rig.feed(p.login("1001"))
-    frames = await c.until(has("STATS", agents_online=1))
-    assert find(frames[0], "AGENT", agentid="1001")["status"] == "AVAIL"
+    async def push(*events: bytes, **stats) -> list[dict]:
+        """Feed events; return the frame that carries their end state (STATS last)."""
+        await rig.feed(*events)
+        frames = await c.until(has("STATS", **stats))
+        f = frames[-1]
+        assert f[-1]["type"] == "STATS" and [o["type"] for o in f].count("STATS") == 1
+        return f
+
+    f = await push(p.login("1001"), agents_online=1)
+    assert find(f, "AGENT", agentid="1001")["status"] == "AVAIL"
 
     uid = p.new_uid()
-    await rig.feed(p.join(uid, "555"))
-    frames = await c.until(has("STATS", calls_waiting=1))
-    assert frames[0] == [find(frames[0], "CALL", id=uid, status="QUEUED")]
+    f = await push(p.join(uid, "555"), calls_waiting=1)
+    assert f[:-1] == [find(f, "CALL", id=uid, status="QUEUED")]
 
-    # One AMI event (AgentConnect): its CALL, CONNECT and AGENT in one frame.
-    await rig.feed(p.connect(uid, "555", "1001"))
-    frames = await c.until(has("CONNECT", id=uid))
-    f = frames[-1]
+    # One AMI event (AgentConnect): its CALL, CONNECT and AGENT together.
+    f = await push(p.connect(uid, "555", "1001"), calls_answered=1)
     conn = find(f, "CONNECT", id=uid)
     assert conn["status"] == "INCALL" and conn["queue"] == "q-callcenter"
     assert conn["agent"]["agentid"] == "1001" and conn["call"]["callerid"] == "555"
     assert find(f, "CALL", id=uid, status="INCALL")
     assert find(f, "AGENT", agentid="1001", status="INCALL")
-    frames = await c.until(has("STATS", calls_answered=1))
-    assert frames[-1][0]["connections_online"] == 1 and frames[-1][0]["calls_waiting"] == 0
+    assert f[-1]["connections_online"] == 1 and f[-1]["calls_waiting"] == 0
 
-    await rig.feed(p.complete(uid, "555", "1001", talk=20))
-    frames = await c.until(has("CONNECT", id=uid, status="HANGUP"))
-    f = frames[-1]
+    f = await push(p.complete(uid, "555", "1001", talk=20), average_handle_time=20)
+    assert find(f, "CONNECT", id=uid, status="HANGUP")
     assert find(f, "CALL", id=uid, status="HANGUP")
     assert find(f, "AGENT", agentid="1001")["status"] != "INCALL"
-    frames = await c.until(has("STATS", average_handle_time=20))
 
     uid2 = p.new_uid()
-    await rig.feed(p.join(uid2, "556"))
-    await c.until(has("CALL", id=uid2, status="QUEUED"))
-    await rig.feed(p.abandon(uid2, hold=4))
-    await c.until(has("CALL", id=uid2, status="ABANDON"))
-    frames = await c.until(has("STATS", calls_abandoned=1))
-    assert frames[-1][0]["average_abandoned_time"] == 4
+    await push(p.join(uid2, "556"), calls_waiting=1)
+    f = await push(p.abandon(uid2, hold=4), calls_abandoned=1)
+    assert find(f, "CALL", id=uid2, status="ABANDON")
+    assert f[-1]["average_abandoned_time"] == 4
 
-    await rig.feed(p.logout("1001"))
-    await c.until(has("AGENT", agentid="1001", status="LOGGEDOUT"))
+    f = await push(p.logout("1001"), agents_online=0)
+    assert find(f, "AGENT", agentid="1001", status="LOGGEDOUT")
     # The second dashboard got the same story.
     await other.until(has("AGENT", agentid="1001", status="LOGGEDOUT"))
 
 
 @pytest_twisted.ensureDeferred
-async def test_stats_of_a_burst_in_one_reactor_turn_go_out_once(rig):
+async def test_a_burst_in_one_reactor_turn_goes_out_as_one_frame(rig):
     await rig.feed(rig.peer.login("1001"))
     c = await rig.client()
     await c.hello()
@@ -124,10 +123,10 @@ async def test_stats_of_a_burst_in_one_reactor_turn_go_out_once(rig):
     blocks = Splitter(expect_banner=False).feed(b"".join(rig.peer.join(u, "7") for u in uids))
     for block in blocks:  # five AMI events handled within one reactor turn
         rig.center.handle_event(parse_message(block))
-    frames = await c.until(has("STATS"))
-    assert [o["id"] for f in frames[:-1] for o in f] == uids  # one frame per event
-    assert all(len(f) == 1 for f in frames)
-    assert frames[-1][0]["calls_waiting"] == 5
+    (f,) = await c.until(has("STATS"))
+    # Every event's objects in order, then the latest STATS only.
+    assert [o["id"] for o in f[:-1]] == uids
+    assert f[-1]["type"] == "STATS" and f[-1]["calls_waiting"] == 5
     # Nothing else was queued before the answer to a new HELLO.
     c.send("HELLO")
     assert (await c.frame())[0]["calls_waiting"] == 5

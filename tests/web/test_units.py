@@ -38,7 +38,7 @@ def make_hub(fake_center):
     return hub, clock
 
 
-def test_one_frame_per_event_and_stats_coalesced_per_turn(fake_center):
+def test_one_frame_per_reactor_turn_with_the_latest_stats(fake_center):
     hub, clock = make_hub(fake_center)
     a, b = Recorder(), Recorder()
     hub.hello(a)
@@ -47,23 +47,44 @@ def test_one_frame_per_event_and_stats_coalesced_per_turn(fake_center):
     for i in range(3):
         fake_center.waiting = i + 1
         fake_center.emit([agent(i), agent(100 + i)], stats=True)
-    assert [len(f) for f in a.frames[1:]] == [2, 2, 2]  # pushed at once, one frame each
+    assert len(a.frames) == 1  # nothing before the end of the turn
     clock.advance(0)
-    assert a.frames[-1] == [fake_center.stats()] and a.frames[-1][0]["calls_waiting"] == 3
-    assert len(a.frames) == 5 and b.frames == a.frames
+    assert a.frames[1] == [agent(0), agent(100), agent(1), agent(101), agent(2), agent(102),
+                           fake_center.stats()]
+    assert a.frames[1][-1]["calls_waiting"] == 3
+    assert b.frames == a.frames
     clock.advance(1)
-    assert len(a.frames) == 5  # no more STATS until something changes
+    assert len(a.frames) == 2  # no more frames until something changes
 
 
 def test_stats_only_and_objects_only_changes(fake_center):
     hub, clock = make_hub(fake_center)
     a = Recorder()
     hub.hello(a)
-    fake_center.emit([], stats=True)
     fake_center.emit([agent(1)], stats=False)
-    assert a.frames[1:] == [[agent(1)]]
     clock.advance(0)
-    assert a.frames[-1][0]["type"] == "STATS"
+    assert a.frames[1:] == [[agent(1)]]
+    fake_center.emit([], stats=True)
+    clock.advance(0)
+    assert a.frames[2:] == [[fake_center.stats()]]
+
+
+def test_a_hello_during_a_turn_sees_every_change_exactly_once(fake_center):
+    hub, clock = make_hub(fake_center)
+    a, b = Recorder(), Recorder()
+    hub.hello(a)
+    fake_center.emit([agent(1)], stats=True)
+    hub.hello(b)  # pending changes go to a first; b's snapshot already has them
+    fake_center.emit([agent(2)])
+    clock.advance(0)
+    assert a.frames[1:] == [[agent(1), fake_center.stats()], [agent(2)]]
+    assert b.frames == [[fake_center.stats(), agent(1)], [agent(2)]]
+
+
+def test_no_work_without_dashboards(fake_center):
+    hub, clock = make_hub(fake_center)
+    fake_center.emit([agent(1)], stats=True)
+    assert clock.getDelayedCalls() == []
 
 
 def test_only_hello_clients_get_pushes_and_discard_stops_them(fake_center):
@@ -71,11 +92,13 @@ def test_only_hello_clients_get_pushes_and_discard_stops_them(fake_center):
     a, b = Recorder(), Recorder()
     hub.hello(a)
     fake_center.emit([agent(1)])
+    clock.advance(0)
     hub.hello(b)
     hub.discard(a)
     fake_center.emit([agent(2)])
+    clock.advance(0)
     assert a.frames == [[fake_center.stats()], [agent(1)]]
-    assert b.frames[0][1:] == [agent(1)] and b.frames[1:] == [[agent(2)]]
+    assert b.frames == [[fake_center.stats(), agent(1)], [agent(2)]]
 
 
 def test_a_failing_client_never_breaks_the_center(fake_center):
@@ -89,6 +112,7 @@ def test_a_failing_client_never_breaks_the_center(fake_center):
     hub.hello(broken)
     hub.hello(fine)
     fake_center.emit([agent(1)])  # must not raise into the center's event handling
+    clock.advance(0)
     assert fine.frames[-1] == [agent(1)]
     assert hub.clients == [fine]
 

@@ -1,0 +1,223 @@
+"""Redis write cost per AMI event, and restore time, as the live state grows.
+
+Usage: .venv/bin/python benchmarks/redis_state.py [--events 3000] [--sizes 10,1000,10000]
+
+Starts its own throw-away redis-server on a free loopback port.  For each size
+N the Callcenter holds N agents, each connected to one of N live calls (N
+connections); then it times a steady cycle of events (AgentComplete,
+QueueCallerJoin, AgentConnect) that each touch one agent, one call and one
+connection:
+
+- ``build``: the store's synchronous work per event (turn the Changes into one
+  MULTI/EXEC and hand it to the transport), measured around its subscriber;
+- ``ack``: from handing the event to the center until Redis acknowledged the
+  EXEC (includes the center's own work and a loopback round trip);
+- ``redis``: Redis's own microseconds per EXEC (INFO commandstats).
+
+Flat means: p99 at 10,000 within 1.5x of p99 at 10.  Finally it times a cold
+start: load() of 10,000 agents + 10,000 calls + 10,000 connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from twisted.internet import defer, task  # noqa: E402
+from twisted.internet.task import Clock  # noqa: E402
+
+from callcenter.ami.message import Message  # noqa: E402
+from callcenter.center import Callcenter  # noqa: E402
+from callcenter.kpi import BusinessDay  # noqa: E402
+from callcenter.store.redis_store import UP, RedisStore  # noqa: E402
+
+T0 = 1795665000.0
+QUEUE = "q-bench"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ev(name: str, t: float, *pairs: tuple[str, str]) -> Message:
+    return Message.of(("Event", name), ("Timestamp", f"{t:.6f}"), ("Queue", QUEUE), *pairs)
+
+
+def _agent(i: int) -> tuple[tuple[str, str], ...]:
+    return (("MemberName", f"a{i:05d}"), ("Interface", f"Local/a{i:05d}@agent-connect"))
+
+
+def _call(uid: str) -> tuple[tuple[str, str], ...]:
+    return (("Uniqueid", uid), ("Channel", f"Local/113@public-{uid};2"), ("CallerIDNum", uid))
+
+
+class Bench:
+    def __init__(self, reactor: Any, url: str) -> None:
+        self.reactor = reactor
+        self.url = url
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.center = Callcenter(self.clock, business_day=BusinessDay((0, 0), ZoneInfo("UTC")))
+        self.store = RedisStore(reactor, url, "bench:", self.center)
+        self.build: list[float] = []
+        self.n_calls = 0
+        self.current: dict[int, str] = {}
+
+    def timed_subscriber(self) -> None:
+        inner = self.store._on_changes  # measured from outside: the store's real subscriber
+
+        def timed(ch: Any) -> None:
+            t = time.perf_counter()
+            inner(ch)
+            self.build.append(time.perf_counter() - t)
+
+        self.store._on_changes = timed  # type: ignore[method-assign]
+
+    def event(self, msg: Message) -> None:
+        self.clock.advance(0.001)
+        self.center.handle_event(msg)
+
+    def new_call(self, agent: int) -> list[Message]:
+        self.n_calls += 1
+        uid = f"{T0:.0f}.{self.n_calls}"
+        self.current[agent] = uid
+        t = self.clock.seconds()
+        return [
+            _ev("QueueCallerJoin", t, *_call(uid), ("Position", "1")),
+            _ev("AgentConnect", t, *_call(uid), *_agent(agent), ("HoldTime", "3")),
+        ]
+
+    def end_call(self, agent: int) -> Message:
+        uid = self.current[agent]
+        t = self.clock.seconds()
+        return _ev(
+            "AgentComplete", t, *_call(uid), *_agent(agent), ("HoldTime", "3"), ("TalkTime", "20")
+        )
+
+    async def populate(self, n: int) -> None:
+        for i in range(n):
+            self.event(_ev("QueueMemberAdded", self.clock.seconds(), *_agent(i), ("Paused", "0")))
+            for msg in self.new_call(i):
+                self.event(msg)
+            if i % 500 == 0:
+                await self.store.flush()
+        await self.store.flush()
+        assert len(self.center.agents) == len(self.center.calls) == n
+        assert len(self.center.connections) == n
+
+    async def measure(self, events: int) -> list[float]:
+        acks: list[float] = []
+        n = len(self.center.agents)
+        k = 0
+        self.build.clear()
+        while len(acks) < events:
+            agent = k % n
+            k += 1
+            for msg in [self.end_call(agent), *self.new_call(agent)]:
+                t = time.perf_counter()
+                self.event(msg)
+                await self.store.flush()
+                acks.append(time.perf_counter() - t)
+        return acks
+
+
+def _exec_usec(redis_cli: list[str]) -> tuple[int, float]:
+    out = subprocess.run([*redis_cli, "INFO", "commandstats"], capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("cmdstat_exec:"):
+            fields = dict(kv.split("=") for kv in line.split(":", 1)[1].split(","))
+            return int(fields["calls"]), float(fields["usec"])
+    return 0, 0.0
+
+
+def _pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def _us(x: float) -> str:
+    return f"{x * 1e6:8.1f}"
+
+
+async def main(reactor: Any, args: argparse.Namespace) -> None:
+    tmp = tempfile.mkdtemp(prefix="bench-redis-")
+    port = _free_port()
+    server = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
+        stdout=subprocess.DEVNULL,
+    )
+    cli = ["redis-cli", "-p", str(port)]
+    try:
+        for _ in range(200):
+            if subprocess.run([*cli, "PING"], capture_output=True).stdout.strip() == b"PONG":
+                break
+            time.sleep(0.02)
+        url = f"redis://127.0.0.1:{port}/0"
+        print(f"python {sys.version.split()[0]}, redis-server on 127.0.0.1:{port}, "
+              f"{args.events} measured events per size\n")
+        print("live agents/calls |  build mean    p99 |    ack mean    p99 |  redis/EXEC (µs)")
+        p99s = {}
+        last = None
+        for n in args.sizes:
+            subprocess.run([*cli, "FLUSHALL"], capture_output=True)
+            bench = Bench(reactor, url)
+            await bench.store.load()
+            bench.timed_subscriber()
+            bench.store.start()
+            await bench.populate(n)
+            calls0, usec0 = _exec_usec(cli)
+            acks = await bench.measure(args.events)
+            calls1, usec1 = _exec_usec(cli)
+            build = bench.build
+            p99s[n] = (_pct(build, 99), _pct(acks, 99))
+            print(f"{n:17,} | {_us(statistics.mean(build))} {_us(_pct(build, 99))} |"
+                  f" {_us(statistics.mean(acks))} {_us(_pct(acks, 99))} |"
+                  f" {(usec1 - usec0) / max(1, calls1 - calls0):8.1f}")
+            await bench.store.stop()
+            last = bench
+        lo, hi = min(args.sizes), max(args.sizes)
+        print(f"\np99 ratio {hi:,} vs {lo:,}: build {p99s[hi][0] / p99s[lo][0]:.2f}x, "
+              f"ack {p99s[hi][1] / p99s[lo][1]:.2f}x (target <= 1.5x)")
+
+        # Cold start on the biggest state, which the last run left in Redis.
+        assert last is not None
+        clock = Clock()
+        clock.advance(last.clock.seconds())
+        center = Callcenter(clock, business_day=BusinessDay((0, 0), ZoneInfo("UTC")))
+        store = RedisStore(reactor, url, "bench:", center)
+        t = time.perf_counter()
+        await store.load()
+        loaded = time.perf_counter() - t
+        await store.flush()
+        assert store.state == UP
+        print(f"\nrestore at start: {len(center.agents):,} agents + {len(center.calls):,} calls + "
+              f"{len(center.connections):,} connections in {loaded:.3f} s "
+              f"(connect, read, check, Callcenter.restore; target < 1 s)")
+        await store.stop()
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[10, 1000, 10000])
+    a = parser.parse_args()
+    task.react(lambda reactor: defer.ensureDeferred(main(reactor, a)))

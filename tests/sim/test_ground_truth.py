@@ -1,0 +1,72 @@
+"""End to end: the service's KPIs against the simulator's ground truth.
+
+The simulator listens on loopback (real reactor, real TCP); the service's own
+``AMIClient`` logs in and feeds a ``Callcenter``.  The simulated time is a
+Clock shared by the model and the ``Callcenter``; after each simulated second
+a ``Ping`` round trip makes sure the client has handled every event sent so
+far.  One simulated hour of two queues runs in a few wall seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+
+from callcenter.ami.client import AMIClient
+from callcenter.center import Callcenter
+from callcenter.simulator import start_simulator
+from callcenter.simulator.clock import FastClock, run_for
+
+QUEUES = ("q-callcenter", "q-support")
+
+
+@pytest_twisted.inlineCallbacks
+def test_service_kpis_match_the_simulated_truth():
+    from twisted.internet import reactor
+
+    clock = FastClock()
+    # 09:00 local time: the hour stays inside one business day.
+    clock.advance(datetime.now().replace(hour=9, minute=0, second=0, microsecond=0).timestamp())
+    port, pbx = yield start_simulator(reactor, username="callcenter", secret="gt-secret",
+                                      agents=8, calls_per_minute=4.0, queues=QUEUES, seed=11,
+                                      clock=clock)
+    center = Callcenter(clock, sla=10)
+    client = AMIClient(reactor, TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port),
+                       "callcenter", "gt-secret", ping_interval=0)
+    center.attach(client)
+    client.startService()
+    try:
+        yield client.whenConnected()
+        yield client.action("Ping")
+        yield task.deferLater(reactor, 0.1, lambda: None)  # the resync after connect
+        for _ in range(3600):
+            run_for(clock, 1.0)
+            yield client.action("Ping")  # every event written before it has been handled
+        stats = center.stats()
+        truth = pbx.truth()
+    finally:
+        center.stop()
+        yield defer.maybeDeferred(client.stopService)
+        yield pbx.stop()
+
+    total_offered = 0
+    for name in QUEUES:
+        t, s = truth[name], stats["queues"][name]
+        total_offered += t["offered"]
+        assert s["calls_received"] == t["offered"], name
+        assert s["calls_answered"] == t["answered"], name
+        assert s["calls_abandoned"] == t["abandoned"], name
+        assert s["calls_waiting"] == t["waiting"], name
+        assert s["connections_online"] == t["connected"], name
+        # Means in whole seconds from Asterisk's whole-second HoldTime/TalkTime.
+        assert s["average_queue_time"] == pytest.approx(t["hold_answered"] / t["answered"], abs=1)
+        assert s["average_abandoned_time"] == pytest.approx(
+            t["hold_abandoned"] / t["abandoned"], abs=1)
+        assert s["average_handle_time"] == pytest.approx(
+            t["talk_completed"] / t["completed"], abs=1)
+        assert s["sla"] == round(100.0 * t["answered_in_sl"] / t["answered"], 2), name
+    assert stats["calls_received"] == total_offered > 300
