@@ -14,13 +14,15 @@ connection:
   EXEC (includes the center's own work and a loopback round trip);
 - ``redis``: Redis's own microseconds per EXEC (INFO commandstats).
 
-Flat means: p99 at 10,000 within 1.5x of p99 at 10.  Finally it times a cold
+Sizes are measured in interleaved rounds, so load from elsewhere on the
+machine hits them alike.  Flat means: p99 at 10,000 within 1.5x of p99 at 10.  Finally it times a cold
 start: load() of 10,000 agents + 10,000 calls + 10,000 connections.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import socket
@@ -65,13 +67,14 @@ def _call(uid: str) -> tuple[tuple[str, str], ...]:
 
 
 class Bench:
-    def __init__(self, reactor: Any, url: str) -> None:
+    def __init__(self, reactor: Any, url: str, prefix: str) -> None:
         self.reactor = reactor
         self.url = url
         self.clock = Clock()
         self.clock.advance(T0)
         self.center = Callcenter(self.clock, business_day=BusinessDay((0, 0), ZoneInfo("UTC")))
-        self.store = RedisStore(reactor, url, "bench:", self.center)
+        self.prefix = prefix
+        self.store = RedisStore(reactor, url, prefix, self.center)
         self.build: list[float] = []
         self.n_calls = 0
         self.current: dict[int, str] = {}
@@ -169,36 +172,47 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
         url = f"redis://127.0.0.1:{port}/0"
         print(f"python {sys.version.split()[0]}, redis-server on 127.0.0.1:{port}, "
               f"{args.events} measured events per size\n")
-        print("live agents/calls |  build mean    p99 |    ack mean    p99 |  redis/EXEC (µs)")
-        p99s = {}
-        last = None
+        # Every size lives at once (its own prefix); measured in interleaved
+        # rounds so that load from elsewhere on the machine hits them alike.
+        benches: dict[int, Bench] = {}
         for n in args.sizes:
-            subprocess.run([*cli, "FLUSHALL"], capture_output=True)
-            bench = Bench(reactor, url)
+            bench = Bench(reactor, url, f"bench{n}:")
             await bench.store.load()
             bench.timed_subscriber()
             bench.store.start()
             await bench.populate(n)
-            calls0, usec0 = _exec_usec(cli)
-            acks = await bench.measure(args.events)
-            calls1, usec1 = _exec_usec(cli)
-            build = bench.build
-            p99s[n] = (_pct(build, 99), _pct(acks, 99))
-            print(f"{n:17,} | {_us(statistics.mean(build))} {_us(_pct(build, 99))} |"
-                  f" {_us(statistics.mean(acks))} {_us(_pct(acks, 99))} |"
-                  f" {(usec1 - usec0) / max(1, calls1 - calls0):8.1f}")
-            await bench.store.stop()
-            last = bench
+            await bench.measure(300)  # warm-up
+            benches[n] = bench
+        acks: dict[int, list[float]] = {n: [] for n in args.sizes}
+        builds: dict[int, list[float]] = {n: [] for n in args.sizes}
+        redis_us: dict[int, list[float]] = {n: [] for n in args.sizes}
+        per_round = max(1, args.events // args.rounds)
+        for _ in range(args.rounds):
+            for n, bench in benches.items():
+                gc.collect()
+                bench.build.clear()
+                calls0, usec0 = _exec_usec(cli)
+                acks[n] += await bench.measure(per_round)
+                calls1, usec1 = _exec_usec(cli)
+                builds[n] += bench.build
+                redis_us[n].append((usec1 - usec0) / max(1, calls1 - calls0))
+        print("live agents+calls |  build mean    p99 |    ack mean    p99 | redis µs/EXEC")
+        for n in args.sizes:
+            print(f"{n:8,} + {n:<7,}  | {_us(statistics.mean(builds[n]))} {_us(_pct(builds[n], 99))} |"
+                  f" {_us(statistics.mean(acks[n]))} {_us(_pct(acks[n], 99))} |"
+                  f" {statistics.mean(redis_us[n]):8.1f}")
         lo, hi = min(args.sizes), max(args.sizes)
-        print(f"\np99 ratio {hi:,} vs {lo:,}: build {p99s[hi][0] / p99s[lo][0]:.2f}x, "
-              f"ack {p99s[hi][1] / p99s[lo][1]:.2f}x (target <= 1.5x)")
+        print(f"\np99 ratio {hi:,} vs {lo:,}: build {_pct(builds[hi], 99) / _pct(builds[lo], 99):.2f}x, "
+              f"ack {_pct(acks[hi], 99) / _pct(acks[lo], 99):.2f}x (target <= 1.5x)")
+        for bench in benches.values():
+            await bench.store.stop()
+        last = benches[hi]
 
         # Cold start on the biggest state, which the last run left in Redis.
-        assert last is not None
         clock = Clock()
         clock.advance(last.clock.seconds())
         center = Callcenter(clock, business_day=BusinessDay((0, 0), ZoneInfo("UTC")))
-        store = RedisStore(reactor, url, "bench:", center)
+        store = RedisStore(reactor, url, last.prefix, center)
         t = time.perf_counter()
         await store.load()
         loaded = time.perf_counter() - t
@@ -216,7 +230,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--events", type=int, default=3000, help="measured events per size")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[10, 1000, 10000])
     a = parser.parse_args()

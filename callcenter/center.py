@@ -764,15 +764,28 @@ class Callcenter:
         if uid in self._ended:
             return
         agent = self._agent_for(msg)
+        agentid = agent.agentid if agent else msg.get("MemberName") or msg.get("Interface") or ""
+        if not agentid:
+            raise ValueError("AgentConnect without MemberName or Interface")
         if agent is None:
-            raise ValueError(f"AgentConnect for unknown member {msg.get('Interface')!r}")
+            # E.g. the agent logged out (022) while its phone rang: Asterisk
+            # still connects the call, so it is answered and must be counted.
+            log.info("AgentConnect for member {a} not logged in; counting the call", a=agentid)
         hold = _int_field(msg, "HoldTime")
         call = self._call_from(msg, ts)
         if call.status == INCALL:
             return  # duplicate
-        self._answer(call, agent, queue, hold, ts)
+        self._answer(call, agent, queue, hold, ts, agentid)
 
-    def _answer(self, call: Call, agent: Agent, queue: str, hold: int | None, ts: float) -> None:
+    def _answer(
+        self,
+        call: Call,
+        agent: Agent | None,
+        queue: str,
+        hold: int | None,
+        ts: float,
+        agentid: str = "",
+    ) -> None:
         if call.status != QUEUED:
             # Its queue entry was never seen: it entered HoldTime seconds ago.
             self._enter_queue(call, queue, ts - (hold or 0), now=ts)
@@ -786,15 +799,17 @@ class Callcenter:
             c.answered_in_sla += 1
         call.hold = hold
         call.answered = ts
-        call.agent = agent.agentid
+        agentid = agent.agentid if agent is not None else agentid
+        call.agent = agentid
         call.left = False
         self._set_call_status(call, INCALL, ts, duration=hold)
-        conn = Connection(id=uid, agentid=agent.agentid, queue=call.queue, since=ts)
+        conn = Connection(id=uid, agentid=agentid, queue=call.queue, since=ts)
         self.connections[uid] = conn
         self._queue_conns.setdefault(call.queue, set()).add(uid)
-        agent.call, agent.call_queue = uid, call.queue
         self._touch_connection(conn)
-        self._refresh_agent(agent, ts)
+        if agent is not None:
+            agent.call, agent.call_queue = uid, call.queue
+            self._refresh_agent(agent, ts)
 
     def _on_complete(self, msg: Message, ts: float) -> None:
         uid = msg.get("Uniqueid") or ""

@@ -111,6 +111,36 @@ class _Protocol(RedisProtocol):
             return
         self._rbuf, self._open = buf[pos:], stack
 
+    def transaction(self, commands: list[list[bytes]]) -> defer.Deferred:
+        """MULTI, ``commands``, EXEC in one write; fires with EXEC's reply list.
+
+        txredisapi's ``execute_command`` costs a Deferred, an encoding pass and
+        a write per command; an event's transaction is 4-7 commands, so it is
+        encoded here at once.  The replies to MULTI and the queued commands
+        ("OK"/"QUEUED", or an error that EXEC then reports as EXECABORT) are
+        skipped; replies arrive in order, so the last one is EXEC's.
+        """
+        if not self.connected:
+            raise ConnectionError("Not connected")
+        out = [b"*1\r\n$5\r\nMULTI\r\n"]
+        for cmd in commands:
+            out.append(b"*%d\r\n" % len(cmd))
+            for arg in cmd:
+                out.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+        out.append(b"*1\r\n$4\r\nEXEC\r\n")
+        self.transport.write(b"".join(out))
+        for _ in range(len(commands) + 1):
+            self.replyQueue.get()  # plain values, never Failures: nothing to handle
+        d = self.replyQueue.get().addCallback(self.handle_reply)
+        if self.replyTimeout:
+            timer = self.callLater(self.replyTimeout, self._no_reply)
+            d.addBoth(_cancel, timer)
+        return d
+
+    def _no_reply(self) -> None:
+        self.factory.error = f"no reply within {self.replyTimeout:g} s"
+        self.transport.abortConnection()  # every waiting reply then fails as a lost connection
+
     def connectionLost(self, why: Any) -> None:
         if self.factory.error is None:
             self.factory.error = why.getErrorMessage()  # e.g. a TLS verification failure
@@ -216,6 +246,12 @@ async def connect(
         if timer.active():
             timer.cancel()
     return proto
+
+
+def _cancel(result: Any, timer: Any) -> Any:
+    if timer.active():
+        timer.cancel()
+    return result
 
 
 def _abort(proto: RedisProtocol, factory: _Factory, timeout: float) -> None:

@@ -293,10 +293,7 @@ class RedisStore:
         if proto is None:
             return defer.fail(ConnectionError("not connected"))
         try:
-            proto.execute_command(b"MULTI", apply_timeout=False).addErrback(_quiet)
-            for cmd in cmds:
-                proto.execute_command(*cmd, apply_timeout=False).addErrback(_quiet)
-            d: defer.Deferred = proto.execute_command(b"EXEC")
+            d: defer.Deferred = proto.transaction(cmds)
         except ConnectionError as e:
             return defer.fail(e)
         self._inflight.add(d)
@@ -646,11 +643,6 @@ class _Counted:
         self.day = day
         self.queue = queue
         self.hold: int | None = None  # set when it counted the answer
-
-
-def _quiet(failure: Any) -> None:
-    """A queued command's own reply; the transaction's outcome is EXEC's."""
-    return None
 
 
 def _reason(err: BaseException) -> str:

@@ -151,6 +151,23 @@ def test_logged_out_for_unknown_agent_and_junk_change_nothing(out: traces.Outcom
     assert (c.snapshot(), out.lines) == before
 
 
+def test_call_connected_to_an_agent_who_just_logged_out_counts(out: traces.Outcome) -> None:
+    c = out.center
+    login(c, "1001", T0)
+    msgs = answered_call("9.10", "1001", T0 + 5, hold=2, talk=5)
+    for m in msgs[:2]:
+        c.handle_event(m)
+    c.handle_event(member("QueueMemberRemoved", "1001", T0 + 6))  # 022 while ringing
+    for m in msgs[2:4]:
+        c.handle_event(m)
+    conn = next(o for o in c.snapshot() if o["type"] == "CONNECT")
+    assert conn["agent"]["agentid"] == "1001"
+    c.handle_event(msgs[4])
+    stats = c.stats()
+    assert (stats["calls_answered"], stats["average_handle_time"], stats["connections_online"]) == (1, 5, 0)
+    assert "1001" not in c.agents
+
+
 def test_non_numeric_hold_time_falls_back_to_event_times(out: traces.Outcome) -> None:
     c = out.center
     login(c, "1001", T0)

@@ -44,6 +44,14 @@ class RedisServer:
             stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -67,21 +75,24 @@ class RedisServer:
         self.proc = None
 
     # A tiny blocking RESP client: tests inspect Redis independently of the code under test.
-    def command(self, *args: str | bytes) -> object:
+    def command(self, *args: str | bytes, db: int = 0) -> object:
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-            s.sendall(_encode(args))
             f = s.makefile("rb")
+            if db:
+                s.sendall(_encode(("SELECT", str(db))))
+                _read(f)
+            s.sendall(_encode(args))
             return _read(f)
 
-    def dump(self, prefix: str = "callcenter:") -> dict[str, object]:
+    def dump(self, prefix: str = "callcenter:", db: int = 0) -> dict[str, object]:
         """Every key under ``prefix`` with its value (strings decoded, sets as sets)."""
         out: dict[str, object] = {}
-        for key in self.command("KEYS", prefix + "*"):  # fine in a test's private Redis
-            kind = self.command("TYPE", key)
+        for key in self.command("KEYS", prefix + "*", db=db):  # fine in a test's private Redis
+            kind = self.command("TYPE", key, db=db)
             if kind == "string":
-                out[key.decode()] = self.command("GET", key).decode()
+                out[key.decode()] = self.command("GET", key, db=db).decode()
             elif kind == "set":
-                out[key.decode()] = {m.decode() for m in self.command("SMEMBERS", key)}
+                out[key.decode()] = {m.decode() for m in self.command("SMEMBERS", key, db=db)}
             else:
                 out[key.decode()] = kind
         return out

@@ -20,17 +20,25 @@ UTC = ZoneInfo("UTC")
 PREFIX = "callcenter:"
 
 
-def trace_events(name: str) -> list[tuple[float, Message]]:
-    """(receive time, message) of a trace, banner and login response left out."""
+def trace_blocks(name: str) -> list[tuple[float, bytes]]:
+    """(receive time, wire bytes) of a trace's events; the recording session's own
+    login exchange and action answers left out."""
     idx = [json.loads(line) for line in (TRACES / f"{name}.ami.idx.jsonl").read_text().splitlines()]
     data = (TRACES / f"{name}.ami").read_bytes()
-    out = []
-    for i in idx:
-        if i["kind"] != "Event":
-            continue
-        block = data[i["off"] : i["off"] + i["len"]].replace(b"\r", b"").rstrip(b"\n")
-        out.append((i["t"], parse_message(block)))
-    return out
+    return [
+        (i["t"], data[i["off"] : i["off"] + i["len"]])
+        for i in idx
+        if i["kind"] == "Event" and not i["ActionID"] and i["name"] != "FullyBooted"
+    ]
+
+
+def parse_block(block: bytes) -> Message:
+    return parse_message(block.replace(b"\r", b"").rstrip(b"\n"))
+
+
+def trace_events(name: str) -> list[tuple[float, Message]]:
+    """(receive time, message) of a trace's events."""
+    return [(t, parse_block(b)) for t, b in trace_blocks(name)]
 
 
 def status_items(name: str) -> list[Message]:
@@ -74,9 +82,9 @@ def state_of(center: Callcenter) -> dict[str, Any]:
     }
 
 
-def assert_redis_is(redis: Any, center: Callcenter, prefix: str = PREFIX) -> None:
+def assert_redis_is(redis: Any, center: Callcenter, prefix: str = PREFIX, db: int = 0) -> None:
     """Redis holds exactly memory's entities and day counters under ``prefix``."""
-    dump = redis.dump(prefix)
+    dump = redis.dump(prefix, db)
     kinds = {"agent": center.agents, "call": center.calls, "conn": center.connections}
     index = {"agent": "agents", "call": "calls", "conn": "connections"}
     for kind, live in kinds.items():
@@ -122,3 +130,11 @@ def busiest_cut(events: list[tuple[float, Message]]) -> int:
         if size > best_n:
             best, best_n = n, size
     return best
+
+
+def redis_is(redis: Any, center: Callcenter, db: int = 0) -> bool:
+    try:
+        assert_redis_is(redis, center, db=db)
+    except (AssertionError, KeyError):
+        return False
+    return True
