@@ -645,16 +645,18 @@ class Callcenter:
 
     # ------------------------------------------------------------------ calls
 
-    def _call_from(self, msg: Message, ts: float) -> Call:
-        uid = msg["Uniqueid"]
+    def _call_from(self, msg: Message, since: float, uid: str | None = None) -> Call:
+        """The live call, or a new one (status NEW) described by ``msg``: a queue
+        event without the dialplan's CALLER UserEvent (FreePBX-style), or a
+        QueueEntry/CoreShowChannel item for a call we started too late to see."""
+        uid = uid or msg["Uniqueid"]
         call = self.calls.get(uid)
         if call is None:
-            # No CALLER UserEvent (FreePBX-style dialplan) or we started late.
             call = Call(
                 id=uid,
                 callerid=msg.get("CallerIDNum") or "",
                 status=NEW,
-                since=ts,
+                since=since,
                 channel=msg.get("Channel") or "",
             )
             self.calls[uid] = call
@@ -1027,16 +1029,7 @@ class Callcenter:
                 iter(agent.queues), ""
             )
             age, leg_age = _hms(caller.get("Duration")), _hms(leg.get("Duration"))
-            call = self.calls.get(uid)
-            if call is None:
-                call = Call(
-                    id=uid,
-                    callerid=caller.get("CallerIDNum") or "",
-                    status=NEW,
-                    since=ts - age,
-                    channel=caller.get("Channel") or "",
-                )
-                self.calls[uid] = call
+            call = self._call_from(caller, ts - age, uid)
             hold = max(0, age - leg_age) if call.status != QUEUED else None
             answered = ts - age + (hold or 0) if call.status != QUEUED else ts
             self._answer(call, agent, queue, hold, min(answered, ts))
@@ -1072,16 +1065,7 @@ class Callcenter:
                 wait = int(e.get("Wait") or 0)
             except ValueError:
                 wait = 0
-            call = self.calls.get(uid)
-            if call is None:
-                call = Call(
-                    id=uid,
-                    callerid=e.get("CallerIDNum") or "",
-                    status=NEW,
-                    since=ts - wait,
-                    channel=e.get("Channel") or "",
-                )
-                self.calls[uid] = call
+            call = self._call_from(e, ts - wait, uid)
             if call.status in (NEW, NA):
                 self._enter_queue(call, e["Queue"], ts - wait, now=ts)
             elif call.status == QUEUED and call.queue != e["Queue"]:
