@@ -295,6 +295,13 @@ class Callcenter:
         for stale in sorted(self.past)[:-PAST_DAYS]:
             del self.past[stale]
 
+    def publish_stats(self) -> None:
+        """Tell subscribers the STATS now (after counters were replaced by a merge)."""
+        self._begin(self.clock.seconds())
+        self._ch._stats_dirty = True
+        self._ch.days.add(self.book.day)
+        self._commit()
+
     # ------------------------------------------------------------------ views
 
     def snapshot(self) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ read an event.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -27,7 +27,7 @@ class Counters:
     abandoned_in_sla: int = 0
 
     def to_record(self) -> dict[str, int]:
-        return asdict(self)
+        return dict(self.__dict__)
 
     @classmethod
     def from_record(cls, d: dict[str, Any]) -> Counters:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twisted.python import usage
@@ -191,15 +190,9 @@ def _timezone(value: str | None) -> ZoneInfo | None:
 
 
 def _check_redis_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise usage.UsageError(
-            f"--redis must look like redis://[:password@]host:port/db, not {url!r}"
-        )
+    from callcenter.store.redis_url import parse_redis_url
+
     try:
-        parts.port  # noqa: B018 - raises on a non-numeric port
-        db = parts.path.lstrip("/")
-        if db:
-            int(db)
-    except ValueError:
-        raise usage.UsageError(f"--redis {url!r}: bad port or database number") from None
+        parse_redis_url(url)
+    except ValueError as e:
+        raise usage.UsageError(str(e)) from None

@@ -75,7 +75,6 @@ class CallcenterService(service.MultiService):
             sla=options["sla"],
             business_day=BusinessDay(options["day-starts-at"], tz),
         )
-        self.center.subscribe(lambda ch: self.report.write(ch.transitions))
         self.store: Any = None
         self.ami: Any = None
         self.simulator: Any = None
@@ -134,12 +133,23 @@ class CallcenterService(service.MultiService):
     async def _start_store(self) -> None:
         try:
             from callcenter.store.redis_store import RedisStore
-        except ImportError as e:  # pragma: no cover - only while the store is absent
+        except ImportError as e:  # pragma: no cover - a broken installation
             log.warn("Redis store unavailable ({err}); state is kept in memory only", err=e)
+            self.center.subscribe(lambda ch: self.report.write(ch.transitions))
             return
-        self.store = RedisStore(
-            self.reactor, self.options["redis"], self.options["redis-prefix"], self.center
-        )
+        # The store writes the report: each event's lines go into its Redis
+        # transaction first, so a SIGKILL between file and Redis loses or
+        # repeats no line (see docs/redis.md, "report outbox").
+        try:
+            self.store = RedisStore(
+                self.reactor,
+                self.options["redis"],
+                self.options["redis-prefix"],
+                self.center,
+                report=self.report,
+            )
+        except ValueError as e:
+            raise StartupError(str(e)) from None
         await self.store.load()
         self.store.start()
 

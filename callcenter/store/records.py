@@ -8,6 +8,8 @@ Layout under a prefix P (``callcenter:`` by default), one key per entity::
     P agents / P calls / P connections   sets of the ids above (the index load reads)
     P day:<YYYY-MM-DD>    string, JSON {"day", "finished", "record": DayBook.to_record(),
                           "summary": DayBook.summary()}
+    P report:outbox       list of report lines committed with their event, not yet
+                          known to be in the report file (only with a report writer)
 
 Values are ASCII JSON, so any id or pause reason the PBX sends survives the
 round trip.  Everything read back is checked as strictly as an AMI event: a
@@ -38,6 +40,7 @@ class Keys:
         self.index = {kind: self._p + INDEX[kind].encode() for kind in KINDS}
         self._entity = {kind: self._p + kind.encode() + b":" for kind in KINDS}
         self._day = self._p + b"day:"
+        self.outbox = self._p + b"report:outbox"  # report lines in Redis, not yet in the file
 
     def entity(self, kind: str, ident: str) -> bytes:
         return self._entity[kind] + encode(ident)

@@ -12,41 +12,42 @@ The Callcenter owns the state; this adapter mirrors it (layout in
 - while Redis is down the service runs from memory: one warning, reconnection
   with backoff, and on reconnect one transaction replacing this prefix's state
   with memory's.  If Redis was unreachable at start, the day counters it
-  holds are merged into memory's on reconnect instead of being overwritten.
+  holds are merged into memory's on reconnect instead of being overwritten;
+- given the report writer, the store also makes the report file exact across
+  a SIGKILL: an event's report lines go into its transaction (an outbox list)
+  and reach the file once Redis has the event; at start, outbox lines missing
+  from the file's tail are appended.  Without it, a kill between the file
+  write and the Redis write duplicates lines (the restart's resync reports the
+  same status change again).
 """
 
 from __future__ import annotations
 
 import random
-import re
+from collections import deque
 from collections.abc import Iterable
-from datetime import date, timedelta
 from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from callcenter.center import PAST_DAYS, Callcenter, Changes
+from callcenter.center import Callcenter, Changes
 from callcenter.kpi import DayBook
-from callcenter.model import INCALL, QUEUED, Agent, Call, Connection
+from callcenter.model import INCALL, QUEUED
+from callcenter.report import ReportWriter, Transition
 from callcenter.store import connection as conn_mod
+from callcenter.store import reading
 from callcenter.store.connection import ConnectionError, RedisProtocol, ResponseError
 from callcenter.store.records import (
     AGENT,
     CALL,
     CONN,
     KINDS,
-    BadRecord,
     Keys,
     day_value,
-    decode,
     dumps,
     encode,
-    parse_agent,
-    parse_call,
-    parse_connection,
-    parse_day,
 )
 from callcenter.store.redis_url import parse_redis_url
 
@@ -64,8 +65,19 @@ class RedisStore:
     connect_timeout = 5.0
     reply_timeout = 30.0  # a Redis that stops answering is treated as down
 
-    def __init__(self, reactor: Any, url: str, prefix: str, center: Callcenter) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        url: str,
+        prefix: str,
+        center: Callcenter,
+        report: ReportWriter | None = None,
+    ) -> None:
         self.reactor = reactor
+        self.report = report
+        # Where the file ended before this process wrote to it: a previous
+        # process's unwritten lines are looked for before that point.
+        self._report_start = reading.file_size(report.path) if report is not None else 0
         self.url = parse_redis_url(url)
         self.keys = Keys(prefix)
         self.center = center
@@ -75,6 +87,7 @@ class RedisStore:
         self._loaded = False  # Redis's state was read (at start, or merged after)
         self._counted_here: dict[str, _Counted] = {}  # before loading: what we counted
         self._pending_days: dict[str, DayBook] = {}  # finished days not yet written
+        self._lines: deque[_Lines] = deque()  # report lines waiting for their transaction
         self._inflight: set[defer.Deferred] = set()
         self._retry: IDelayedCall | None = None
         self._sync_timer: IDelayedCall | None = None
@@ -86,7 +99,8 @@ class RedisStore:
         self._stopping = False
         self._broken_logged: set[str] = set()
         self._unsubscribe: Any = None
-        # For tests and the benchmark.
+        # For tests, the benchmark and anyone debugging.
+        self.last_error = ""
         self.transactions = 0
         self.full_syncs = 0
 
@@ -208,10 +222,9 @@ class RedisStore:
         d.addCallbacks(self._connected, self._connect_failed)
 
     def _connect_failed(self, failure: Any) -> None:
+        # Already reported once for this outage; retries stay quiet.
         self._connecting = False
-        log.debug(
-            "Redis at {url}: still not available ({err})", url=str(self.url), err=failure.value
-        )
+        self.last_error = _reason(failure.value)
         self._schedule_connect()
 
     def _connected(self, proto: RedisProtocol) -> None:
@@ -234,15 +247,49 @@ class RedisStore:
     def _on_changes(self, ch: Changes) -> None:
         if not self._loaded:
             self._track_counted(ch)
+        lines = ch.transitions if self.report is not None else []
         if self.state != UP:
             # The full write on reconnect covers this event; only finished days
             # could fall out of the center's memory before then.
             for book in ch.rolled:
                 self._pending_days[book.day] = book
+            if lines:
+                self._queue_lines(lines, defer.succeed(False), None)  # no Redis to be exact with
             return
         cmds = self._event_commands(ch)
+        if lines:
+            assert self.report is not None
+            tz = self.report.tz
+            cmds.append([b"RPUSH", self.keys.outbox, *(encode(t.line(tz)) for t in lines)])
         if cmds:
-            self._send(self._proto, cmds)
+            d = self._send(self._proto, cmds)
+            if lines:
+                self._queue_lines(lines, d, self._proto)
+
+    def _queue_lines(
+        self, lines: list[Transition], outcome: defer.Deferred, proto: RedisProtocol | None
+    ) -> None:
+        """Report lines go to the file in event order, each after its transaction's outcome."""
+        entry = _Lines(lines, proto)
+        self._lines.append(entry)
+
+        def landed(applied: bool) -> None:
+            entry.applied, entry.ready = bool(applied), True
+            self._drain_lines()
+
+        outcome.addCallback(landed)
+
+    def _drain_lines(self) -> None:
+        assert self.report is not None
+        while self._lines and self._lines[0].ready:
+            entry = self._lines.popleft()
+            self.report.write(entry.lines)
+            proto = entry.proto
+            if entry.applied and proto is self._proto and proto is not None and proto.connected:
+                # In the file now: drop them from the outbox (the oldest: it is FIFO).
+                n = str(len(entry.lines)).encode()
+                d = proto.execute_command(b"LTRIM", self.keys.outbox, n, b"-1", apply_timeout=False)
+                d.addErrback(lambda _: None)  # if lost, the next full write clears the outbox
 
     def _event_commands(self, ch: Changes) -> list[Command]:
         center, keys = self.center, self.keys
@@ -291,11 +338,11 @@ class RedisStore:
     def _send(self, proto: RedisProtocol | None, cmds: list[Command]) -> defer.Deferred:
         """One MULTI/EXEC, pipelined behind whatever is in flight on ``proto``."""
         if proto is None:
-            return defer.fail(ConnectionError("not connected"))
+            return defer.succeed(False)
         try:
             d: defer.Deferred = proto.transaction(cmds)
-        except ConnectionError as e:
-            return defer.fail(e)
+        except ConnectionError:
+            return defer.succeed(False)
         self._inflight.add(d)
         d.addBoth(self._landed, d)
         d.addCallback(self._check_exec)
@@ -354,7 +401,7 @@ class RedisStore:
 
     async def _full_sync(self, proto: RedisProtocol) -> None:
         """Replace this prefix's state in Redis with memory's, in one transaction."""
-        old, _broken = await self._read_indexes(proto)
+        old, _broken = await reading.read_indexes(proto, self.keys, self._broken_logged)
         if self._proto is not proto or self._stopping:
             return
         # From here to _send nothing yields: the snapshot is memory at this
@@ -362,9 +409,9 @@ class RedisStore:
         cmds = self._full_commands(old)
         self.state = UP
         self.full_syncs += 1
-        self._pending_days.clear()
         if not await self._send(proto, cmds):
-            return
+            return  # retried later with _pending_days still held
+        self._pending_days.clear()
         self._sync_attempt = 0
         if self._failing and self.state == UP:
             log.info("Redis at {url}: state written, in step again", url=str(self.url))
@@ -381,6 +428,9 @@ class RedisStore:
         stale: Command = list(keys.index.values())
         for kind in KINDS:
             stale += [keys.entity(kind, i) for i in old[kind] if i not in live[kind]]
+        if self.report is not None:
+            # Every outbox line is in the file by now (delivered on ack or on failure).
+            stale.append(keys.outbox)
         for chunk in _chunks(stale):
             cmds.append([b"DEL", *chunk])
         for kind in KINDS:
@@ -398,49 +448,24 @@ class RedisStore:
             cmds.append([b"SET", keys.day(day), day_value(book, day < center.book.day)])
         return cmds
 
-    async def _read_indexes(self, proto: RedisProtocol) -> tuple[dict[str, list[str]], list[str]]:
-        """Each kind's ids, and the kinds whose index key was not a set.
-
-        A broken index is logged and that kind's keys are found by a SCAN of
-        the prefix instead: slow, but only ever in that rare repair.
-        """
-        ds = [proto.execute_command(b"SMEMBERS", self.keys.index[k]) for k in KINDS]
-        results = await defer.DeferredList(ds, consumeErrors=True)
-        out: dict[str, list[str]] = {}
-        broken: list[str] = []
-        for kind, (ok, value) in zip(KINDS, results, strict=True):
-            if ok:
-                out[kind] = sorted(decode(m) for m in value)
-                continue
-            if not value.check(ResponseError) or not str(value.value).startswith("WRONGTYPE"):
-                value.raiseException()
-            if kind not in self._broken_logged:  # load and the rewrite after it both see it
-                self._broken_logged.add(kind)
-                log.warn(
-                    "Redis key {key} is not a set ({err}); finding its members by a SCAN",
-                    key=decode(self.keys.index[kind]),
-                    err=_reason(value.value),
-                )
-            broken.append(kind)
-            out[kind] = await self._scan(proto, self.keys.entity(kind, ""))
-        return out, broken
-
-    async def _scan(self, proto: RedisProtocol, start: bytes) -> list[str]:
-        pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", start) + b"*"
-        cursor, found = b"0", set()
-        while True:
-            cursor, batch = await proto.execute_command(
-                b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"1000"
-            )
-            found.update(decode(k[len(start) :]) for k in batch)
-            if cursor in (b"0", 0, "0"):
-                return sorted(found)
-
     # ------------------------------------------------------------------ loading
 
+    async def _recover_outbox(self, proto: RedisProtocol) -> None:
+        if self.report is not None:
+            await reading.recover_outbox(proto, self.keys, self.report.path, self._report_start)
+
     async def _read_and_restore(self, proto: RedisProtocol) -> None:
-        state = await self._read_state(proto)
-        agents, calls, conns, books, bad = state
+        await self._recover_outbox(proto)
+        saved = await reading.read_state(
+            proto, self.keys, self.center.book.day, self._broken_logged
+        )
+        agents, calls, conns, books, bad = (
+            saved.agents,
+            saved.calls,
+            saved.connections,
+            saved.books,
+            saved.bad,
+        )
         before = {a.agentid: (a.call, a.status) for a in agents}
         loaded = {
             AGENT: list(before),
@@ -463,73 +488,11 @@ class RedisStore:
             self._request_full_sync(proto)  # an index must be rebuilt: rewrite everything
             return
         cmds = self._fixup_commands(before, loaded, bad, books)
+        if self.report is not None:
+            cmds.append([b"DEL", self.keys.outbox])
         self.state = UP
         if cmds:
             self._send(proto, cmds)
-
-    async def _read_state(
-        self, proto: RedisProtocol
-    ) -> tuple[list[Agent], list[Call], list[Connection], dict[str, DayBook], dict[str, Any]]:
-        keys = self.keys
-        indexes, broken = await self._read_indexes(proto)
-        bad: dict[str, Any] = {"index": broken}
-        today = self.center.book.day
-        first = date.fromisoformat(today)
-        days = [(first - timedelta(days=n)).isoformat() for n in range(PAST_DAYS + 1)]
-        # Every MGET at once: one round trip's worth of latency for the lot.
-        wanted: list[tuple[str, str]] = [(kind, i) for kind in KINDS for i in indexes[kind]]
-        wanted += [("day", d) for d in days]
-        raw_keys = [keys.day(i) if kind == "day" else keys.entity(kind, i) for kind, i in wanted]
-        ds = [proto.execute_command(b"MGET", *chunk) for chunk in _chunks(raw_keys)]
-        values: list[bytes | None] = []
-        for part in await defer.gatherResults(ds, consumeErrors=True):
-            values.extend(part)
-        parsers = {AGENT: parse_agent, CALL: parse_call, CONN: parse_connection}
-        loaded: dict[str, list[Any]] = {k: [] for k in KINDS}
-        books: dict[str, DayBook] = {}
-        bad.update({k: [] for k in KINDS})
-        bad["unfinished"] = []
-        missing: list[tuple[str, str, bytes]] = []
-        for (kind, ident), key, raw in zip(wanted, raw_keys, values, strict=True):
-            if raw is None:
-                missing.append((kind, ident, key))
-                continue
-            try:
-                if kind == "day":
-                    book, finished = parse_day(ident, raw)
-                    books[ident] = book
-                    if ident < today and not finished:
-                        bad["unfinished"].append(ident)
-                else:
-                    loaded[kind].append(parsers[kind](ident, raw))
-            except BadRecord as e:
-                log.warn("Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
-                if kind != "day":
-                    bad[kind].append(ident)
-        if missing:
-            types = await defer.gatherResults(
-                [proto.execute_command(b"TYPE", key) for _k, _i, key in missing],
-                consumeErrors=True,
-            )
-            for (kind, ident, key), key_type in zip(missing, types, strict=True):
-                key_type = decode(_b(key_type))
-                if kind == "day":
-                    if key_type != "none":  # an absent day is normal: nothing counted yet
-                        log.warn(
-                            "Redis key {key} is a {t}, not a string; skipped",
-                            key=decode(key),
-                            t=key_type,
-                        )
-                    continue
-                what = "missing" if key_type == "none" else f"a {key_type}, not a string"
-                log.warn(
-                    "Redis key {key} is {what} (listed in {index}); skipped",
-                    key=decode(key),
-                    what=what,
-                    index=decode(keys.index[kind]),
-                )
-                bad[kind].append(ident)
-        return loaded[AGENT], loaded[CALL], loaded[CONN], books, bad
 
     def _fixup_commands(
         self,
@@ -593,7 +556,11 @@ class RedisStore:
         counted again for a call that was live in Redis: it found the call at
         the PBX and counted its queue entry (and answer) a second time.
         """
-        _agents, calls, _conns, books, _bad = await self._read_state(proto)
+        await self._recover_outbox(proto)
+        saved = await reading.read_state(
+            proto, self.keys, self.center.book.day, self._broken_logged
+        )
+        calls, books = saved.calls, saved.books
         if self._proto is not proto or self._stopping:
             return
         center = self.center
@@ -624,6 +591,7 @@ class RedisStore:
                 list(center.connections.values()),
                 merged.values(),
             )
+            center.publish_stats()  # dashboards see the merged day at once
             log.info(
                 "Redis at {url}: merged the saved KPIs of {days} into memory's",
                 url=str(self.url),
@@ -632,6 +600,16 @@ class RedisStore:
         self._loaded = True
         self._counted_here.clear()
         self._request_full_sync(proto)
+
+
+class _Lines:
+    __slots__ = ("lines", "proto", "ready", "applied")
+
+    def __init__(self, lines: list[Transition], proto: RedisProtocol | None) -> None:
+        self.lines = lines
+        self.proto = proto
+        self.ready = False
+        self.applied = False
 
 
 class _Counted:
@@ -648,10 +626,6 @@ class _Counted:
 def _reason(err: BaseException) -> str:
     text = str(err) or type(err).__name__
     return text.removeprefix("Redis error: ")
-
-
-def _b(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
 
 
 def _chunks(items: list[Any], size: int = CHUNK) -> Iterable[list[Any]]:

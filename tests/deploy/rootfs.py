@@ -14,6 +14,7 @@ start inside the root, on the host's network, on port 6379).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -99,6 +100,14 @@ def cached_image() -> Path:
     if image.is_file():
         return image
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; others wait and reuse it
+        if not image.is_file():
+            _build_image(image, mirror, suite)
+    return image
+
+
+def _build_image(image: Path, mirror: str, suite: str) -> None:
     for old in CACHE_DIR.glob("debian-*.tar"):
         old.unlink()
     with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="build-") as tmp:
@@ -113,6 +122,7 @@ def cached_image() -> Path:
         # A throwaway root needs no fsync per file, nor a man page index:
         # package installs take a fraction of the time.
         (root / "etc/dpkg/dpkg.cfg.d/test-root").write_text("force-unsafe-io\n")
+        trust_host_cas(root)
         proc = run_in_root(
             root,
             ["chroot", str(root), "sh", "-c",
@@ -128,7 +138,6 @@ def cached_image() -> Path:
         partial = image.with_suffix(".partial")
         _run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."], "tar")
         partial.rename(image)
-    return image
 
 
 def unpack(image: Path, dest: Path) -> Path:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.deploy import rootfs
-from tests.deploy.conftest import ANSIBLE_DIR, REPO, ansible_env, tool
+from tests.deploy.conftest import ANSIBLE_DIR, REPO, ansible_env, run, tool
 
 pytestmark = pytest.mark.slow
 
@@ -39,9 +39,12 @@ def _ensure_debootstrap() -> None:
 
 
 class Deployment:
-    def __init__(self, root: Path, runs: list[subprocess.CompletedProcess[str]]):
+    def __init__(self, root: Path, runs: list[subprocess.CompletedProcess[str]],
+                 inventory: Path, env: dict[str, str]):
         self.root = root
         self.runs = runs
+        self.inventory = inventory
+        self.env = env
 
     def path(self, inside: str) -> Path:
         return self.root / inside.lstrip("/")
@@ -72,6 +75,10 @@ def _recap(out: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory) -> Deployment:
+    chroot_plugin = run([tool("ansible-doc"), "-t", "connection", "community.general.chroot"])
+    if chroot_plugin.returncode != 0:
+        pytest.fail("community.general is not installed: pip install -r requirements-dev.txt "
+                    "(the PyPI package `ansible` ships it)")
     _ensure_debootstrap()
     try:
         image = rootfs.cached_image()
@@ -114,7 +121,7 @@ def deployed(tmp_path_factory) -> Deployment:
             ))
             if runs[-1].returncode != 0:
                 break
-        yield Deployment(root, runs)
+        yield Deployment(root, runs, inventory, env)
     finally:
         rootfs.kill_processes_in(root)
         subprocess.run(["rm", "-rf", "--one-file-system", str(tmp)], check=False)
@@ -219,6 +226,26 @@ def test_logrotate_accepts_the_report_config(deployed):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "error" not in out.lower(), out
+
+
+def test_asterisk_role_fails_where_asterisk_cannot_be_installed(deployed, tmp_path):
+    # Without asterisk_skip_if_unavailable (the default), a host with no
+    # Asterisk package stops the deployment instead of silently skipping it.
+    playbook = tmp_path / "asterisk.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "name": "Asterisk only", "hosts": "callcenter", "become": True,
+        "roles": [{"role": str(ANSIBLE_DIR / "roles" / "asterisk")}],
+    }]))
+    proc = rootfs.run_in_root(
+        deployed.root,
+        [tool("ansible-playbook"), str(playbook), "-i", str(deployed.inventory),
+         "-e", "asterisk_skip_if_unavailable=false"],
+        env=deployed.env, timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert 'No installable package "asterisk" on this host' in out, out[-3000:]
+    assert not deployed.path("/etc/asterisk").exists()
 
 
 def test_nothing_left_running_in_the_root(deployed):

@@ -25,7 +25,9 @@ def shifted(block: bytes, shift: int) -> bytes:
 
 
 def shift_message(msg: Message, shift: int) -> Message:
-    return Message([(k, f"{float(v) + shift:.6f}" if k == "Timestamp" else v) for k, v in msg.headers])
+    return Message(
+        [(k, f"{float(v) + shift:.6f}" if k == "Timestamp" else v) for k, v in msg.headers]
+    )
 
 
 class PBXPeer(Protocol):
@@ -53,26 +55,40 @@ class PBXPeer(Protocol):
         self.factory.actions.append(name)
         if name == "login":
             if action.get("Secret") != self.factory.secret:
-                self.reply(("Response", "Error"), ("ActionID", aid), ("Message", "Authentication failed"))
+                self.reply(
+                    ("Response", "Error"), ("ActionID", aid), ("Message", "Authentication failed")
+                )
                 return
-            self.reply(("Response", "Success"), ("ActionID", aid), ("Message", "Authentication accepted"))
-            self.reply(("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted"))
+            self.reply(
+                ("Response", "Success"), ("ActionID", aid), ("Message", "Authentication accepted")
+            )
+            self.reply(
+                ("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted")
+            )
         elif name == "ping":
-            self.reply(("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"), ("Timestamp", "0"))
+            self.reply(
+                ("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"), ("Timestamp", "0")
+            )
         elif name == "coreshowchannels":
             self.transport.write(
-                list_response(aid, "CoreShowChannelsComplete", self.factory.channels, "Channels will follow")
+                list_response(
+                    aid, "CoreShowChannelsComplete", self.factory.channels, "Channels will follow"
+                )
             )
         elif name == "queuestatus":
             self.transport.write(
-                list_response(aid, "QueueStatusComplete", self.factory.items, "Queue status will follow")
+                list_response(
+                    aid, "QueueStatusComplete", self.factory.items, "Queue status will follow"
+                )
             )
             # The PBX's events after the snapshot follow it, as on a real Asterisk.
             if not self.factory.streamed:
                 self.factory.streamed = True
                 self.transport.write(b"".join(self.factory.events))
         else:
-            self.reply(("Response", "Error"), ("ActionID", aid), ("Message", "Invalid/unknown command"))
+            self.reply(
+                ("Response", "Error"), ("ActionID", aid), ("Message", "Invalid/unknown command")
+            )
 
 
 class PBX(Factory):

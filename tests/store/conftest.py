@@ -39,9 +39,22 @@ class RedisServer:
         assert REDIS_SERVER, "redis-server is not installed"
         log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), *self.extra],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                *self.extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         try:
@@ -145,11 +158,7 @@ class LogCapture:
         self.events.append(event)
 
     def lines(self, level: LogLevel | None = None) -> list[str]:
-        return [
-            formatEvent(e)
-            for e in self.events
-            if level is None or e.get("log_level") == level
-        ]
+        return [formatEvent(e) for e in self.events if level is None or e.get("log_level") == level]
 
     def matching(self, text: str) -> list[str]:
         return [line for line in self.lines() if text in line]

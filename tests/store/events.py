@@ -6,7 +6,9 @@ from callcenter.ami.message import Message
 
 
 def _ev(name: str, t: float, *pairs: tuple[str, str]) -> tuple[float, Message]:
-    return t, Message.of(("Event", name), ("Privilege", "agent,all"), ("Timestamp", f"{t:.6f}"), *pairs)
+    return t, Message.of(
+        ("Event", name), ("Privilege", "agent,all"), ("Timestamp", f"{t:.6f}"), *pairs
+    )
 
 
 def _member(agent: str) -> tuple[tuple[str, str], ...]:
@@ -33,7 +35,9 @@ def abandon(t: float, uid: str, hold: int, queue: str = "q-callcenter") -> tuple
     return _ev("QueueCallerAbandon", t, *_caller(uid), ("Queue", queue), ("HoldTime", str(hold)))
 
 
-def connect(t: float, uid: str, agent: str, hold: int, queue: str = "q-callcenter") -> tuple[float, Message]:
+def connect(
+    t: float, uid: str, agent: str, hold: int, queue: str = "q-callcenter"
+) -> tuple[float, Message]:
     return _ev(
         "AgentConnect", t, *_caller(uid), ("Queue", queue), *_member(agent), ("HoldTime", str(hold))
     )

@@ -85,11 +85,21 @@ def pbx_status(center: Callcenter) -> tuple[list[Message], list[Message]]:
 def list_response(action_id: str, complete: str, items: list[Message], message: str) -> bytes:
     """An AMI list answer as Asterisk writes it: start, items (ActionID last), Complete."""
     out = format_message(
-        [("Response", "Success"), ("ActionID", action_id), ("EventList", "start"), ("Message", message)]
+        [
+            ("Response", "Success"),
+            ("ActionID", action_id),
+            ("EventList", "start"),
+            ("Message", message),
+        ]
     )
     for m in items:
         out += format_message([*m.headers, ("ActionID", action_id)])
     out += format_message(
-        [("Event", complete), ("ActionID", action_id), ("EventList", "Complete"), ("ListItems", str(len(items)))]
+        [
+            ("Event", complete),
+            ("ActionID", action_id),
+            ("EventList", "Complete"),
+            ("ListItems", str(len(items))),
+        ]
     )
     return out

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from twisted.internet import defer, reactor, task
 from twisted.internet.task import Clock
 
-from callcenter.ami.message import Message, Splitter, parse_message
+from callcenter.ami.message import Message, parse_message
 from callcenter.center import Callcenter, Changes
 from callcenter.kpi import BusinessDay
 
@@ -39,12 +39,6 @@ def parse_block(block: bytes) -> Message:
 def trace_events(name: str) -> list[tuple[float, Message]]:
     """(receive time, message) of a trace's events."""
     return [(t, parse_block(b)) for t, b in trace_blocks(name)]
-
-
-def status_items(name: str) -> list[Message]:
-    """The list items of a recorded QueueStatus answer (``*.final-status.ami``)."""
-    data = (TRACES / f"{name}.final-status.ami").read_bytes()
-    return [m for m in map(parse_message, Splitter(expect_banner=False).feed(data)) if m.event]
 
 
 class Rig:
@@ -88,10 +82,17 @@ def assert_redis_is(redis: Any, center: Callcenter, prefix: str = PREFIX, db: in
     kinds = {"agent": center.agents, "call": center.calls, "conn": center.connections}
     index = {"agent": "agents", "call": "calls", "conn": "connections"}
     for kind, live in kinds.items():
-        stored = {k[len(prefix + kind) + 1 :]: v for k, v in dump.items() if k.startswith(prefix + kind + ":")}
+        stored = {
+            k[len(prefix + kind) + 1 :]: v
+            for k, v in dump.items()
+            if k.startswith(prefix + kind + ":")
+        }
         assert set(stored) == set(live), kind
         for ident, value in stored.items():
-            assert json.loads(value) == json.loads(json.dumps(live[ident].to_record())), (kind, ident)
+            assert json.loads(value) == json.loads(json.dumps(live[ident].to_record())), (
+                kind,
+                ident,
+            )
         assert dump.get(prefix + index[kind], set()) == set(live), index[kind]
     books = dict(center.past)
     books[center.book.day] = center.book
@@ -102,7 +103,9 @@ def assert_redis_is(redis: Any, center: Callcenter, prefix: str = PREFIX, db: in
             assert stored["record"] == json.loads(json.dumps(book.to_record())), day
             assert stored["summary"] == json.loads(json.dumps(book.summary())), day
             assert stored["finished"] is (day < center.book.day)
-    others = set(dump) - {k for k in dump if k.startswith(tuple(prefix + p + ":" for p in (*kinds, "day")))}
+    others = set(dump) - {
+        k for k in dump if k.startswith(tuple(prefix + p + ":" for p in (*kinds, "day")))
+    }
     assert others <= {prefix + i for i in index.values()}, others
 
 

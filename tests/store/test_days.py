@@ -11,10 +11,10 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from callcenter.kpi import BusinessDay
-from callcenter.store.redis_store import RedisStore
+from callcenter.store.redis_store import DOWN, UP, RedisStore
 
 from . import events as ev
-from .support import Rig, assert_redis_is
+from .support import Rig, assert_redis_is, wait_for
 
 CASES = [
     ("UTC", (0, 0)),
@@ -42,12 +42,14 @@ async def test_day_boundary(redis_server, zone, starts_at):
     store.start()
     rig.center.start()  # the business-day timer
     b = boundary
-    rig.feed([
-        ev.member_added(b - 600, "1001"),
-        ev.join(b - 500, "c1"),
-        ev.abandon(b - 480, "c1", hold=20),
-        ev.join(b - 60, "c2"),  # waits across the boundary
-    ])
+    rig.feed(
+        [
+            ev.member_added(b - 600, "1001"),
+            ev.join(b - 500, "c1"),
+            ev.abandon(b - 480, "c1", hold=20),
+            ev.join(b - 60, "c2"),  # waits across the boundary
+        ]
+    )
     assert rig.center.stats()["calls_received"] == 2
     rig.clock.advance(b + 1 - rig.clock.seconds())  # the timer turns the day
     stats = rig.center.stats()
@@ -61,12 +63,14 @@ async def test_day_boundary(redis_server, zone, starts_at):
     assert finished["summary"]["calls_received"] == 2
     assert finished["summary"]["calls_abandoned"] == 1
 
-    rig.feed([
-        ev.connect(b + 30, "c2", "1001", hold=90),  # answered after the boundary...
-        ev.join(b + 40, "c3"),
-        ev.abandon(b + 45, "c3", hold=5),
-        ev.complete(b + 100, "c2", "1001", hold=90, talk=70),
-    ])
+    rig.feed(
+        [
+            ev.connect(b + 30, "c2", "1001", hold=90),  # answered after the boundary...
+            ev.join(b + 40, "c3"),
+            ev.abandon(b + 45, "c3", hold=5),
+            ev.complete(b + 100, "c2", "1001", hold=90, talk=70),
+        ]
+    )
     await store.flush()
     old, new = _day_key(redis_server, "2026-11-26"), _day_key(redis_server, "2026-11-27")
     # ...and counted once, in the day it entered the queue.
@@ -117,3 +121,33 @@ async def test_restart_after_the_boundary_finishes_the_day(redis_server):
     assert kept["finished"] is True and kept["summary"]["calls_abandoned"] == 1
     assert again.center.past["2026-11-26"].total().received == 1
     await store2.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_day_turns_while_redis_is_down(redis_server):
+    bday = BusinessDay((6, 0), ZoneInfo("UTC"))
+    b = datetime(2026, 11, 27, 6, tzinfo=ZoneInfo("UTC")).timestamp()
+    rig = Rig(b - 600, bday)
+    store = RedisStore(reactor, redis_server.url, "callcenter:", rig.center)
+    store.initial_delay = 0.05
+    await store.load()
+    store.start()
+    rig.center.start()
+    rig.feed([ev.member_added(b - 500, "1001"), ev.join(b - 400, "c1")])
+    await store.flush()
+    redis_server.stop()
+    await wait_for(lambda: store.state == DOWN, what="outage")
+    rig.feed([ev.abandon(b - 300, "c1", hold=100), ev.join(b - 10, "c2")])
+    rig.clock.advance(b + 5 - rig.clock.seconds())  # the day turns, Redis still down
+    rig.feed([ev.connect(b + 20, "c2", "1001", hold=30), ev.join(b + 30, "c3")])
+    redis_server.start()
+    await wait_for(lambda: store.state == UP and store.full_syncs >= 1, what="reconnect")
+    await store.flush()
+    old, new = _day_key(redis_server, "2026-11-26"), _day_key(redis_server, "2026-11-27")
+    assert old["finished"] is True and new["finished"] is False
+    assert (old["summary"]["calls_received"], old["summary"]["calls_abandoned"]) == (2, 1)
+    assert old["summary"]["calls_answered"] == 1  # c2 entered before 06:00
+    assert new["summary"]["calls_received"] == 1
+    assert_redis_is(redis_server, rig.center)
+    await store.stop()
+    rig.center.stop()

@@ -18,7 +18,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -62,15 +62,27 @@ class Service:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 [
-                    str(TWISTD), "-n", "--pidfile=", "callcenter",
-                    "--ami", f"tcp:host=127.0.0.1:port={ami_port}",
-                    "--ami-secret", SECRET,
-                    "--listen", "tcp:0:interface=127.0.0.1",
-                    "--redis", redis_url,
-                    "--report", str(report),
-                    "--timezone", "UTC",
+                    str(TWISTD),
+                    "-n",
+                    "--pidfile=",
+                    "callcenter",
+                    "--ami",
+                    f"tcp:host=127.0.0.1:port={ami_port}",
+                    "--ami-secret",
+                    SECRET,
+                    "--listen",
+                    "tcp:0:interface=127.0.0.1",
+                    "--redis",
+                    redis_url,
+                    "--report",
+                    str(report),
+                    "--timezone",
+                    "UTC",
                 ],
-                env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
+                env=env,
+                cwd=tmp,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def alive(self) -> bool:
@@ -115,8 +127,12 @@ async def test_sigkill_and_restart_equals_uninterrupted_run(tmp_path, redis_serv
         a = Service(tmp_path, "a", ports[-1].getHost().port, redis_server.url[:-1] + "1", report_a)
         procs.append(a)
         await wait_for(
-            lambda: len(_lines(report_a)) == len(whole.lines) and redis_is(redis_server, whole.center, 1),
-            timeout=60, what=f"run A to finish ({a.log})",
+            lambda: (
+                len(_lines(report_a)) == len(whole.lines)
+                and redis_is(redis_server, whole.center, 1)
+            ),
+            timeout=60,
+            what=f"run A to finish ({a.log})",
         )
         a.kill(signal.SIGTERM)
 
@@ -128,8 +144,12 @@ async def test_sigkill_and_restart_equals_uninterrupted_run(tmp_path, redis_serv
         b1 = Service(tmp_path, "b1", ports[-1].getHost().port, url_b, report_b)
         procs.append(b1)
         await wait_for(
-            lambda: len(_lines(report_b)) == len(at_cut.lines) and redis_is(redis_server, at_cut.center, 2),
-            timeout=60, what=f"run B to reach the cut ({b1.log})",
+            lambda: (
+                len(_lines(report_b)) == len(at_cut.lines)
+                and redis_is(redis_server, at_cut.center, 2)
+            ),
+            timeout=60,
+            what=f"run B to reach the cut ({b1.log})",
         )
         b1.kill(signal.SIGKILL)
         assert b1.proc.returncode == -signal.SIGKILL
@@ -142,8 +162,12 @@ async def test_sigkill_and_restart_equals_uninterrupted_run(tmp_path, redis_serv
         b2 = Service(tmp_path, "b2", ports[-1].getHost().port, url_b, report_b)
         procs.append(b2)
         await wait_for(
-            lambda: len(_lines(report_b)) >= len(whole.lines) and redis_is(redis_server, whole.center, 2),
-            timeout=60, what=f"run B to finish ({b2.log})",
+            lambda: (
+                len(_lines(report_b)) >= len(whole.lines)
+                and redis_is(redis_server, whole.center, 2)
+            ),
+            timeout=60,
+            what=f"run B to finish ({b2.log})",
         )
         assert "queuestatus" in pbx_b2.actions
         b2.kill(signal.SIGTERM)

@@ -34,16 +34,33 @@ def _agent(agentid: str, **kw) -> str:
 
 
 def _call(uid: str, **kw) -> str:
-    fields = {"callerid": "5550001", "status": QUEUED, "since": T0, "queue": "q-callcenter",
-              "entered": T0, "day": TODAY} | kw
+    fields = {
+        "callerid": "5550001",
+        "status": QUEUED,
+        "since": T0,
+        "queue": "q-callcenter",
+        "entered": T0,
+        "day": TODAY,
+    } | kw
     return json.dumps(Call(id=uid, **fields).to_record())
 
 
 @pytest_twisted.ensureDeferred
 async def test_bad_contents_are_logged_and_skipped(redis_server, logs):
     r = redis_server.command
-    r("SADD", "callcenter:agents", "good", "hash", "badjson", "nofield", "mismatch", "absent",
-      "negative", "list", "badstatus")
+    r(
+        "SADD",
+        "callcenter:agents",
+        "good",
+        "hash",
+        "badjson",
+        "nofield",
+        "mismatch",
+        "absent",
+        "negative",
+        "list",
+        "badstatus",
+    )
     r("SET", "callcenter:agent:good", _agent("good"))
     r("HSET", "callcenter:agent:hash", "agentid", "hash")
     r("SET", "callcenter:agent:badjson", "{not json")
@@ -94,17 +111,28 @@ async def test_bad_contents_are_logged_and_skipped(redis_server, logs):
     await wait_for(lambda: store.state == UP and store.full_syncs == 1, what="rewrite")
     await store.flush()
     assert_redis_is(redis_server, rig.center)
-    assert r("TYPE", "callcenter:day:2026-11-25") == "list"  # history is left for a person to look at
+    assert (
+        r("TYPE", "callcenter:day:2026-11-25") == "list"
+    )  # history is left for a person to look at
 
     # The call in a queue the PBX does not have is closed by the reconcile, once.
     for wait in ("60", "61"):  # twice, as after an AMI reconnect
         rig.center.reconcile(
             [
-                Message.of(("Event", "QueueMember"), ("Queue", "q-callcenter"), ("Name", "good"),
-                           ("Location", "Local/good@agent-connect"), ("Paused", "0"),
-                           ("InCall", "0")),
-                Message.of(("Event", "QueueEntry"), ("Queue", "q-callcenter"),
-                           ("Uniqueid", "ok.1"), ("Wait", wait)),
+                Message.of(
+                    ("Event", "QueueMember"),
+                    ("Queue", "q-callcenter"),
+                    ("Name", "good"),
+                    ("Location", "Local/good@agent-connect"),
+                    ("Paused", "0"),
+                    ("InCall", "0"),
+                ),
+                Message.of(
+                    ("Event", "QueueEntry"),
+                    ("Queue", "q-callcenter"),
+                    ("Uniqueid", "ok.1"),
+                    ("Wait", wait),
+                ),
             ],
             [],
         )
@@ -125,11 +153,17 @@ async def test_bad_index_members_only_and_restore_drops(redis_server):
     r("SADD", "callcenter:agents", "1001")
     r("SET", "callcenter:agent:1001", _agent("1001", call="x.1", call_queue="q-callcenter"))
     r("SADD", "callcenter:calls", "x.1")
-    r("SET", "callcenter:call:x.1", _call("x.1", status="INCALL", agent="1002", answered=T0 + 5,
-                                          hold=5))
+    r(
+        "SET",
+        "callcenter:call:x.1",
+        _call("x.1", status="INCALL", agent="1002", answered=T0 + 5, hold=5),
+    )
     r("SADD", "callcenter:connections", "x.1")
-    r("SET", "callcenter:conn:x.1", json.dumps({"id": "x.1", "agentid": "1002",
-                                                "queue": "q-callcenter", "since": T0 + 5}))
+    r(
+        "SET",
+        "callcenter:conn:x.1",
+        json.dumps({"id": "x.1", "agentid": "1002", "queue": "q-callcenter", "since": T0 + 5}),
+    )
     rig = Rig(T0 + 60)
     store = RedisStore(reactor, redis_server.url, "callcenter:", rig.center)
     await store.load()
@@ -173,8 +207,9 @@ async def test_unreachable_at_start_then_merge_saved_kpis(redis_server, logs):
     after.feed(events[cut:])
     assert len(logs.matching("not available")) == 1
 
-    proxy = reactor.listenTCP(port, ProxyFactory("127.0.0.1", redis_server.port),
-                              interface="127.0.0.1")
+    proxy = reactor.listenTCP(
+        port, ProxyFactory("127.0.0.1", redis_server.port), interface="127.0.0.1"
+    )
     try:
         await wait_for(lambda: s2.state == UP and s2.full_syncs == 1, what="late load")
         await s2.flush()

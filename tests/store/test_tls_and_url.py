@@ -30,7 +30,10 @@ from .support import Rig, assert_redis_is
         ("redis://:s%40cret@redis.example:7000/1", RedisURL("redis.example", 7000, 1, "s@cret")),
         ("redis://app:pw@h/0", RedisURL("h", 6379, 0, "pw", "app")),
         ("rediss://h:6390/0", RedisURL("h", 6390, 0, tls=True)),
-        ("rediss://[::1]:6390/0?ssl_ca_certs=/ca.pem", RedisURL("::1", 6390, 0, tls=True, ca_certs="/ca.pem")),
+        (
+            "rediss://[::1]:6390/0?ssl_ca_certs=/ca.pem",
+            RedisURL("::1", 6390, 0, tls=True, ca_certs="/ca.pem"),
+        ),
     ],
 )
 def test_parse(url, expected):
@@ -125,11 +128,16 @@ def tls_redis(tmp_path: Path, pki):
     server = RedisServer(
         tmp_path,
         extra=(
-            "--tls-port", str(tls_port),
-            "--tls-cert-file", pki["server_cert"],
-            "--tls-key-file", pki["server_key"],
-            "--tls-ca-cert-file", pki["ca"],
-            "--tls-auth-clients", "optional",
+            "--tls-port",
+            str(tls_port),
+            "--tls-cert-file",
+            pki["server_cert"],
+            "--tls-key-file",
+            pki["server_key"],
+            "--tls-ca-cert-file",
+            pki["ca"],
+            "--tls-auth-clients",
+            "optional",
         ),
     )
     server.start()

@@ -1,0 +1,194 @@
+"""Reading a prefix's saved state at start, checking every record on the way in."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from callcenter.center import PAST_DAYS
+from callcenter.kpi import DayBook
+from callcenter.model import Agent, Call, Connection
+from callcenter.store.connection import RedisProtocol, ResponseError
+from callcenter.store.records import (
+    AGENT,
+    CALL,
+    CONN,
+    KINDS,
+    BadRecord,
+    Keys,
+    decode,
+    parse_agent,
+    parse_call,
+    parse_connection,
+    parse_day,
+)
+
+log = Logger()
+
+CHUNK = 1000  # keys per MGET, so no single command or reply gets huge
+
+
+@dataclass
+class Saved:
+    """What a prefix holds; ``bad`` lists, per kind, ids whose keys were skipped,
+    ``bad["index"]`` the kinds whose index was broken and ``bad["unfinished"]``
+    past days not yet marked finished."""
+
+    agents: list[Agent] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    connections: list[Connection] = field(default_factory=list)
+    books: dict[str, DayBook] = field(default_factory=dict)
+    bad: dict[str, list[str]] = field(default_factory=dict)
+
+
+async def read_indexes(
+    proto: RedisProtocol, keys: Keys, logged: set[str]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Each kind's ids, and the kinds whose index key was not a set.
+
+    A broken index is logged (once per kind in ``logged``) and that kind's keys
+    are found by a SCAN of the prefix instead: slow, but only in that repair.
+    """
+    ds = [proto.execute_command(b"SMEMBERS", keys.index[k]) for k in KINDS]
+    results = await defer.DeferredList(ds, consumeErrors=True)
+    out: dict[str, list[str]] = {}
+    broken: list[str] = []
+    for kind, (ok, value) in zip(KINDS, results, strict=True):
+        if ok:
+            out[kind] = sorted(decode(m) for m in value)
+            continue
+        if not value.check(ResponseError) or not str(value.value).startswith("WRONGTYPE"):
+            value.raiseException()
+        if kind not in logged:  # load and the rewrite after it both see it
+            logged.add(kind)
+            log.warn(
+                "Redis key {key} is not a set ({err}); finding its members by a SCAN",
+                key=decode(keys.index[kind]),
+                err=str(value.value),
+            )
+        broken.append(kind)
+        out[kind] = await _scan(proto, keys.entity(kind, ""))
+    return out, broken
+
+
+async def _scan(proto: RedisProtocol, start: bytes) -> list[str]:
+    pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", start) + b"*"
+    cursor, found = b"0", set()
+    while True:
+        cursor, batch = await proto.execute_command(
+            b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"1000"
+        )
+        found.update(decode(k[len(start) :]) for k in batch)
+        if cursor in (b"0", 0, "0"):
+            return sorted(found)
+
+
+async def read_state(proto: RedisProtocol, keys: Keys, today: str, logged: set[str]) -> Saved:
+    """Entities and the day counters of ``today`` and the PAST_DAYS before it."""
+    indexes, broken = await read_indexes(proto, keys, logged)
+    saved = Saved(bad={"index": broken, "unfinished": [], **{k: [] for k in KINDS}})
+    first = date.fromisoformat(today)
+    days = [(first - timedelta(days=n)).isoformat() for n in range(PAST_DAYS + 1)]
+    # Every MGET at once: one round trip's worth of latency for the lot.
+    wanted: list[tuple[str, str]] = [(kind, i) for kind in KINDS for i in indexes[kind]]
+    wanted += [("day", d) for d in days]
+    raw_keys = [keys.day(i) if kind == "day" else keys.entity(kind, i) for kind, i in wanted]
+    ds = [
+        proto.execute_command(b"MGET", *raw_keys[i : i + CHUNK])
+        for i in range(0, len(raw_keys), CHUNK)
+    ]
+    values: list[bytes | None] = []
+    for part in await defer.gatherResults(ds, consumeErrors=True):
+        values.extend(part)
+    parsers = {AGENT: parse_agent, CALL: parse_call, CONN: parse_connection}
+    loaded: dict[str, list[Any]] = {AGENT: saved.agents, CALL: saved.calls, CONN: saved.connections}
+    missing: list[tuple[str, str, bytes]] = []
+    for (kind, ident), key, raw in zip(wanted, raw_keys, values, strict=True):
+        if raw is None:
+            missing.append((kind, ident, key))
+            continue
+        try:
+            if kind == "day":
+                book, finished = parse_day(ident, raw)
+                saved.books[ident] = book
+                if ident < today and not finished:
+                    saved.bad["unfinished"].append(ident)
+            else:
+                loaded[kind].append(parsers[kind](ident, raw))
+        except BadRecord as e:
+            log.warn("Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
+            if kind != "day":
+                saved.bad[kind].append(ident)
+    if missing:
+        types = await defer.gatherResults(
+            [proto.execute_command(b"TYPE", key) for _k, _i, key in missing],
+            consumeErrors=True,
+        )
+        for (kind, ident, key), key_type in zip(missing, types, strict=True):
+            key_type = key_type.decode() if isinstance(key_type, bytes) else str(key_type)
+            if kind == "day":
+                if key_type != "none":  # an absent day is normal: nothing counted yet
+                    log.warn(
+                        "Redis key {key} is a {t}, not a string; skipped",
+                        key=decode(key),
+                        t=key_type,
+                    )
+                continue
+            what = "missing" if key_type == "none" else f"a {key_type}, not a string"
+            log.warn(
+                "Redis key {key} is {what} (listed in {index}); skipped",
+                key=decode(key),
+                what=what,
+                index=decode(keys.index[kind]),
+            )
+            saved.bad[kind].append(ident)
+    return saved
+
+
+async def recover_outbox(proto: RedisProtocol, keys: Keys, path: str, end: int) -> None:
+    """Append the report lines a killed process committed but did not write.
+
+    The file is written in outbox order and the outbox trimmed only after
+    that, so the file (up to ``end``, where it ended before this process wrote
+    to it) ends with the first j outbox lines: find the longest such j and
+    append the rest.  (If Redis only answered after this process wrote lines,
+    those go after them.)
+    """
+    raw = await proto.execute_command(b"LRANGE", keys.outbox, b"0", b"-1")
+    lines = [r.decode("utf-8", "replace") for r in raw or ()]
+    if not lines:
+        return
+    tail = _tail(path, sum(len(x.encode()) for x in lines) + 1, end)
+    done = next(j for j in range(len(lines), -1, -1) if tail.endswith("".join(lines[:j])))
+    missing = lines[done:]
+    if missing:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(missing))
+        log.info(
+            "report file {path}: appended {n} line(s) written to Redis before a stop",
+            path=path,
+            n=len(missing),
+        )
+
+
+def file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _tail(path: str, size: int, end: int) -> str:
+    """The ``size`` bytes of a file before offset ``end``, as text ("" when missing)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, end - size))
+            return f.read(min(size, end)).decode("utf-8", "replace")
+    except OSError:
+        return ""
