@@ -5,13 +5,13 @@ reported once and counted once.  All on a fake clock."""
 
 from __future__ import annotations
 
+from ami.conftest import Rig  # tests/ is on sys.path: its folders are packages
 from twisted.internet.error import ConnectionLost
 
 from callcenter.ami.message import format_message
 from callcenter.center import Callcenter
 from callcenter.kpi import BusinessDay
 
-from ami.conftest import Rig  # tests/ is on sys.path: its folders are packages
 from .traces import UTC
 
 T0 = 1795665000.0
