@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -147,5 +148,20 @@ async def test_demo_command_serves_page_and_hello_with_agents(tmp_path: Path) ->
         agents = [o for o in objects if o["type"] == "AGENT"]
         assert agents and all(o["status"] in ("LOGGEDIN", "AVAIL", "PAUSED", "INCALL") for o in agents)
         assert "Traceback" not in (tmp_path / "twistd.log").read_text()
+    finally:
+        stop(proc)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sighup_reopens_the_report_after_rotation(tmp_path: Path) -> None:
+    proc = start(tmp_path, "--simulate", "--sim-calls-per-minute", "60")
+    report = tmp_path / "report.csv"
+    try:
+        await wait_for(lambda: report.exists() and report.stat().st_size > 0)
+        report.rename(tmp_path / "report.csv.1")  # logrotate's move...
+        proc.send_signal(signal.SIGHUP)  # ...and its postrotate
+        await wait_for(lambda: report.exists() and report.stat().st_size > 0)
+        assert proc.poll() is None
+        assert "reopened" in (tmp_path / "twistd.log").read_text()
     finally:
         stop(proc)
