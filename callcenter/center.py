@@ -413,7 +413,9 @@ class Callcenter:
 
     def _begin(self, ts: float) -> None:
         self._changes = Changes(ts)
-        day = self.business_day.day_of(ts)
+        # The day turns by our clock, never by a PBX timestamp (a bad one must
+        # not close the day); this check only backs up a late roll timer.
+        day = self.business_day.day_of(self.clock.seconds())
         if day > self.book.day:
             self._roll_to(day)
 
