@@ -439,31 +439,27 @@ class Callcenter:
         assert self._changes is not None, "state changed outside an event"
         return self._changes
 
-    def _touch_agent(self, agent: Agent) -> None:
-        ch = self._ch
-        ch.agents.add(agent.agentid)
-        if agent.agentid in self.agents:
-            ch._render[("AGENT", agent.agentid)] = agent.to_json
+    def _touch(self, kind: str, ident: str, to_json: Callable[[], dict[str, Any]], live: bool) -> None:
+        """Note a changed entity: rendered at commit while live, frozen now once gone."""
+        if live:
+            self._ch._render[(kind, ident)] = to_json
         else:
-            gone = agent.to_json()
-            ch._render[("AGENT", agent.agentid)] = lambda: gone
+            final = to_json()
+            self._ch._render[(kind, ident)] = lambda: final
+        if self._touched_during_resync is not None:
+            self._touched_during_resync.add(f"{kind.lower()}:{ident}")
+
+    def _touch_agent(self, agent: Agent) -> None:
+        self._ch.agents.add(agent.agentid)
+        self._touch("AGENT", agent.agentid, agent.to_json, agent.agentid in self.agents)
         if agent.call and agent.call in self.connections:
             self._touch_connection(self.connections[agent.call])
-        if self._touched_during_resync is not None:
-            self._touched_during_resync.add("agent:" + agent.agentid)
 
     def _touch_call(self, call: Call) -> None:
-        ch = self._ch
-        ch.calls.add(call.id)
-        if call.id in self.calls:
-            ch._render[("CALL", call.id)] = call.to_json
-        else:
-            final = call.to_json()
-            ch._render[("CALL", call.id)] = lambda: final
+        self._ch.calls.add(call.id)
+        self._touch("CALL", call.id, call.to_json, call.id in self.calls)
         if call.id in self.connections:
             self._touch_connection(self.connections[call.id])
-        if self._touched_during_resync is not None:
-            self._touched_during_resync.add("call:" + call.id)
 
     def _touch_connection(self, conn: Connection, ended: bool = False) -> None:
         ch = self._ch
