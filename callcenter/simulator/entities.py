@@ -138,6 +138,11 @@ class GroundTruth:
     hold_answered: float = 0.0
     hold_abandoned: float = 0.0
     talk_completed: float = 0.0
+    # The same sums in the whole seconds the events carry (HoldTime, TalkTime):
+    # what a CTI that trusts Asterisk's figures must average to, exactly.
+    hold_answered_s: int = 0
+    hold_abandoned_s: int = 0
+    talk_completed_s: int = 0
     answered_in_sl: int = 0
     abandoned_in_sl: int = 0
     ring_no_answer: int = 0

@@ -526,6 +526,7 @@ class PBXModel:
         t = q.truth
         t.answered += 1
         t.hold_answered += now - caller.join_time
+        t.hold_answered_s += caller.hold
         if caller.hold <= q.config.servicelevel:
             t.answered_in_sl += 1
         if caller.patience_covers_talk:
@@ -616,6 +617,7 @@ class PBXModel:
         t = q.truth
         t.abandoned += 1
         t.hold_abandoned += now - caller.join_time
+        t.hold_abandoned_s += hold
         if hold <= q.config.servicelevel:
             t.abandoned_in_sl += 1
         self._finish(caller)
@@ -680,6 +682,7 @@ class PBXModel:
         t = q.truth
         t.completed += 1
         t.talk_completed += now - caller.connect_time
+        t.talk_completed_s += talk
 
     def _finish(self, caller: Caller) -> None:
         caller.state = "done"

@@ -62,11 +62,22 @@ def test_service_kpis_match_the_simulated_truth():
         assert s["calls_abandoned"] == t["abandoned"], name
         assert s["calls_waiting"] == t["waiting"], name
         assert s["connections_online"] == t["connected"], name
-        # Means in whole seconds from Asterisk's whole-second HoldTime/TalkTime.
+        # Means of the whole-second HoldTime/TalkTime the PBX reported, exactly,
+        # and within a second of the exact simulated times.
+        def mean(total: int, n: int) -> int:
+            return int(total / n + 0.5)
+
+        assert s["average_queue_time"] == mean(t["hold_answered_s"], t["answered"]), name
+        assert s["average_abandoned_time"] == mean(t["hold_abandoned_s"], t["abandoned"]), name
+        assert s["average_handle_time"] == mean(t["talk_completed_s"], t["completed"]), name
         assert s["average_queue_time"] == pytest.approx(t["hold_answered"] / t["answered"], abs=1)
         assert s["average_abandoned_time"] == pytest.approx(
             t["hold_abandoned"] / t["abandoned"], abs=1)
         assert s["average_handle_time"] == pytest.approx(
             t["talk_completed"] / t["completed"], abs=1)
         assert s["sla"] == round(100.0 * t["answered_in_sl"] / t["answered"], 2), name
+        assert s["sla_with_abandoned"] == round(
+            100.0 * (t["answered_in_sl"] + t["abandoned_in_sl"]) / (t["answered"] + t["abandoned"]), 2
+        ), name
+        assert s["abandon_rate"] == round(100.0 * t["abandoned"] / t["offered"], 2), name
     assert stats["calls_received"] == total_offered > 300
