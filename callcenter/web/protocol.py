@@ -143,7 +143,10 @@ class DashboardProtocol(WebSocketServerProtocol):
 
     def send_payload(self, payload: bytes) -> None:
         if self.state == WebSocketProtocol.STATE_OPEN:
-            self.sendMessage(payload, isBinary=False)
+            # Not sendMessage: Autobahn applies maxMessagePayloadSize (our limit on
+            # what clients send) to outgoing messages too, which would refuse any
+            # HELLO snapshot over 4 KiB, i.e. every real call center's.
+            self.sendPreparedMessage(self.factory.prepareMessage(payload, isBinary=False))
 
     def send_prepared(self, prepared: Any) -> None:
         if self.state == WebSocketProtocol.STATE_OPEN:
