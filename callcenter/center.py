@@ -61,6 +61,9 @@ PAST_DAYS = 2
 MAX_REASON = 64
 _REASON_OK = re.compile(r"^[^\x00-\x1f\x7f]*$")
 NEW = ""  # a call created by a queue event in this very event: it had no NA phase
+# Final "status" remembered for a call an agent transferred: the caller's channel
+# lives on and may enter a queue again (a new queue entry, same Uniqueid).
+TRANSFERRED = "transfer"
 
 
 class UnknownAgent(LookupError):
@@ -273,7 +276,7 @@ class Callcenter:
             self.calls[call.id] = call
             if call.queue:
                 self._queue_calls.setdefault(call.queue, set()).add(call.id)
-            if call.status == QUEUED:
+            if call.status == QUEUED and not call.left:
                 self._waiting.setdefault(call.queue, {})[call.id] = call.entered or call.since
         for conn in connections:
             agent, call = self.agents.get(conn.agentid), self.calls.get(conn.id)
@@ -668,24 +671,31 @@ class Callcenter:
         return call
 
     def _set_call_status(
-        self, call: Call, status: str, ts: float, duration: int | None = None
+        self,
+        call: Call,
+        status: str,
+        ts: float,
+        duration: int | None = None,
+        queue: str | None = None,
     ) -> None:
-        if status == call.status:
+        """``queue``: the call enters that queue now; a call already QUEUED
+        elsewhere (overflow, timeout and retry) ends its wait there with a line."""
+        if status == call.status and queue is None:
             return
         if duration is None:
             duration = max(0, round(ts - call.since))
         if call.status != NEW:
+            # An IVR (NA) line already names the queue the caller went on to.
+            line_queue = call.queue or queue or ""
             self._ch.transitions.append(
                 Transition(
-                    "CALL", call.callerid, call.status, call.since, duration, call.queue, call.id
+                    "CALL", call.callerid, call.status, call.since, duration, line_queue, call.id
                 )
             )
         if call.status == QUEUED:
-            waiting = self._waiting.get(call.queue)
-            if waiting is not None:
-                waiting.pop(call.id, None)
-                if not waiting:
-                    del self._waiting[call.queue]
+            self._unwait(call)
+        if queue is not None:
+            self._index_queue(call, queue)
         call.status, call.since = status, ts
         if status == QUEUED:
             self._waiting.setdefault(call.queue, {})[call.id] = call.entered or ts
@@ -694,11 +704,20 @@ class Callcenter:
         self._touch_call(call)
         self._ch._stats_dirty = True
 
+    def _unwait(self, call: Call) -> None:
+        waiting = self._waiting.get(call.queue)
+        if waiting is not None:
+            waiting.pop(call.id, None)
+            if not waiting:
+                del self._waiting[call.queue]
+
     def _index_queue(self, call: Call, queue: str) -> None:
         if call.queue and call.queue != queue:
             calls = self._queue_calls.get(call.queue)
             if calls is not None:
                 calls.discard(call.id)
+                if not calls:
+                    del self._queue_calls[call.queue]
         call.queue = queue
         self._queue_calls.setdefault(queue, set()).add(call.id)
 
@@ -719,30 +738,42 @@ class Callcenter:
     def _on_join(self, msg: Message, ts: float) -> None:
         uid = msg["Uniqueid"]
         queue = msg["Queue"]
-        if uid in self._ended:
+        if not self._may_enter(uid):
             return
         call = self._call_from(msg, ts)
-        if call.status == QUEUED and call.queue == queue:
-            return  # duplicate
+        if call.status == QUEUED and call.queue == queue and not call.left:
+            return  # duplicate (after a QueueCallerLeave it is a retry of the same queue)
         if call.status == INCALL:
             return
         self._enter_queue(call, queue, ts)
 
-    def _enter_queue(
-        self, call: Call, queue: str, entered: float, now: float | None = None
-    ) -> None:
-        self._index_queue(call, queue)
+    def _may_enter(self, uid: str) -> bool:
+        """Whether a queue entry for ``uid`` is news: not for an ended call,
+        unless an agent transferred it (then it is a new entry, same Uniqueid)."""
+        ended = self._ended.get(uid)
+        if ended == TRANSFERRED:
+            del self._ended[uid]
+        return ended is None or ended == TRANSFERRED
+
+    def _enter_queue(self, call: Call, queue: str, entered: float) -> None:
         call.entered = entered
         call.left = False
         call.day = self.business_day.day_of(entered)
         self._counted(call.day).queue(queue).received += 1
-        self._set_call_status(call, QUEUED, entered if now is None else now)
-        call.since = entered
+        # The status that ends (IVR, or the wait in a previous queue) ended at entry,
+        # which may be earlier than now when the entry is inferred (HoldTime, Wait).
+        self._set_call_status(
+            call, QUEUED, entered, duration=max(0, round(entered - call.since)), queue=queue
+        )
 
     def _on_leave(self, msg: Message, ts: float) -> None:
         call = self.calls.get(msg.get("Uniqueid") or "")
-        if call is not None and call.status == QUEUED:
+        if call is not None and call.status == QUEUED and not call.left:
+            # Out of the queue: no longer waiting, whether AgentConnect or a
+            # timeout (then another queue, voicemail, a hang-up) follows.
             call.left = True
+            self._unwait(call)
+            self._ch._stats_dirty = True
 
     def _hold(self, msg: Message, call: Call, ts: float) -> int:
         hold = _int_field(msg, "HoldTime")
@@ -795,7 +826,7 @@ class Callcenter:
     ) -> None:
         if call.status != QUEUED:
             # Its queue entry was never seen: it entered HoldTime seconds ago.
-            self._enter_queue(call, queue, ts - (hold or 0), now=ts)
+            self._enter_queue(call, queue, ts - (hold or 0))
         if hold is None:
             hold = max(0, round(ts - (call.entered or ts)))
         uid = call.id
@@ -824,16 +855,23 @@ class Callcenter:
         if conn is None:
             # Channel fields missing: the agent's current connection is the one.
             agent = self._agent_for(msg)
-            if agent is None or not agent.call:
-                if agent is not None and agent.call == "":
+            if agent is None:
+                # Removed from the queue mid-call (022, QueueRemove): its connection lives on.
+                ids = {msg.get("MemberName"), msg.get("Interface")} - {None, ""}
+                conn = next((c for c in self.connections.values() if c.agentid in ids), None)
+            elif not agent.call:
+                if agent.call == "":
                     agent.call, agent.call_queue = None, ""
                     self._refresh_agent(agent, ts)
                 return
-            conn = self.connections.get(agent.call)
+            else:
+                conn = self.connections.get(agent.call)
             if conn is None or conn.queue != msg.get("Queue", conn.queue):
                 return
         talk = _int_field(msg, "TalkTime")
         self._complete(conn, talk, ts)
+        if (msg.get("Reason") or "").lower() == "transfer":
+            self._ended[conn.id] = TRANSFERRED
 
     def _complete(self, conn: Connection, talk: int | None, ts: float) -> None:
         call = self.calls.get(conn.id)
@@ -1028,7 +1066,7 @@ class Callcenter:
             if leg is None or caller is None or not caller.get("Uniqueid"):
                 continue
             uid = caller["Uniqueid"]
-            if uid in self._ended or uid in self.connections:
+            if uid in self.connections or not self._may_enter(uid):
                 return False
             queue = (caller.get("ApplicationData") or "").split(",")[0] or next(
                 iter(agent.queues), ""
@@ -1055,26 +1093,34 @@ class Callcenter:
             if call.status == QUEUED:
                 if bridged is not None and uid in bridged:
                     continue  # answered while we were away; its agent's events will end it
+                if call.left:
+                    # Left its queue unanswered (timeout): not an abandon; over once gone.
+                    if alive is None or uid not in alive:
+                        self._set_call_status(call, ABANDON, ts)
+                    continue
                 self._abandon(call, max(0, round(ts - (call.entered or ts))), ts)
             elif call.status == INCALL:
                 conn = self.connections.get(uid)
                 agent = self.agents.get(call.agent or "")
+                if agent is None and bridged is not None and uid in bridged:
+                    continue  # its agent left the queue mid-call; AgentComplete will end it
                 if conn is not None and (agent is None or agent.call != uid):
                     self._complete(conn, None, ts)
             elif call.status == NA and alive is not None and uid not in alive:
                 self._set_call_status(call, ABANDON, ts)
         for uid, e in entries.items():
-            if "call:" + uid in skip or uid in self._ended:
+            if "call:" + uid in skip or not self._may_enter(uid):
                 continue
             try:
                 wait = int(e.get("Wait") or 0)
             except ValueError:
                 wait = 0
             call = self._call_from(e, ts - wait, uid)
-            if call.status in (NEW, NA):
-                self._enter_queue(call, e["Queue"], ts - wait, now=ts)
-            elif call.status == QUEUED and call.queue != e["Queue"]:
-                self._index_queue(call, e["Queue"])
+            if call.status in (NEW, NA) or (
+                # Overflowed or retried while we were away: a new entry, counted there.
+                call.status == QUEUED and (call.queue != e["Queue"] or call.left)
+            ):
+                self._enter_queue(call, e["Queue"], ts - wait)
 
 
 __all__ = [
