@@ -2,36 +2,41 @@
 
 ``FakeAMIFactory`` serves real TCP (``reactor.listenTCP``) or, through
 ``MemoryNet``, the in-memory connections a ``MemoryReactorClock`` makes.  It
-speaks like Asterisk 22 (see shared/ami-traces/REFERENCE.md): a one-line
-banner, ``Challenge``/``Login`` (plain or MD5), ``FullyBooted`` after login,
-``Ping``, canned answers for other actions, and ``Response: Error`` /
-"Authentication failed" followed by a close for a bad login.
+speaks like Asterisk 22 (see support/amipeer.py): a one-line banner,
+``Challenge``/``Login`` (plain or MD5), ``FullyBooted`` after login, ``Ping``,
+canned answers for other actions, and ``Response: Error`` / "Authentication
+failed" followed by a close for a bad login.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-from collections.abc import Callable
 from pathlib import Path
 
+from support.amipeer import (
+    BANNER,
+    CHALLENGE,
+    Answer,
+    AsteriskManager,
+    AsteriskManagerFactory,
+    fully_booted,
+    retag,
+)
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
-from callcenter.ami.message import Message, Splitter, format_message, parse_message
+from callcenter.ami.message import Message
+
+__all__ = ["BANNER", "CHALLENGE", "FULLY_BOOTED", "TRACES", "Answer", "FakeAMIFactory", "FakeAMIServer",
+           "Link", "MemoryNet", "retag", "trace_bytes", "trace_index", "trace_messages"]
 
 # The recorded traces live beside the repository: <repo>/../shared/ami-traces.
 TRACES = Path(__file__).resolve().parents[3] / "shared" / "ami-traces"
 
-BANNER = b"Asterisk Call Manager/11.0.0\r\n"
-FULLY_BOOTED = b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 13\r\nLastReload: 13\r\nStatus: Fully Booted\r\n\r\n"
-CHALLENGE = "840215733"
-
-Answer = bytes | Callable[["FakeAMIServer", Message], bytes | None]
+FULLY_BOOTED = fully_booted(13)
 
 
 def trace_bytes(name: str) -> bytes:
@@ -55,109 +60,15 @@ def trace_messages(name: str, action_id: str | None = None) -> bytes:
     return b"".join(out)
 
 
-def retag(data: bytes, action_id: str) -> bytes:
-    """Give every message of a recorded answer the ActionID of the action being answered."""
-    return re.sub(rb"(?m)^ActionID: [^\r\n]*", b"ActionID: " + action_id.encode(), data)
+FakeAMIServer = AsteriskManager
 
 
-class FakeAMIServer(Protocol):
-    def __init__(self, factory: FakeAMIFactory) -> None:
-        self.factory = factory
-        self.splitter = Splitter(expect_banner=False)
-        self.logged_in = False
-        self.challenge: str | None = None
-        self.actions: list[Message] = []
-        self.closed = False
-
-    def connectionMade(self) -> None:
-        self.factory.connections.append(self)
-        self.transport.write(self.factory.banner)
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.closed = True
-
-    def send(self, data: bytes) -> None:
-        self.transport.write(data)
-
-    def reply(self, action: Message, *pairs: tuple[str, str]) -> None:
-        headers = [pairs[0]]
-        if action.action_id is not None:
-            headers.append(("ActionID", action.action_id))
-        headers.extend(pairs[1:])
-        self.send(format_message(headers))
-
-    def dataReceived(self, data: bytes) -> None:
-        for block in self.splitter.feed(data):
-            msg = parse_message(block)
-            self.actions.append(msg)
-            self.factory.actions.append(msg)
-            self.handle(msg)
-
-    def handle(self, msg: Message) -> None:
-        name = (msg.get("Action") or "").lower()
-        f = self.factory
-        if f.silent:
-            return
-        if name == "challenge":
-            self.challenge = CHALLENGE
-            self.reply(msg, ("Response", "Success"), ("Challenge", CHALLENGE))
-        elif name == "login":
-            if self._good_login(msg):
-                self.logged_in = True
-                f.logins += 1
-                self.reply(msg, ("Response", "Success"), ("Message", "Authentication accepted"))
-                if f.fully_booted:
-                    self.send(FULLY_BOOTED)
-                if f.on_login is not None:
-                    f.on_login(self)
-            else:
-                f.rejections += 1
-                self.reply(msg, ("Response", "Error"), ("Message", "Authentication failed"))
-                self.transport.loseConnection()
-        elif not self.logged_in:
-            self.reply(msg, ("Response", "Error"), ("Message", "Permission denied"))
-        elif name == "ping":
-            if f.answer_ping:
-                self.reply(msg, ("Response", "Success"), ("Ping", "Pong"), ("Timestamp", "1795665189.547300"))
-        elif msg["Action"] in f.answers:
-            answer = f.answers[msg["Action"]]
-            data = answer(self, msg) if callable(answer) else answer
-            if data is not None:
-                self.send(retag(data, msg.action_id or ""))
-        else:
-            self.reply(msg, ("Response", "Error"), ("Message", "Invalid/unknown command"))
-
-    def _good_login(self, msg: Message) -> bool:
-        f = self.factory
-        if f.reject or msg.get("Username") != f.username:
-            return False
-        if (msg.get("AuthType") or "").lower() == "md5":
-            if self.challenge is None:
-                return False
-            return msg.get("Key") == hashlib.md5((self.challenge + f.secret).encode()).hexdigest()
-        return msg.get("Secret") == f.secret
-
-
-class FakeAMIFactory(Factory):
-    noisy = False
+class FakeAMIFactory(AsteriskManagerFactory):
+    booted_event = FULLY_BOOTED
+    ping_timestamp = "1795665189.547300"
 
     def __init__(self, username: str = "admin", secret: str = "s3cret") -> None:
-        self.username = username
-        self.secret = secret
-        self.banner = BANNER
-        self.reject = False
-        self.silent = False  # read actions, answer none
-        self.answer_ping = True
-        self.fully_booted = True
-        self.answers: dict[str, Answer] = {}
-        self.on_login: Callable[[FakeAMIServer], None] | None = None
-        self.connections: list[FakeAMIServer] = []
-        self.actions: list[Message] = []
-        self.logins = 0
-        self.rejections = 0
-
-    def buildProtocol(self, addr: object) -> FakeAMIServer:
-        return FakeAMIServer(self)
+        super().__init__(username, secret)
 
     def actions_named(self, name: str) -> list[Message]:
         return [m for m in self.actions if m.get("Action") == name]

@@ -9,60 +9,16 @@ test knows everything before it has been dispatched.
 
 from __future__ import annotations
 
-import re
+from support.amipeer import AsteriskManager, AsteriskManagerFactory, fully_booted, retag
+from twisted.internet.protocol import Factory
 
-from twisted.internet.protocol import Factory, Protocol
-
-from callcenter.ami.message import Message, Splitter, format_message, parse_message
+from callcenter.ami.message import Message, format_message
 
 from .traces import Trace
 
-BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+__all__ = ["OneByteEndpoint", "ReplayFactory", "retag"]
+
 DONE = b"Event: ReplayDone\r\nPrivilege: system,all\r\n\r\n"
-
-
-def retag(block: bytes, action_id: str) -> bytes:
-    return re.sub(rb"(?m)^ActionID: [^\r\n]*", b"ActionID: " + action_id.encode(), block)
-
-
-class ReplayPeer(Protocol):
-    factory: ReplayFactory
-
-    def connectionMade(self) -> None:
-        self.splitter = Splitter(expect_banner=False)
-        self.logged_in = False
-        self.transport.write(BANNER)
-
-    def dataReceived(self, data: bytes) -> None:
-        for block in self.splitter.feed(data):
-            self.handle(parse_message(block))
-
-    def reply(self, *pairs: tuple[str, str]) -> None:
-        self.transport.write(format_message(pairs))
-
-    def handle(self, action: Message) -> None:
-        name = (action.get("Action") or "").lower()
-        aid = action.get("ActionID") or ""
-        self.factory.actions.append(action)
-        if name == "login":
-            if action.get("Secret") != self.factory.secret:
-                self.reply(("Response", "Error"), ("ActionID", aid), ("Message", "Authentication failed"))
-                self.transport.loseConnection()
-                return
-            self.logged_in = True
-            self.reply(("Response", "Success"), ("ActionID", aid), ("Message", "Authentication accepted"))
-            self.transport.write(
-                b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 4\r\nLastReload: 4\r\n"
-                b"Status: Fully Booted\r\n\r\n"
-            )
-        elif name == "ping":
-            self.reply(("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"), ("Timestamp", "0"))
-        elif name in self.factory.answers:
-            self.transport.write(retag(self.factory.answers[name], aid))
-            if name == "queuestatus":
-                self.factory.stream(self)
-        else:
-            self.reply(("Response", "Error"), ("ActionID", aid), ("Message", "Invalid/unknown command"))
 
 
 def _empty_list(complete: str) -> bytes:
@@ -73,20 +29,23 @@ def _empty_list(complete: str) -> bytes:
     )
 
 
-class ReplayFactory(Factory):
-    protocol = ReplayPeer
+class ReplayFactory(AsteriskManagerFactory):
+    booted_event = fully_booted(4)
 
     def __init__(self, trace: Trace, secret: str = "s3cret", answers: dict[str, bytes] | None = None) -> None:
+        super().__init__(secret=secret)
         self.trace = trace
-        self.secret = secret
-        self.actions: list[Message] = []
         self.streamed = 0
         self.answers = answers or {
             "coreshowchannels": _empty_list("CoreShowChannelsComplete"),
             "queuestatus": _empty_list("QueueStatusComplete"),
         }
 
-    def stream(self, peer: ReplayPeer) -> None:
+    def answered(self, conn: AsteriskManager, msg: Message) -> None:
+        if (msg.get("Action") or "").lower() == "queuestatus":
+            self.stream(conn)
+
+    def stream(self, peer: AsteriskManager) -> None:
         """Write the recording (once per factory: a reconnect does not replay it again)."""
         if self.streamed:
             return

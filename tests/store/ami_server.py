@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 
-from twisted.internet.protocol import Factory, Protocol
+from support.amipeer import AsteriskManager, AsteriskManagerFactory
 
-from callcenter.ami.message import Message, Splitter, format_message, parse_message
+from callcenter.ami.message import Message
 
 from .pbx import list_response
 
-BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 _TS = re.compile(rb"(?m)^Timestamp: (\d+\.\d+)")
 
 
@@ -30,69 +29,12 @@ def shift_message(msg: Message, shift: int) -> Message:
     )
 
 
-class PBXPeer(Protocol):
-    factory: PBX
+class PBX(AsteriskManagerFactory):
+    """Logs in on ``secret`` alone (after a wrong one the line stays up); the
+    recorded events follow the first QueueStatus answer."""
 
-    def connectionMade(self) -> None:
-        self.splitter = Splitter(expect_banner=False)
-        self.factory.peers.append(self)
-        self.transport.write(BANNER)
-
-    def connectionLost(self, reason: object) -> None:
-        if self in self.factory.peers:
-            self.factory.peers.remove(self)
-
-    def dataReceived(self, data: bytes) -> None:
-        for block in self.splitter.feed(data):
-            self.handle(parse_message(block))
-
-    def reply(self, *pairs: tuple[str, str]) -> None:
-        self.transport.write(format_message(pairs))
-
-    def handle(self, action: Message) -> None:
-        name = (action.get("Action") or "").lower()
-        aid = action.get("ActionID") or ""
-        self.factory.actions.append(name)
-        if name == "login":
-            if action.get("Secret") != self.factory.secret:
-                self.reply(
-                    ("Response", "Error"), ("ActionID", aid), ("Message", "Authentication failed")
-                )
-                return
-            self.reply(
-                ("Response", "Success"), ("ActionID", aid), ("Message", "Authentication accepted")
-            )
-            self.reply(
-                ("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted")
-            )
-        elif name == "ping":
-            self.reply(
-                ("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"), ("Timestamp", "0")
-            )
-        elif name == "coreshowchannels":
-            self.transport.write(
-                list_response(
-                    aid, "CoreShowChannelsComplete", self.factory.channels, "Channels will follow"
-                )
-            )
-        elif name == "queuestatus":
-            self.transport.write(
-                list_response(
-                    aid, "QueueStatusComplete", self.factory.items, "Queue status will follow"
-                )
-            )
-            # The PBX's events after the snapshot follow it, as on a real Asterisk.
-            if not self.factory.streamed:
-                self.factory.streamed = True
-                self.transport.write(b"".join(self.factory.events))
-        else:
-            self.reply(
-                ("Response", "Error"), ("ActionID", aid), ("Message", "Invalid/unknown command")
-            )
-
-
-class PBX(Factory):
-    protocol = PBXPeer
+    close_on_reject = False
+    forget_closed = True
 
     def __init__(
         self,
@@ -101,10 +43,25 @@ class PBX(Factory):
         items: list[Message] = (),  # type: ignore[assignment]
         channels: list[Message] = (),  # type: ignore[assignment]
     ) -> None:
-        self.secret = secret
+        super().__init__(secret=secret)
         self.events = events
         self.items = list(items)
         self.channels = list(channels)
         self.streamed = False
-        self.actions: list[str] = []
-        self.peers: list[PBXPeer] = []
+        self.actions: list[str] = []  # lower-case action names
+        self.peers = self.connections
+        self.answers["CoreShowChannels"] = lambda _conn, action: list_response(
+            action.action_id or "", "CoreShowChannelsComplete", self.channels, "Channels will follow"
+        )
+        self.answers["QueueStatus"] = lambda _conn, action: list_response(
+            action.action_id or "", "QueueStatusComplete", self.items, "Queue status will follow"
+        )
+
+    def record(self, msg: Message) -> None:
+        self.actions.append((msg.get("Action") or "").lower())
+
+    def answered(self, conn: AsteriskManager, msg: Message) -> None:
+        # The PBX's events after the snapshot follow it, as on a real Asterisk.
+        if (msg.get("Action") or "").lower() == "queuestatus" and not self.streamed:
+            self.streamed = True
+            conn.send(b"".join(self.events))

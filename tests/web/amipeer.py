@@ -1,6 +1,6 @@
-"""The Asterisk end of an AMI connection, for tests: answers Login and QueuePause
-the way Asterisk 22 does and sends app_queue events with the fields seen in
-../shared/ami-traces (REFERENCE.md)."""
+"""The Asterisk end of an AMI connection, for tests: accepts any Login (see
+support/amipeer.py), answers QueuePause the way Asterisk 22 does and sends
+app_queue events with the fields seen in ../shared/ami-traces (REFERENCE.md)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.protocol import Factory, Protocol
+from support.amipeer import AsteriskManager, AsteriskManagerFactory
 
-from callcenter.ami.message import Message, Splitter, format_message, parse_message
-
-BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+from callcenter.ami.message import Message, format_message
 
 
 @dataclass
@@ -33,7 +31,7 @@ class PeerState:
     actions: list[Message] = field(default_factory=list)
     # Interface -> Asterisk's Message for a QueuePause it must refuse.
     refuse: dict[str, str] = field(default_factory=dict)
-    connections: list[AMIPeer] = field(default_factory=list)
+    connections: list[AsteriskManager] = field(default_factory=list)
     _uids: Any = field(default_factory=lambda: itertools.count(1))
 
     def pauses(self) -> list[dict[str, str]]:
@@ -104,35 +102,27 @@ class PeerState:
             Count=1,
         )
 
-    def connect(self, uid: str, callerid: str, agentid: str, queue: str = "q-callcenter", hold: int = 3) -> bytes:
-        interface = f"Local/{agentid}@agent-connect"
+    def _agent_event(self, name: str, uid: str, callerid: str, agentid: str, queue: str, **extra: Any) -> bytes:
         return self.event(
-            "QueueCallerLeave", Channel=f"PJSIP/caller-{uid}", Uniqueid=uid, Queue=queue,
-            Position=1, Count=0,
-        ) + self.event(
-            "AgentConnect",
-            Channel=f"PJSIP/caller-{uid}",
-            CallerIDNum=callerid,
-            Uniqueid=uid,
-            Queue=queue,
-            MemberName=agentid,
-            Interface=interface,
-            HoldTime=hold,
-            RingTime=1,
-        )
-
-    def complete(self, uid: str, callerid: str, agentid: str, queue: str = "q-callcenter", talk: int = 20) -> bytes:
-        return self.event(
-            "AgentComplete",
+            name,
             Channel=f"PJSIP/caller-{uid}",
             CallerIDNum=callerid,
             Uniqueid=uid,
             Queue=queue,
             MemberName=agentid,
             Interface=f"Local/{agentid}@agent-connect",
-            HoldTime=3,
-            TalkTime=talk,
-            Reason="caller",
+            **extra,
+        )
+
+    def connect(self, uid: str, callerid: str, agentid: str, queue: str = "q-callcenter", hold: int = 3) -> bytes:
+        return self.event(
+            "QueueCallerLeave", Channel=f"PJSIP/caller-{uid}", Uniqueid=uid, Queue=queue,
+            Position=1, Count=0,
+        ) + self._agent_event("AgentConnect", uid, callerid, agentid, queue, HoldTime=hold, RingTime=1)
+
+    def complete(self, uid: str, callerid: str, agentid: str, queue: str = "q-callcenter", talk: int = 20) -> bytes:
+        return self._agent_event(
+            "AgentComplete", uid, callerid, agentid, queue, HoldTime=3, TalkTime=talk, Reason="caller"
         )
 
     def abandon(self, uid: str, queue: str = "q-callcenter", hold: int = 5) -> bytes:
@@ -142,61 +132,34 @@ class PeerState:
         )
 
 
-class AMIPeer(Protocol):
+class AMIPeerFactory(AsteriskManagerFactory):
+    """Any username/secret logs in, without FullyBooted (AMIProtocol.login does
+    not wait for it); QueuePause acts on ``state``."""
+
+    forget_closed = True
+
     def __init__(self, state: PeerState) -> None:
+        super().__init__()
         self.state = state
-        self._splitter = Splitter(expect_banner=False)
+        self.fully_booted = False
+        self.connections = state.connections
+        self.actions = state.actions
+        self.answers["QueuePause"] = self._queue_pause
 
-    def connectionMade(self) -> None:
-        self.state.connections.append(self)
-        self.transport.write(BANNER)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        if self in self.state.connections:
-            self.state.connections.remove(self)
-
-    def dataReceived(self, data: bytes) -> None:
-        for block in self._splitter.feed(data):
-            self._action(parse_message(block))
-
-    def _respond(self, aid: str | None, ok: bool, message: str) -> None:
-        pairs = [("Response", "Success" if ok else "Error")]
-        if aid is not None:
-            pairs.append(("ActionID", aid))
-        pairs.append(("Message", message))
-        self.transport.write(format_message(pairs))
-
-    def _action(self, msg: Message) -> None:
+    def _queue_pause(self, conn: AsteriskManager, msg: Message) -> None:
         s = self.state
-        s.actions.append(msg)
-        name = (msg.get("Action") or "").lower()
-        aid = msg.get("ActionID")
-        if name == "login":
-            self._respond(aid, True, "Authentication accepted")
-        elif name == "queuepause":
-            interface = msg.get("Interface") or ""
-            member = s.members.get(interface)
-            if interface in s.refuse:
-                self._respond(aid, False, s.refuse[interface])
-            elif member is None:
-                self._respond(aid, False, "Interface not found")
-            else:
-                # Like app_queue: the answer, then one QueueMemberPause per queue.
-                paused = (msg.get("Paused") or "").lower() == "true"
-                member.paused = paused
-                member.reason = (msg.get("Reason") or "") if paused else ""
-                self._respond(aid, True, "Interface paused successfully" if paused else "Interface unpaused successfully")
-                queues = [msg["Queue"]] if msg.get("Queue") else member.queues
-                self.transport.write(b"".join(
-                    s.member_event("QueueMemberPause", member, q) for q in queues
-                ))
+        interface = msg.get("Interface") or ""
+        member = s.members.get(interface)
+        if interface in s.refuse:
+            conn.reply(msg, ("Response", "Error"), ("Message", s.refuse[interface]))
+        elif member is None:
+            conn.reply(msg, ("Response", "Error"), ("Message", "Interface not found"))
         else:
-            self._respond(aid, False, "Invalid/unknown command")
-
-
-class AMIPeerFactory(Factory):
-    def __init__(self, state: PeerState) -> None:
-        self.state = state
-
-    def buildProtocol(self, addr: Any) -> AMIPeer:
-        return AMIPeer(self.state)
+            # Like app_queue: the answer, then one QueueMemberPause per queue.
+            paused = (msg.get("Paused") or "").lower() == "true"
+            member.paused = paused
+            member.reason = (msg.get("Reason") or "") if paused else ""
+            done = "Interface paused successfully" if paused else "Interface unpaused successfully"
+            conn.reply(msg, ("Response", "Success"), ("Message", done))
+            queues = [msg["Queue"]] if msg.get("Queue") else member.queues
+            conn.send(b"".join(s.member_event("QueueMemberPause", member, q) for q in queues))
