@@ -620,14 +620,8 @@ class Callcenter:
             uid = msg["Uniqueid"]
             if uid in self.calls or uid in self._ended:
                 return
-            call = Call(
-                id=uid,
-                callerid=msg.get("CallerIDNum") or "",
-                status=NA,
-                since=ts,
-                channel=msg.get("Channel") or "",
-            )
-            self.calls[uid] = call
+            call = self._call_from(msg, ts)
+            call.status = NA  # in the IVR: no queue yet
             self._touch_call(call)
             self._ch._stats_dirty = True
         elif kind == "CALLERHANGUP":
@@ -635,9 +629,7 @@ class Callcenter:
             if call is not None:
                 self._caller_gone(call, ts)
         elif kind == "LOGGEDIN":
-            agentid = msg.get_ci("agentid") or ""
-            member = msg.get_ci("member") or ""
-            agent = self.agents.get(self._by_interface.get(member) or agentid)
+            agentid, agent = self._user_event_agent(msg)
             if agent is None:
                 # The member events did not reach us: ask the PBX rather than guess the queue.
                 log.info(
@@ -645,11 +637,15 @@ class Callcenter:
                 )
                 self.request_resync()
         elif kind == "LOGGEDOUT":
-            agentid = msg.get_ci("agentid") or ""
-            member = msg.get_ci("member") or ""
-            agent = self.agents.get(self._by_interface.get(member) or agentid)
+            _agentid, agent = self._user_event_agent(msg)
             if agent is not None and agent.queues:
                 self._log_out(agent, ts)
+
+    def _user_event_agent(self, msg: Message) -> tuple[str, Agent | None]:
+        """The dialplan's ``agentid``/``member`` headers (case as written there)."""
+        agentid = msg.get_ci("agentid") or ""
+        member = msg.get_ci("member") or ""
+        return agentid, self.agents.get(self._by_interface.get(member) or agentid)
 
     # ------------------------------------------------------------------ calls
 
