@@ -35,6 +35,7 @@ from callcenter.kpi import BusinessDay, Counters, DayBook, kpi_view
 from callcenter.model import (
     ABANDON,
     AVAIL,
+    DEVICE_STATES,
     HANGUP,
     INCALL,
     LOGGEDIN,
@@ -598,6 +599,8 @@ class Callcenter:
             if m is not None and (m.paused, m.reason) == (paused, reason if paused else ""):
                 return  # the hangup handler's redundant unpause: nothing changed
         self._set_membership(agent, queue, paused, reason)
+        # e.g. UNAVAILABLE: the phone is unregistered, the queue will not ring it.
+        agent.device = DEVICE_STATES.get(msg.get("Status") or "", agent.device)
         self._refresh_agent(agent, ts)
 
     def _on_member_removed(self, msg: Message, ts: float) -> None:
@@ -1030,6 +1033,7 @@ class Callcenter:
                     self._drop_membership(agent, queue)
             for queue, m in queues.items():
                 self._set_membership(agent, queue, _flag(m, "Paused"), m.get("PausedReason") or "")
+            agent.device = DEVICE_STATES.get(first.get("Status") or "", agent.device)
             if new:
                 # Paused by the login itself: LastPause is the login time, no reason.
                 agent.fresh_login = all(

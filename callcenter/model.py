@@ -28,6 +28,20 @@ CALL_STATUSES = (NA, QUEUED, INCALL, HANGUP, ABANDON)
 CALL_ENDED = frozenset({HANGUP, ABANDON})
 
 
+# app_queue's member Status (ast_device_state): what the agent's phone is doing.
+DEVICE_STATES = {
+    "0": "UNKNOWN",
+    "1": "NOT_INUSE",
+    "2": "INUSE",
+    "3": "BUSY",
+    "4": "INVALID",
+    "5": "UNAVAILABLE",
+    "6": "RINGING",
+    "7": "RINGINUSE",
+    "8": "ONHOLD",
+}
+
+
 @dataclass
 class Membership:
     """An agent's membership of one queue, as app_queue sees it."""
@@ -53,6 +67,7 @@ class Agent:
     talk_time: int = 0
     name: str = ""
     since_queue: str = ""  # the queue(s) when the current status began, for the report
+    device: str = ""  # the phone's device state (QueueMember Status), e.g. UNAVAILABLE
 
     @property
     def queue(self) -> str:
@@ -93,6 +108,8 @@ class Agent:
             d["reason"] = self.reason
         if self.name:
             d["name"] = self.name
+        if self.device:
+            d["device"] = self.device
         return d
 
     def to_record(self) -> dict[str, Any]:

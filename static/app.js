@@ -11,6 +11,8 @@
 
   const PAUSE_REASONS = ["Break", "Lunch", "Training", "After call work", "Meeting", "Other"];
   const MAX_REASON = 64; // the server refuses longer reasons
+  // Device states (QueueMember Status) in which the queue cannot ring the agent's phone.
+  const PHONE_DOWN = new Set(["UNAVAILABLE", "INVALID"]);
   const RETRY_MIN_MS = 500;
   const RETRY_MAX_MS = 10000;
   const ERROR_SHOWN_MS = 8000;
@@ -423,7 +425,12 @@
           h("div", { class: "agent-name" }, agentName(a)),
           a.name ? h("div", { class: "agent-id" }, a.agentid) : null,
         ]),
-        h("td", [h("span", { class: ["status", `status-${cls}`], "data-role": "status" }, label)]),
+        h("td", [
+          h("span", { class: ["status", `status-${cls}`], "data-role": "status" }, label),
+          PHONE_DOWN.has(a.device)
+            ? h("span", { class: "badge text-bg-danger ms-2", "data-role": "device", title: `Phone ${a.device}` }, "phone offline")
+            : null,
+        ]),
         h("td", { class: "text-end tick", "data-role": "since" }, dur(elapsed(a.time))),
         h("td", { class: "reason", "data-role": "reason", title: a.status === "PAUSED" ? a.reason || null : null }, a.status === "PAUSED" ? a.reason || "—" : ""),
         h("td", { class: `queue-col ${XXL}` }, a.queue || "—"),

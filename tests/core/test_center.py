@@ -402,3 +402,14 @@ def test_business_day_rollover(starts_at: tuple[int, int]) -> None:
     past = c.past[day1].total()
     assert (past.received, past.answered, past.completed) == (1, 1, 1)
     c.stop()
+
+
+def test_phone_device_state_is_shown(out: traces.Outcome) -> None:
+    c = out.center
+    login(c, "1001", T0)
+    assert c.agents["1001"].to_json()["device"] == "NOT_INUSE"
+    c.handle_event(member("QueueMemberStatus", "1001", T0 + 5, Status="5"))  # phone unregistered
+    agent = c.agents["1001"].to_json()
+    assert agent["device"] == "UNAVAILABLE" and agent["status"] == "AVAIL"
+    c.handle_event(member("QueueMemberStatus", "1001", T0 + 6, Status="bogus"))
+    assert c.agents["1001"].to_json()["device"] == "UNAVAILABLE"
