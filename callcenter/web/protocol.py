@@ -30,6 +30,12 @@ log = Logger(namespace="callcenter.web")
 # Dead peers (laptop lid closed, network gone) are noticed by WebSocket pings.
 AUTO_PING_INTERVAL = 30.0
 AUTO_PING_TIMEOUT = 30.0
+# Commands a dashboard may send: a burst of COMMAND_BURST, then COMMAND_RATE a
+# second (a person clicks far less; a HELLO loop would burn CPU on snapshots).
+COMMAND_BURST = 20
+COMMAND_RATE = 10.0
+# Commands refused in a row before the client is cut off as hostile.
+COMMAND_ABUSE = 200
 
 
 def user_message(error: BaseException) -> str | None:
@@ -78,6 +84,9 @@ class DashboardProtocol(WebSocketServerProtocol):
         super().__init__()
         self._guard = _OutputGuard()
         self._dropped = False
+        self._tokens = float(COMMAND_BURST)
+        self._tokens_at: float | None = None
+        self._refused = 0
 
     # -- connection life ------------------------------------------------
 
@@ -111,6 +120,8 @@ class DashboardProtocol(WebSocketServerProtocol):
                 WebSocketProtocol.CLOSE_STATUS_CODE_UNSUPPORTED_DATA, b"text frames only"
             )
             return
+        if not self._may_command():
+            return
         try:
             command = parse_command(payload.decode("utf-8"))
         except BadCommand as e:
@@ -124,6 +135,24 @@ class DashboardProtocol(WebSocketServerProtocol):
                 self._run(center.pause, agentid, reason)
             case Avail(agentid):
                 self._run(center.unpause, agentid)
+
+    def _may_command(self) -> bool:
+        """Token bucket per dashboard; refusals are answered once per run."""
+        now = self.factory.reactor.seconds()
+        if self._tokens_at is not None:
+            self._tokens = min(COMMAND_BURST, self._tokens + (now - self._tokens_at) * COMMAND_RATE)
+        self._tokens_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self._refused = 0
+            return True
+        self._refused += 1
+        if self._refused == 1:
+            self.send_error(f"too many commands: at most {COMMAND_RATE:g} a second")
+        elif self._refused == COMMAND_ABUSE:
+            log.warn("dashboard {peer} cut off: {n} commands over the rate", peer=self.peer, n=self._refused)
+            self.sendCloseFrame(WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLATION, b"too many commands")
+        return False
 
     def _run(self, fn: Any, *args: Any) -> None:
         d = maybeDeferred(fn, *args)

@@ -1,0 +1,40 @@
+"""A dashboard that floods commands is slowed down, then cut off; others are not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+
+from callcenter.web.protocol import COMMAND_ABUSE, COMMAND_BURST
+
+
+def _objects(payload: bytes) -> list[dict]:
+    return [json.loads(line) for line in payload.decode().split("\n") if line]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_hello_flood_is_rate_limited_then_cut_off(rig):
+    calm = await rig.client()
+    await calm.hello()
+    flood = await rig.client()
+    for _ in range(COMMAND_BURST * 3):
+        flood.send("HELLO")
+    await deferLater(reactor, 0.3, lambda: None)
+    frames = []
+    while flood.frames.pending:
+        frames.append(_objects(flood.frames.pending.pop(0)))
+    snapshots = [f for f in frames if f and f[0]["type"] == "STATS"]
+    errors = [o for f in frames for o in f if o["type"] == "ERROR"]
+    assert COMMAND_BURST <= len(snapshots) < COMMAND_BURST * 3
+    assert [e["message"] for e in errors] == ["too many commands: at most 10 a second"]
+    # Keep flooding: the client is cut off with 1008, the calm one still works.
+    for _ in range(COMMAND_ABUSE + 10):
+        flood.send("HELLO")
+    code, _reason = await flood.closed
+    assert code == 1008
+    calm.send("HELLO")
+    frame = await calm.frame()
+    assert frame[0]["type"] == "STATS"
