@@ -755,6 +755,8 @@ class Callcenter:
         return ended is None or ended == TRANSFERRED
 
     def _enter_queue(self, call: Call, queue: str, entered: float) -> None:
+        if call.status == QUEUED and call.left:
+            self._timed_out(call)  # overflow or retry: the previous entry ended unanswered
         call.entered = entered
         call.left = False
         call.day = self.business_day.day_of(entered)
@@ -764,6 +766,10 @@ class Callcenter:
         self._set_call_status(
             call, QUEUED, entered, duration=max(0, round(entered - call.since)), queue=queue
         )
+
+    def _timed_out(self, call: Call) -> None:
+        """Count once a queue entry that ended unanswered without an abandon."""
+        self._counted(call.day).queue(call.queue).timeout += 1
 
     def _on_leave(self, msg: Message, ts: float) -> None:
         call = self.calls.get(msg.get("Uniqueid") or "")
@@ -903,7 +909,9 @@ class Callcenter:
             self._set_call_status(call, ABANDON, ts)  # never queued: not a KPI
         elif call.status == QUEUED:
             if call.left:
-                self._set_call_status(call, ABANDON, ts)  # left the queue unanswered (timeout)
+                # Left the queue unanswered (timeout), hung up later: not an abandon.
+                self._timed_out(call)
+                self._set_call_status(call, ABANDON, ts)
             else:
                 # QueueCallerAbandon did not reach us; Asterisk would have counted one.
                 self._abandon(call, max(0, round(ts - (call.entered or ts))), ts)
@@ -1096,6 +1104,7 @@ class Callcenter:
                 if call.left:
                     # Left its queue unanswered (timeout): not an abandon; over once gone.
                     if alive is None or uid not in alive:
+                        self._timed_out(call)
                         self._set_call_status(call, ABANDON, ts)
                     continue
                 self._abandon(call, max(0, round(ts - (call.entered or ts))), ts)

@@ -25,6 +25,9 @@ class Counters:
     talk_completed: int = 0  # seconds, summed over completed calls
     answered_in_sla: int = 0
     abandoned_in_sla: int = 0
+    # Left the queue unanswered without hanging up there (queue timeout, then
+    # voicemail, another queue...): app_queue's EXITWITHTIMEOUT.
+    timeout: int = 0
 
     def to_record(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -57,6 +60,7 @@ def kpi_view(c: Counters) -> dict[str, Any]:
         "calls_received": c.received,
         "calls_answered": c.answered,
         "calls_abandoned": c.abandoned,
+        "calls_timeout": c.timeout,
         "average_handle_time": _mean(c.talk_completed, c.completed),
         "average_queue_time": _mean(c.hold_answered, c.answered),
         "average_abandoned_time": _mean(c.hold_abandoned, c.abandoned),

@@ -327,6 +327,14 @@
     ]);
   }
 
+  function abandonSub(s) {
+    // Queue timeouts (left unanswered without hanging up there) next to the rate.
+    const parts = [];
+    if (s.abandon_rate !== undefined) parts.push(`rate ${pct(s.abandon_rate)}`);
+    if (s.calls_timeout) parts.push(`${num(s.calls_timeout)} timed out`);
+    return parts.length ? parts.join(" · ") : null;
+  }
+
   function kpis() {
     const s = state.stats || {};
     const waiting = s.calls_waiting ?? waitingCalls().filter((c) => c.status === "QUEUED").length;
@@ -344,7 +352,7 @@
       h("div", { class: "row g-3 mb-3" }, [
         tile("calls_received", "Received", num(s.calls_received)),
         tile("calls_answered", "Answered", num(s.calls_answered)),
-        tile("calls_abandoned", "Abandoned", num(s.calls_abandoned), s.calls_abandoned ? "warn" : "neutral", s.abandon_rate !== undefined ? `rate ${pct(s.abandon_rate)}` : null),
+        tile("calls_abandoned", "Abandoned", num(s.calls_abandoned), s.calls_abandoned ? "warn" : "neutral", abandonSub(s)),
         tile("connections_online", "In conversation", num(s.connections_online)),
         tile("average_queue_time", "Avg wait", dur(s.average_queue_time)),
         tile("average_handle_time", "Avg handle", dur(s.average_handle_time)),

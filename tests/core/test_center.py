@@ -413,3 +413,30 @@ def test_phone_device_state_is_shown(out: traces.Outcome) -> None:
     assert agent["device"] == "UNAVAILABLE" and agent["status"] == "AVAIL"
     c.handle_event(member("QueueMemberStatus", "1001", T0 + 6, Status="bogus"))
     assert c.agents["1001"].to_json()["device"] == "UNAVAILABLE"
+
+
+def test_queue_timeouts_are_counted_once(out: traces.Outcome) -> None:
+    """Timeout in q-callcenter, overflow to q-support where it is answered; a
+    second caller times out and hangs up in voicemail."""
+    c = out.center
+    for q in (Q, "q-support"):
+        c.handle_event(member("QueueMemberAdded", "1001", T0, Queue=q))
+    c.handle_event(caller("QueueCallerJoin", "8.1", T0 + 1, Queue=Q, Position="1", Count="1"))
+    c.handle_event(caller("QueueCallerLeave", "8.1", T0 + 16, Queue=Q, Position="1", Count="0"))
+    assert c.stats()["calls_waiting"] == 0 and c.stats()["calls_timeout"] == 0  # not known yet
+    c.handle_event(caller("QueueCallerJoin", "8.1", T0 + 17, Queue="q-support", Position="1", Count="1"))
+    c.handle_event(caller("QueueCallerLeave", "8.1", T0 + 19, Queue="q-support", Position="1", Count="0"))
+    c.handle_event(caller(
+        "AgentConnect", "8.1", T0 + 19, Queue="q-support", MemberName="1001",
+        Interface="Local/1001@agent-connect", HoldTime="2", RingTime="1",
+    ))
+    c.handle_event(caller("QueueCallerJoin", "8.2", T0 + 20, Queue=Q, Position="1", Count="1"))
+    c.handle_event(caller("QueueCallerLeave", "8.2", T0 + 35, Queue=Q, Position="1", Count="0"))
+    c.handle_event(caller("Hangup", "8.2", T0 + 50, Cause="16"))
+    c.handle_event(caller("Hangup", "8.2", T0 + 50, Cause="16"))  # twice: still once
+    stats = c.stats()
+    assert (stats["calls_received"], stats["calls_answered"], stats["calls_abandoned"], stats["calls_timeout"]) == (
+        3, 1, 0, 2
+    )
+    assert stats["queues"][Q]["calls_timeout"] == 2 and stats["queues"]["q-support"]["calls_timeout"] == 0
+    assert stats["queues"]["q-support"]["calls_answered"] == 1
