@@ -427,30 +427,34 @@ def _originate(s: AMISession, req: Request) -> None:
         s.send_error(req, "Originate failed")
 
 
-def _setvar(s: AMISession, req: Request) -> None:
-    model = s.factory.model
+def _variable(s: AMISession, req: Request) -> tuple[str, str | None] | None:
+    """Setvar/Getvar's common checks: (variable, channel), or None once answered."""
     name, channel = req.get("Variable"), req.get("Channel")
     if not name:
         s.send_error(req, "No variable specified")
-        return
-    if channel and channel not in model.channels:
+        return None
+    if channel and channel not in s.factory.model.channels:
         s.send_error(req, "No such channel")
+        return None
+    return name, channel
+
+
+def _setvar(s: AMISession, req: Request) -> None:
+    found = _variable(s, req)
+    if found is None:
         return
+    name, channel = found
     if not channel:
-        model.set_global(name, req.get("Value"))
+        s.factory.model.set_global(name, req.get("Value"))
     s.send_ack(req, "Variable Set")
 
 
 def _getvar(s: AMISession, req: Request) -> None:
-    model = s.factory.model
-    name, channel = req.get("Variable"), req.get("Channel")
-    if not name:
-        s.send_error(req, "No variable specified")
+    found = _variable(s, req)
+    if found is None:
         return
-    if channel and channel not in model.channels:
-        s.send_error(req, "No such channel")
-        return
-    value = "" if channel else model.globals.get(name, "")
+    name, channel = found
+    value = "" if channel else s.factory.model.globals.get(name, "")
     s.respond(req, "Success", None, [("Variable", name), ("Value", value)])
 
 
