@@ -368,11 +368,15 @@ def _queue_pause(s: AMISession, req: Request) -> None:
     s.send_ack(req, "Interface paused successfully" if on else "Interface unpaused successfully")
 
 
+def _list_answer(s: AMISession, aid: str | None, message: str, complete: str, items: list) -> None:
+    """A list action's answer, as Asterisk frames it: ack, items, ...Complete."""
+    s.write_many([render.list_ack(aid, message), *items, render.list_complete(complete, aid, len(items))])
+
+
 def _queue_status(s: AMISession, req: Request) -> None:
     aid = req.action_id or None
     items = render.queue_status_items(s.factory.model, req.get("Queue"), req.get("Member"), aid)
-    s.write_many([render.list_ack(aid, "Queue status will follow"), *items,
-                  render.list_complete("QueueStatusComplete", aid, len(items))])
+    _list_answer(s, aid, "Queue status will follow", "QueueStatusComplete", items)
 
 
 def _queue_summary(s: AMISession, req: Request) -> None:
@@ -382,8 +386,7 @@ def _queue_summary(s: AMISession, req: Request) -> None:
     wanted = req.get("Queue").lower()
     items = [render.queue_summary(q, now, aid) for q in model.queues.values()
              if not wanted or q.name.lower() == wanted]
-    s.write_many([render.list_ack(aid, "Queue summary will follow"), *items,
-                  render.list_complete("QueueSummaryComplete", aid, len(items))])
+    _list_answer(s, aid, "Queue summary will follow", "QueueSummaryComplete", items)
 
 
 def _core_show_channels(s: AMISession, req: Request) -> None:
@@ -391,8 +394,7 @@ def _core_show_channels(s: AMISession, req: Request) -> None:
     model = s.factory.model
     now = model.now()
     items = [render.core_show_channel(ch, now, aid) for ch in model.channels.values()]
-    s.write_many([render.list_ack(aid, "Channels will follow"), *items,
-                  render.list_complete("CoreShowChannelsComplete", aid, len(items))])
+    _list_answer(s, aid, "Channels will follow", "CoreShowChannelsComplete", items)
 
 
 def _variables(req: Request) -> dict[str, str]:
