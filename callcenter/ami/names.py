@@ -23,8 +23,10 @@ QUEUE_EVENTS = frozenset({
     "QueueMemberStatus",
 })
 
-# Channel events used to notice callers that vanish without queue events.
-CHANNEL_EVENTS = frozenset({"Hangup"})
+# Channel events: a caller that vanishes without queue events (Hangup), and a
+# hang-up requested while waiting, which tells a real abandon from a queue
+# timeout (both publish QueueCallerAbandon; REFERENCE.md gotcha 20).
+CHANNEL_EVENTS = frozenset({"Hangup", "HangupRequest", "SoftHangupRequest"})
 
 EVENTS = frozenset({"UserEvent"}) | QUEUE_EVENTS | CHANNEL_EVENTS
 

@@ -33,6 +33,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from callcenter.center import Callcenter, Changes
+from callcenter.core.counting import uncount_answer, uncount_entry
 from callcenter.kpi import DayBook
 from callcenter.model import INCALL, QUEUED
 from callcenter.report import ReportWriter, Transition
@@ -578,12 +579,9 @@ class RedisStore:
             if seen is None or book is None or call.status not in (QUEUED, INCALL):
                 continue
             c = book.queue(seen.queue)
-            c.received = max(0, c.received - 1)
+            uncount_entry(c)
             if call.status == INCALL and seen.hold is not None:
-                c.answered = max(0, c.answered - 1)
-                c.hold_answered = max(0, c.hold_answered - seen.hold)
-                if seen.hold <= center.sla:
-                    c.answered_in_sla = max(0, c.answered_in_sla - 1)
+                uncount_answer(c, seen.hold, center.sla)
         if books:
             center.restore(
                 list(center.agents.values()),

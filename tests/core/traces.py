@@ -20,9 +20,11 @@ from callcenter.model import ABANDON, AVAIL, HANGUP, INCALL, LOGGEDIN, PAUSED, Q
 TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "ami-traces"
 UTC = ZoneInfo("UTC")
 # Scenario traces: a recording connection that saw every event from an empty PBX.
+# Those under queue-entries/ have one expected row per queue entry (a caller who
+# times out into, or is transferred to, a second queue has two).
 EVENT_TRACES = sorted(
-    p.name[: -len(".ami")]
-    for p in TRACES.glob("*.ami")
+    str(p.relative_to(TRACES))[: -len(".ami")]
+    for p in [*TRACES.glob("*.ami"), *TRACES.glob("queue-entries/*.ami")]
     if not p.name.endswith((".final-status.ami", ".setup.ami")) and p.name != "startup-status.ami"
 )
 
@@ -140,6 +142,9 @@ def _mean(values: list[int]) -> int:
 def check(trace: Trace, out: Outcome) -> None:
     """Assert the service's final state, KPIs and report equal Asterisk's own account."""
     exp = trace.expected
+    if exp.get("callers_format") == "queue-entries":
+        check_queue_entries(trace, out)
+        return
     stats = out.center.stats()
     counts = exp["driver_counts"]
     assert stats["calls_received"] == counts["offered"]
@@ -209,6 +214,83 @@ def check(trace: Trace, out: Outcome) -> None:
             assert c["cid"] not in {call.callerid for call in out.center.calls.values()}
     assert stats["calls_waiting"] == len(waiting)
     assert stats["connections_online"] == in_call
+
+
+def _entry_figures(rows: list[dict[str, Any]], sla: int) -> dict[str, Any]:
+    """The STATS a row set of queue entries implies, by DESIGN.md's definitions
+    (a transferred-out entry was answered and completed; a timeout is neither
+    answered nor abandoned)."""
+    answered = [r for r in rows if r["outcome"] in ("answered", "transferred-out")]
+    abandoned = [r for r in rows if r["outcome"] == "abandoned"]
+    completed = [r for r in answered if r.get("talktime_s") is not None]
+    in_sla = sum(1 for r in answered if r["holdtime_s"] <= sla)
+    ab_sla = sum(1 for r in abandoned if r["holdtime_s"] <= sla)
+
+    def pct(part: int, whole: int) -> float:
+        return round(100.0 * part / whole, 2) if whole else 0.0
+
+    return {
+        "calls_received": len(rows),
+        "calls_answered": len(answered),
+        "calls_abandoned": len(abandoned),
+        "calls_timeout": sum(1 for r in rows if r["outcome"] == "timeout"),
+        "average_queue_time": _mean([r["holdtime_s"] for r in answered]),
+        "average_abandoned_time": _mean([r["holdtime_s"] for r in abandoned]),
+        "average_handle_time": _mean([r["talktime_s"] for r in completed]),
+        "sla": pct(in_sla, len(answered)),
+        "sla_with_abandoned": pct(in_sla + ab_sla, len(answered) + len(abandoned)),
+        "abandon_rate": pct(len(abandoned), len(rows)),
+    }
+
+
+def check_queue_entries(trace: Trace, out: Outcome, sla: int = 10) -> None:
+    """The newer expected.json: one row per queue entry, from Asterisk's queue_log."""
+    exp = trace.expected
+    rows = [r for r in exp["callers"] if r.get("joined")]
+    stats = out.center.stats()
+    counts = exp["driver_counts"]
+    assert stats["calls_received"] == counts["queue_entries"]
+    assert stats["calls_answered"] == counts["answered"]
+    assert stats["calls_abandoned"] == counts["abandoned"]
+    assert stats["calls_timeout"] == counts["timeout"]
+    want = _entry_figures(rows, sla)
+    assert {k: stats[k] for k in want} == want
+    for queue, qc in exp["driver_counts_by_queue"].items():
+        mine = [r for r in rows if r["queue"] == queue]
+        assert qc["queue_entries"] == len(mine)  # the fixture agrees with itself
+        got = stats["queues"][queue]
+        wantq = _entry_figures(mine, sla)
+        assert {k: got[k] for k in wantq} == wantq, queue
+        # Asterisk's own Completed counts answered entries that ended there.
+        params = exp["asterisk_queueparams_final_by_queue"][queue]
+        assert int(params["Completed"]) == qc["answered"]
+
+    # Report: per queue entry, one QUEUED line (its wait, in its queue) and, when
+    # answered, one INCALL line with the talk seconds; nothing twice.
+    lines = [line.rstrip("\n").split(";") for line in out.lines]
+    assert len(lines) == len(set(map(tuple, lines))), "duplicated report line"
+    for uid in {r["uniqueid"] for r in rows}:
+        entries = sorted((r for r in rows if r["uniqueid"] == uid), key=lambda r: r["queue_entry"])
+        mine = [x for x in lines if x[1] == "CALL" and x[6] == uid]
+        queued = [(x[5], int(x[4])) for x in mine if x[3] == QUEUED]
+        assert queued == [(r["queue"], r["holdtime_s"]) for r in entries], (uid, mine)
+        incall = [(x[5], int(x[4])) for x in mine if x[3] == INCALL]
+        talked = [
+            (r["queue"], r["talktime_s"])
+            for r in entries
+            if r["outcome"] in ("answered", "transferred-out") and r.get("talktime_s") is not None
+        ]
+        assert incall == talked, (uid, mine)
+        assert all(x[2] == entries[0]["cid"] for x in mine)
+
+    members = exp["asterisk_members_final"]
+    agents = {a.agentid: a for a in out.center.agents.values()}
+    assert sorted(agents) == sorted({m["Name"] for m in members})
+    for m in members:
+        assert agents[m["Name"]].interface == m["Location"]
+        assert agents[m["Name"]].status == (INCALL if m["InCall"] == "1" else AVAIL)
+    assert not out.center.calls and not out.center.connections
+    assert stats["calls_waiting"] == len(exp["asterisk_entries_final"]) == 0
 
 
 def ended_statuses(out: Outcome) -> set[str]:

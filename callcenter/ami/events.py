@@ -1,0 +1,562 @@
+"""Translate: AMI messages into small, typed, validated domain events.
+
+This is the only module of the service that reads AMI headers for the core.
+Every field is checked here: a message with a missing or absurd field
+(an empty ``Uniqueid``, a ``HoldTime`` that is not a few ASCII digits) becomes
+one rate-limited log line and *no* event, so nothing downstream ever sees a
+half-valid input.  It must never change state or talk to the network.
+
+Asterisk's numbers are plain ASCII digits in sane ranges; ``int()`` would also
+accept ``"1_000"``, ``" 7"`` and Arabic-Indic digits, so they are matched with
+a regular expression first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from twisted.logger import Logger
+
+from callcenter.ami.message import Message
+from callcenter.ami.protocol import LogThrottle
+
+# Junk can arrive at line rate: one line per kind a minute, with a count.
+log = LogThrottle(Logger())
+
+#: Longest wait or talk we believe (seconds): a week.  Anything larger is junk.
+MAX_SECONDS = 7 * 86400
+#: How far an event ``Timestamp`` may be from our clock before we use our clock.
+MAX_CLOCK_SKEW = 86400.0
+MAX_REASON = 64
+MAX_ID = 128  # Uniqueid, member names, interfaces, queue names
+
+_DIGITS = re.compile(r"[0-9]{1,9}\Z")
+_HMS = re.compile(r"([0-9]{1,4}):([0-5][0-9]):([0-5][0-9])\Z")
+_TIMESTAMP = re.compile(r"[0-9]{1,10}(\.[0-9]{1,9})?\Z")
+_TRUE = frozenset({"1", "true", "yes"})
+
+
+class Invalid(ValueError):
+    """A message that must not become an event."""
+
+
+# --------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAnnounced:
+    """The dialplan's UserEvent CALLER: a caller is in the IVR (status NA)."""
+
+    uid: str
+    callerid: str
+    channel: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHungUp:
+    """The caller's channel is gone (UserEvent CALLERHANGUP, or ``Hangup``)."""
+
+    uid: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class HangupRequested:
+    """``HangupRequest``/``SoftHangupRequest`` on a channel: in a queue, the
+    caller hung up; the ``QueueCallerAbandon`` that follows is a real abandon
+    (a queue timeout publishes the same event without this; REFERENCE gotcha 20)."""
+
+    uid: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedIn:
+    agentid: str
+    member: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedOut:
+    agentid: str
+    member: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallerJoined:
+    uid: str
+    queue: str
+    callerid: str
+    channel: str
+    position: int | None
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallerLeft:
+    uid: str
+    queue: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAbandoned:
+    """``QueueCallerAbandon``: the entry ended unanswered (a hang-up or a timeout)."""
+
+    uid: str
+    queue: str
+    hold: int | None
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConnected:
+    uid: str
+    queue: str
+    member: str
+    interface: str
+    callerid: str
+    channel: str
+    hold: int | None
+    ring: int | None
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCompleted:
+    """``AgentComplete``; ``uid`` is empty when Asterisk sent no caller fields."""
+
+    uid: str
+    queue: str
+    member: str
+    interface: str
+    talk: int | None
+    transfer: bool
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChanged:
+    """QueueMemberAdded / QueueMemberPause(d) / QueueMemberStatus."""
+
+    kind: str  # "added", "pause" or "status"
+    queue: str
+    member: str
+    interface: str
+    paused: bool
+    reason: str
+    device: str  # app_queue's member Status digit, "" when absent
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    queue: str
+    member: str
+    interface: str
+    ts: float
+
+
+Event = (
+    CallerAnnounced
+    | CallerHungUp
+    | HangupRequested
+    | AgentLoggedIn
+    | AgentLoggedOut
+    | CallerJoined
+    | CallerLeft
+    | CallerAbandoned
+    | AgentConnected
+    | AgentCompleted
+    | MemberChanged
+    | MemberRemoved
+)
+
+
+# --------------------------------------------------------------------- field checks
+
+
+def seconds(value: str | None, what: str) -> int | None:
+    """Whole seconds: ASCII digits ≤ MAX_SECONDS, else None.
+
+    An absurd value (negative, 12 digits, ``1_000``) is dropped with a log line
+    and the event still applies with the seconds measured from event times:
+    the call was answered or ended all the same, and losing that would be worse.
+    """
+    if value is None or value == "":
+        return None
+    if not _DIGITS.match(value) or int(value) > MAX_SECONDS:
+        log.warn(
+            "ami-seconds:" + what,
+            "{what} {value!r} is not a sane number of seconds; using event times",
+            what=what,
+            value=value[:24],
+        )
+        return None
+    return int(value)
+
+
+def hms(value: str | None) -> int | None:
+    """CoreShowChannel's ``Duration: HH:MM:SS`` in seconds (None when unreadable)."""
+    m = _HMS.match(value or "")
+    if m is None:
+        return None
+    total = int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
+    return total if total <= MAX_SECONDS else None
+
+
+def ident(value: str | None, what: str, required: bool = True) -> str:
+    """An id-like field (Uniqueid, Queue, MemberName...): printable, bounded."""
+    v = (value or "").strip()
+    if not v:
+        if required:
+            raise Invalid(f"empty {what}")
+        return ""
+    if len(v) > MAX_ID or not v.isprintable():
+        raise Invalid(f"{what} {v[:24]!r} is not a sane identifier")
+    return v
+
+
+def reason(value: str | None) -> str:
+    """A pause reason as the PBX reports it: an agent may type anything on a
+    phone, so it is cut to MAX_REASON printable characters rather than refused."""
+    v = value or ""
+    if len(v) > MAX_REASON or not v.isprintable():
+        log.warn("ami-reason", "pause reason {r!r} cut to printable characters", r=v[:24])
+        v = "".join(ch for ch in v if ch.isprintable())[:MAX_REASON]
+    return v
+
+
+def flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in _TRUE
+
+
+def timestamp(msg: Message, now: float) -> float:
+    """The event's own ``Timestamp`` (sub-second) when sane, else our clock."""
+    raw = msg.get("Timestamp")
+    if raw and _TIMESTAMP.match(raw):
+        ts = float(raw)
+        if abs(ts - now) < MAX_CLOCK_SKEW:
+            return ts
+    return now
+
+
+def _interface(msg: Message) -> str:
+    return ident(msg.get("Interface") or msg.get("Location"), "Interface", required=False)
+
+
+def _member(msg: Message) -> tuple[str, str]:
+    member = ident(msg.get("MemberName"), "MemberName", required=False)
+    interface = _interface(msg)
+    if not member and not interface:
+        raise Invalid("no MemberName or Interface")
+    return member, interface
+
+
+# --------------------------------------------------------------------- translators
+
+
+def _user_event(msg: Message, ts: float) -> Event | None:
+    kind = (msg.get("UserEvent") or "").upper()
+    if kind == "CALLER":
+        return CallerAnnounced(
+            ident(msg.get("Uniqueid"), "Uniqueid"),
+            ident(msg.get("CallerIDNum"), "CallerIDNum", required=False),
+            ident(msg.get("Channel"), "Channel", required=False),
+            ts,
+        )
+    if kind == "CALLERHANGUP":
+        return CallerHungUp(ident(msg.get("Uniqueid"), "Uniqueid"), ts)
+    if kind in ("LOGGEDIN", "LOGGEDOUT"):
+        # The dialplan's own headers keep the case written there (gotcha 15).
+        agentid = ident(msg.get_ci("agentid"), "agentid", required=False)
+        member = ident(msg.get_ci("member"), "member", required=False)
+        if not agentid and not member:
+            raise Invalid(f"{kind} without agentid or member")
+        cls = AgentLoggedIn if kind == "LOGGEDIN" else AgentLoggedOut
+        return cls(agentid, member, ts)
+    return None  # somebody else's UserEvent
+
+
+def _join(msg: Message, ts: float) -> Event:
+    pos = msg.get("Position")
+    return CallerJoined(
+        ident(msg.get("Uniqueid"), "Uniqueid"),
+        ident(msg.get("Queue"), "Queue"),
+        ident(msg.get("CallerIDNum"), "CallerIDNum", required=False),
+        ident(msg.get("Channel"), "Channel", required=False),
+        int(pos) if pos and _DIGITS.match(pos) else None,
+        ts,
+    )
+
+
+def _leave(msg: Message, ts: float) -> Event:
+    return CallerLeft(ident(msg.get("Uniqueid"), "Uniqueid"), ident(msg.get("Queue"), "Queue"), ts)
+
+
+def _abandon(msg: Message, ts: float) -> Event:
+    return CallerAbandoned(
+        ident(msg.get("Uniqueid"), "Uniqueid"),
+        ident(msg.get("Queue"), "Queue"),
+        seconds(msg.get("HoldTime"), "HoldTime"),
+        ts,
+    )
+
+
+def _connect(msg: Message, ts: float) -> Event:
+    member, interface = _member(msg)
+    return AgentConnected(
+        ident(msg.get("Uniqueid"), "Uniqueid"),
+        ident(msg.get("Queue"), "Queue"),
+        member,
+        interface,
+        ident(msg.get("CallerIDNum"), "CallerIDNum", required=False),
+        ident(msg.get("Channel"), "Channel", required=False),
+        seconds(msg.get("HoldTime"), "HoldTime"),
+        seconds(msg.get("RingTime"), "RingTime"),
+        ts,
+    )
+
+
+def _complete(msg: Message, ts: float) -> Event:
+    member, interface = _member(msg)
+    return AgentCompleted(
+        ident(msg.get("Uniqueid"), "Uniqueid", required=False),
+        ident(msg.get("Queue"), "Queue"),
+        member,
+        interface,
+        seconds(msg.get("TalkTime"), "TalkTime"),
+        (msg.get("Reason") or "").lower() == "transfer",
+        ts,
+    )
+
+
+_MEMBER_KIND = {
+    "QueueMemberAdded": "added",
+    "QueueMemberPause": "pause",
+    "QueueMemberPaused": "pause",  # the pre-13 name
+    "QueueMemberStatus": "status",
+}
+
+
+def _member_changed(msg: Message, ts: float) -> Event:
+    member, interface = _member(msg)
+    status = msg.get("Status") or ""
+    return MemberChanged(
+        _MEMBER_KIND[msg.event or ""],
+        ident(msg.get("Queue"), "Queue"),
+        member,
+        interface,
+        flag(msg.get("Paused")),
+        reason(msg.get("PausedReason")),
+        status if _DIGITS.match(status) else "",
+        ts,
+    )
+
+
+def _member_removed(msg: Message, ts: float) -> Event:
+    member, interface = _member(msg)
+    return MemberRemoved(ident(msg.get("Queue"), "Queue"), member, interface, ts)
+
+
+def _hangup(msg: Message, ts: float) -> Event:
+    return CallerHungUp(ident(msg.get("Uniqueid"), "Uniqueid"), ts)
+
+
+def _hangup_request(msg: Message, ts: float) -> Event:
+    return HangupRequested(ident(msg.get("Uniqueid"), "Uniqueid"), ts)
+
+
+def _nothing(msg: Message, ts: float) -> None:
+    return None
+
+
+TRANSLATORS: dict[str, Callable[[Message, float], Event | None]] = {
+    "UserEvent": _user_event,
+    "QueueCallerJoin": _join,
+    "QueueCallerLeave": _leave,
+    "QueueCallerAbandon": _abandon,
+    "AgentConnect": _connect,
+    "AgentComplete": _complete,
+    "QueueMemberAdded": _member_changed,
+    "QueueMemberPause": _member_changed,
+    "QueueMemberPaused": _member_changed,
+    "QueueMemberStatus": _member_changed,
+    "QueueMemberRemoved": _member_removed,
+    "Hangup": _hangup,
+    "HangupRequest": _hangup_request,
+    "SoftHangupRequest": _hangup_request,
+    # Ringing changes nothing the protocol shows yet (an autopause arrives as its
+    # own QueueMemberPause); translated to nothing, on purpose.
+    "AgentCalled": _nothing,
+    "AgentRingNoAnswer": _nothing,
+}
+
+
+def translate(msg: Message, now: float) -> Event | None:
+    """The domain event ``msg`` means, or None (not ours, or invalid: logged)."""
+    name = msg.event or ""
+    fn = TRANSLATORS.get(name)
+    if fn is None:
+        return None
+    try:
+        return fn(msg, timestamp(msg, now))
+    except Invalid as e:
+        log.warn("ami-invalid:" + name, "ignored {event}: {err}", event=name, err=e)
+    except (KeyError, ValueError, TypeError) as e:
+        log.warn("ami-invalid:" + name, "ignored {event}: {err}", event=name, err=e)
+    return None
+
+
+# --------------------------------------------------------------------- the PBX's truth
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    """One QueueStatus ``QueueMember`` item."""
+
+    queue: str
+    name: str
+    location: str
+    paused: bool
+    reason: str
+    device: str
+    in_call: bool
+    login_pause: bool  # paused with no reason at its login time: the login's own pause
+
+
+@dataclass(frozen=True, slots=True)
+class EntryState:
+    """One QueueStatus ``QueueEntry`` item: a caller waiting ``wait`` seconds."""
+
+    uid: str
+    queue: str
+    callerid: str
+    channel: str
+    wait: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """One CoreShowChannels item."""
+
+    uid: str
+    channel: str
+    callerid: str
+    bridge: str
+    application: str
+    queue: str  # first argument of Queue() when application is Queue
+    age: int | None
+
+
+@dataclass
+class PbxSnapshot:
+    """What the PBX answered to QueueStatus (and CoreShowChannels, when it did)."""
+
+    members: list[MemberState] = field(default_factory=list)
+    entries: list[EntryState] = field(default_factory=list)
+    channels: list[ChannelState] | None = None
+
+
+def _member_state(m: Message) -> MemberState:
+    paused = flag(m.get("Paused"))
+    why = reason(m.get("PausedReason"))
+    return MemberState(
+        ident(m.get("Queue"), "Queue"),
+        ident(m.get("Name") or m.get("MemberName"), "Name", required=False),
+        ident(m.get("Location") or m.get("Interface"), "Location", required=False),
+        paused,
+        why,
+        m.get("Status") if _DIGITS.match(m.get("Status") or "") else "",  # type: ignore[arg-type]
+        flag(m.get("InCall")),
+        paused and not why and m.get("LastPause") == m.get("LoginTime"),
+    )
+
+
+def _entry_state(m: Message) -> EntryState:
+    return EntryState(
+        ident(m.get("Uniqueid"), "Uniqueid"),
+        ident(m.get("Queue"), "Queue"),
+        ident(m.get("CallerIDNum"), "CallerIDNum", required=False),
+        ident(m.get("Channel"), "Channel", required=False),
+        _wait(m.get("Wait")),
+    )
+
+
+def _wait(value: str | None) -> int:
+    # A QueueEntry without a sane Wait is no fact we can place in time.
+    if value is None or not _DIGITS.match(value) or int(value) > MAX_SECONDS:
+        raise Invalid(f"Wait {str(value)[:24]!r} is not a sane number of seconds")
+    return int(value)
+
+
+def _channel_state(m: Message) -> ChannelState:
+    app = m.get("Application") or ""
+    return ChannelState(
+        ident(m.get("Uniqueid"), "Uniqueid"),
+        ident(m.get("Channel"), "Channel", required=False),
+        ident(m.get("CallerIDNum"), "CallerIDNum", required=False),
+        ident(m.get("BridgeId"), "BridgeId", required=False),
+        app,
+        ident((m.get("ApplicationData") or "").split(",")[0], "Queue", required=False)
+        if app == "Queue"
+        else "",
+        hms(m.get("Duration")),
+    )
+
+
+def pbx_snapshot(
+    items: Iterable[Message], channels: Iterable[Message] | None = None
+) -> PbxSnapshot:
+    """Validate a QueueStatus (+ CoreShowChannels) answer item by item: one bad
+    item is logged and left out, the rest still count."""
+    snap = PbxSnapshot()
+    for m in items:
+        try:
+            if m.event == "QueueMember":
+                state = _member_state(m)
+                if state.name or state.location:
+                    snap.members.append(state)
+            elif m.event == "QueueEntry":
+                snap.entries.append(_entry_state(m))
+        except (Invalid, KeyError, ValueError, TypeError) as e:
+            log.warn("ami-invalid", "skipped a bad QueueStatus item: {err}", err=e)
+    if channels is not None:
+        snap.channels = []
+        for c in channels:
+            if c.event != "CoreShowChannel":
+                continue
+            try:
+                snap.channels.append(_channel_state(c))
+            except (Invalid, KeyError, ValueError, TypeError) as e:
+                log.warn("ami-invalid", "skipped a bad CoreShowChannel item: {err}", err=e)
+    return snap
+
+
+__all__ = [
+    "AgentCompleted",
+    "AgentConnected",
+    "AgentLoggedIn",
+    "AgentLoggedOut",
+    "CallerAbandoned",
+    "CallerAnnounced",
+    "CallerHungUp",
+    "CallerJoined",
+    "CallerLeft",
+    "ChannelState",
+    "EntryState",
+    "Event",
+    "HangupRequested",
+    "MemberChanged",
+    "MemberRemoved",
+    "MemberState",
+    "PbxSnapshot",
+    "TRANSLATORS",
+    "pbx_snapshot",
+    "translate",
+]

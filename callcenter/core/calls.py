@@ -1,0 +1,149 @@
+"""Calls: the one owner of the live calls, who is waiting where, and the
+memory of calls that ended (so late events for them change nothing).
+
+A call is the caller channel's Uniqueid (the ``;2`` half of a Local channel),
+never parsed as a number.  Every status that ends becomes one report line
+(``set_status``); the per-queue indexes follow the status here only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from callcenter.core.changes import Tracker
+from callcenter.core.counting import whole
+from callcenter.model import ABANDON, HANGUP, INCALL, QUEUED, Call
+from callcenter.report import Transition
+
+#: How many ended call ids to remember, so late events for them are ignored.
+ENDED_MEMORY = 10_000
+NEW = ""  # a call created by a queue event in this very event: it had no NA phase
+# Final "status" remembered for a call an agent transferred: the caller's channel
+# lives on and may enter a queue again (a new queue entry, same Uniqueid).
+TRANSFERRED = "transfer"
+
+
+class CallBook:
+    def __init__(self, tracker: Tracker) -> None:
+        self._tracker = tracker
+        self.calls: dict[str, Call] = {}
+        self.by_queue: dict[str, set[str]] = {}
+        self.waiting: dict[str, dict[str, float]] = {}  # queue -> call id -> entered
+        self._ended: OrderedDict[str, str] = OrderedDict()  # call id -> final status
+
+    def get(self, uid: str) -> Call | None:
+        return self.calls.get(uid)
+
+    def __contains__(self, uid: str) -> bool:
+        return uid in self.calls
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def ended(self, uid: str) -> bool:
+        return uid in self._ended
+
+    def may_enter(self, uid: str) -> bool:
+        """Whether a queue entry for ``uid`` is news: not for an ended call,
+        unless an agent transferred it (then it is a new entry, same Uniqueid)."""
+        ended = self._ended.get(uid)
+        return ended is None or ended == TRANSFERRED
+
+    def mark_transferred(self, uid: str) -> None:
+        if uid in self._ended:
+            self._ended[uid] = TRANSFERRED
+
+    def get_or_create(self, uid: str, callerid: str, channel: str, since: float) -> Call:
+        """The live call, or a new one (status NEW) first seen in a queue event,
+        a QueueEntry or a bridge (FreePBX-style, or started before we were)."""
+        call = self.calls.get(uid)
+        if call is None:
+            if self._ended.get(uid) == TRANSFERRED:
+                del self._ended[uid]  # the transferred caller's next queue entry
+            call = Call(id=uid, callerid=callerid, status=NEW, since=since, channel=channel)
+            self.calls[uid] = call
+        return call
+
+    def set_status(
+        self,
+        call: Call,
+        status: str,
+        ts: float,
+        duration: int | None = None,
+        queue: str | None = None,
+    ) -> None:
+        """``queue``: the call enters that queue now; a call already QUEUED
+        elsewhere (overflow, timeout and retry) ends its wait there with a line."""
+        if status == call.status and queue is None:
+            return
+        if duration is None:
+            duration = whole(ts - call.since)
+        if call.status != NEW:
+            # An IVR (NA) line already names the queue the caller went on to.
+            line_queue = call.queue or queue or ""
+            self._tracker.transition(
+                Transition(
+                    "CALL", call.callerid, call.status, call.since, duration, line_queue, call.id
+                )
+            )
+        if call.status == QUEUED:
+            self.unwait(call)
+        if queue is not None:
+            self._index_queue(call, queue)
+        call.status, call.since = status, ts
+        if status == QUEUED:
+            self.waiting.setdefault(call.queue, {})[call.id] = call.entered or ts
+        if status in (HANGUP, ABANDON):
+            self._forget(call)
+        self._tracker.call(call, call.id in self.calls)
+        self._tracker.stats_dirty()
+
+    def unwait(self, call: Call) -> None:
+        waiting = self.waiting.get(call.queue)
+        if waiting is not None and waiting.pop(call.id, None) is not None:
+            if not waiting:
+                del self.waiting[call.queue]
+            self._tracker.stats_dirty()
+
+    def _index_queue(self, call: Call, queue: str) -> None:
+        if call.queue and call.queue != queue:
+            self._unindex(call)
+        call.queue = queue
+        self.by_queue.setdefault(queue, set()).add(call.id)
+
+    def _unindex(self, call: Call) -> None:
+        calls = self.by_queue.get(call.queue)
+        if calls is not None:
+            calls.discard(call.id)
+            if not calls:
+                del self.by_queue[call.queue]
+
+    def _forget(self, call: Call) -> None:
+        self.calls.pop(call.id, None)
+        self._unindex(call)
+        self._ended[call.id] = call.status
+        while len(self._ended) > ENDED_MEMORY:
+            self._ended.popitem(last=False)
+
+    def drop(self, call: Call) -> None:
+        """Forget a call without a status line (never queued, PBX no longer has it)."""
+        self._forget(call)
+        self._tracker.call(call, False)
+        self._tracker.stats_dirty()
+
+    def restore(self, calls: Iterable[Call]) -> None:
+        self.calls.clear()
+        self.by_queue.clear()
+        self.waiting.clear()
+        for call in calls:
+            if call.status in (HANGUP, ABANDON):
+                continue
+            self.calls[call.id] = call
+            if call.queue:
+                self.by_queue.setdefault(call.queue, set()).add(call.id)
+            if call.status == QUEUED and not call.left:
+                self.waiting.setdefault(call.queue, {})[call.id] = call.entered or call.since
+
+    def incall(self) -> list[Call]:
+        return [c for c in self.calls.values() if c.status == INCALL]

@@ -1,0 +1,333 @@
+"""The life of a queue call across the owners: IVR → queue → agent → end.
+
+``CallFlow`` applies the call-related domain events.  It holds the rules that
+span calls, connections, agents and counters (a call answered opens a
+connection, binds the agent and counts an answer), so that each rule is
+written once.  Each method checks first and then changes, so an event either
+applies whole or changes nothing.
+
+Rules that keep it right on a real Asterisk (see the traces' REFERENCE.md):
+- ``AgentComplete`` is matched to the agent's connection when it lacks the
+  caller's fields, and by Uniqueid *and* Queue when it has them;
+- a ``QueueCallerAbandon`` is an abandon only when the caller's hang-up was
+  requested before it; without one it is a queue timeout (gotcha 20);
+- a transferred caller's next queue entry may arrive before the transfer's
+  ``AgentComplete`` (gotcha 21): it is held and applied right after;
+- events for calls that already ended change nothing, so nothing counts twice.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from callcenter.ami import events as ev
+from callcenter.core.agents import Roster
+from callcenter.core.calls import NEW, CallBook
+from callcenter.core.connections import Switchboard
+from callcenter.core.counting import Tally, whole
+from callcenter.model import ABANDON, HANGUP, INCALL, NA, QUEUED, Agent, Call, Connection
+
+log = Logger()
+
+#: How long to wait for AgentComplete after the caller hung up during a call
+#: before closing the call from our own clock (Asterisk sends it within ms).
+COMPLETE_GRACE = 3.0
+#: Bounds of the small "out of order" memories (early completions, held joins).
+ORDER_MEMORY = 1_000
+#: A QueueCallerAbandon with no hang-up requested before it is a queue timeout
+#: unless the caller's hang-up shows up within this many seconds after it
+#: (the request itself may have been missed while we were disconnected).
+EXIT_WINDOW = 1.0
+
+
+class CallFlow:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        tally: Tally,
+        roster: Roster,
+        calls: CallBook,
+        switchboard: Switchboard,
+        transact: Callable[[float, Callable[[], None]], None],
+    ) -> None:
+        self.clock = clock
+        self.tally = tally
+        self.roster = roster
+        self.calls = calls
+        self.switchboard = switchboard
+        self._transact = transact  # runs a change outside an AMI event (timers)
+        self._grace: dict[str, IDelayedCall] = {}
+        self._hanging_up: set[str] = set()  # waiting callers whose hang-up was requested
+        self.sees_hangup_requests = False  # the session delivers class "call" events
+        self._held_joins: OrderedDict[str, ev.CallerJoined] = OrderedDict()
+        self._early_completes: OrderedDict[tuple[str, str], ev.AgentCompleted] = OrderedDict()
+        # uid -> (QueueCallerAbandon time, hold, timer): abandon or timeout, not yet known.
+        self._exits: dict[str, tuple[float, int, IDelayedCall]] = {}
+
+    def stop(self) -> None:
+        for call in [*self._grace.values(), *(t for _, _, t in self._exits.values())]:
+            if call.active():
+                call.cancel()
+        self._grace.clear()
+        self._exits.clear()
+
+    # ------------------------------------------------------------ IVR and hang-ups
+
+    def caller_announced(self, e: ev.CallerAnnounced) -> None:
+        if e.uid in self.calls or self.calls.ended(e.uid):
+            return
+        call = self.calls.get_or_create(e.uid, e.callerid, e.channel, e.ts)
+        call.status = NA  # in the IVR: no queue yet
+        self.calls._tracker.call(call, True)
+        self.calls._tracker.stats_dirty()
+
+    def hangup_requested(self, e: ev.HangupRequested) -> None:
+        self.sees_hangup_requests = True
+        self._settle(e.uid, e.ts)
+        call = self.calls.get(e.uid)
+        if call is not None and call.status == QUEUED:
+            if len(self._hanging_up) >= len(self.calls) + ORDER_MEMORY:
+                self._hanging_up.intersection_update(self.calls.calls)
+            self._hanging_up.add(e.uid)
+
+    def caller_hung_up(self, e: ev.CallerHungUp) -> None:
+        self._settle(e.uid, e.ts)
+        call = self.calls.get(e.uid)
+        if call is not None:
+            self.caller_gone(call, e.ts)
+
+    def caller_gone(self, call: Call, ts: float) -> None:
+        """The caller's channel hung up (UserEvent CALLERHANGUP or Hangup)."""
+        self._hanging_up.discard(call.id)
+        if call.status == NA:
+            self.calls.set_status(call, ABANDON, ts)  # never queued (or after a timeout): no KPI
+        elif call.status == QUEUED:
+            if call.left:
+                # Left the queue unanswered (timeout), hung up later: not an abandon.
+                self.tally.timeout(call.day, call.queue)
+                self.calls.set_status(call, ABANDON, ts)
+            else:
+                # QueueCallerAbandon did not reach us; Asterisk would have counted one.
+                self._abandon(call, whole(ts - (call.entered or ts)), ts)
+        elif call.status == INCALL and call.id not in self._grace:
+            # AgentComplete normally follows within milliseconds; don't race it.
+            self._grace[call.id] = self.clock.callLater(
+                COMPLETE_GRACE, self._grace_expired, call.id, ts
+            )
+
+    def _grace_expired(self, uid: str, hung_up_at: float) -> None:
+        self._grace.pop(uid, None)
+        conn = self.switchboard.get(uid)
+        if conn is not None:
+            self._transact(
+                self.clock.seconds(),
+                lambda: self.complete(conn, whole(hung_up_at - conn.since), hung_up_at),
+            )
+
+    # ------------------------------------------------------------ queue entry
+
+    def joined(self, e: ev.CallerJoined) -> None:
+        self._settle(e.uid, None)  # in another queue: the last entry timed out
+        if not self.calls.may_enter(e.uid):
+            return
+        call = self.calls.get(e.uid)
+        if call is not None:
+            if call.status == QUEUED and call.queue == e.queue and not call.left:
+                return  # duplicate (after a QueueCallerLeave it is a retry of the same queue)
+            if call.status == INCALL:
+                if call.queue != e.queue:
+                    # Transferred: the new entry can beat the transfer's AgentComplete.
+                    self._remember(self._held_joins, e.uid, e)
+                return
+        call = self.calls.get_or_create(e.uid, e.callerid, e.channel, e.ts)
+        self.enter_queue(call, e.queue, e.ts)
+
+    def enter_queue(self, call: Call, queue: str, entered: float) -> None:
+        if call.status == QUEUED and call.left:
+            self.tally.timeout(call.day, call.queue)  # overflow or retry: that entry ended unanswered
+        call.entered = entered
+        call.left = False
+        call.day = self.tally.business_day.day_of(entered)
+        self.tally.entry(call.day, queue)
+        # The status that ends (IVR, or the wait in a previous queue) ended at entry,
+        # which may be earlier than now when the entry is inferred (HoldTime, Wait).
+        self.calls.set_status(
+            call, QUEUED, entered, duration=whole(entered - call.since), queue=queue
+        )
+
+    def left(self, e: ev.CallerLeft) -> None:
+        call = self.calls.get(e.uid)
+        if call is not None and call.status == QUEUED and not call.left and call.queue == e.queue:
+            # Out of the queue: no longer waiting, whether AgentConnect or a
+            # timeout (then another queue, voicemail, a hang-up) follows.
+            call.left = True
+            self.calls.unwait(call)
+
+    def abandoned(self, e: ev.CallerAbandoned) -> None:
+        call = self.calls.get(e.uid)
+        if call is None or call.status != QUEUED or call.queue != e.queue:
+            return
+        hold = e.hold if e.hold is not None else whole(e.ts - (call.entered or e.ts))
+        if e.uid in self._hanging_up or not self.sees_hangup_requests:
+            self._abandon(call, hold, e.ts)
+        elif e.uid not in self._exits:
+            # app_queue's timeout publishes the same event, but nobody hung up.
+            timer = self.clock.callLater(EXIT_WINDOW, self._exit_window_over, e.uid)
+            self._exits[e.uid] = (e.ts, hold, timer)
+
+    def _exit_window_over(self, uid: str) -> None:
+        if uid in self._exits:
+            self._transact(self.clock.seconds(), lambda: self._settle(uid, None))
+
+    def _settle(self, uid: str, hung_up_at: float | None) -> None:
+        """Decide a pending QueueCallerAbandon: an abandon when the caller hung
+        up within EXIT_WINDOW of it, else a timeout (back in the dialplan)."""
+        pending = self._exits.pop(uid, None)
+        if pending is None:
+            return
+        ts, hold, timer = pending
+        if timer.active():
+            timer.cancel()
+        call = self.calls.get(uid)
+        if call is None or call.status != QUEUED:
+            return
+        if hung_up_at is not None and hung_up_at - ts <= EXIT_WINDOW:
+            self._abandon(call, hold, ts)
+        else:
+            self.tally.timeout(call.day, call.queue)
+            call.hold = hold
+            call.left = False
+            self.calls.set_status(call, NA, ts, duration=hold)
+
+    def _abandon(self, call: Call, hold: int, ts: float) -> None:
+        self._hanging_up.discard(call.id)
+        self.tally.abandon(call.day, call.queue, hold)
+        call.hold = hold
+        self.calls.set_status(call, ABANDON, ts, duration=hold)
+
+    # ------------------------------------------------------------ agent and call
+
+    def connected(self, e: ev.AgentConnected) -> None:
+        if self.calls.ended(e.uid) and not self.calls.may_enter(e.uid):
+            return
+        agent = self.roster.find(e.member, e.interface)
+        agentid = agent.agentid if agent else e.member or e.interface
+        if agent is None:
+            # E.g. the agent logged out (022) while its phone rang: Asterisk
+            # still connects the call, so it is answered and must be counted.
+            log.info("AgentConnect for member {a} not logged in; counting the call", a=agentid)
+        existing = self.calls.get(e.uid)
+        if existing is not None and existing.status == INCALL:
+            return  # duplicate
+        call = self.calls.get_or_create(e.uid, e.callerid, e.channel, e.ts)
+        self.answer(call, agent, e.queue, e.hold, e.ts, agentid)
+        early = self._early_completes.pop((e.uid, e.queue), None)
+        if early is not None:
+            conn = self.switchboard.get(e.uid)
+            if conn is not None:
+                self._finish(conn, early)
+
+    def answer(
+        self,
+        call: Call,
+        agent: Agent | None,
+        queue: str,
+        hold: int | None,
+        ts: float,
+        agentid: str = "",
+    ) -> None:
+        if call.status != QUEUED:
+            # Its queue entry was never seen: it entered HoldTime seconds ago.
+            self.enter_queue(call, queue, ts - (hold or 0))
+        if hold is None:
+            hold = whole(ts - (call.entered or ts))
+        self._hanging_up.discard(call.id)
+        self.tally.answer(call.day, call.queue, hold)
+        call.hold = hold
+        call.answered = ts
+        agentid = agent.agentid if agent is not None else agentid
+        call.agent = agentid
+        call.left = False
+        self.calls.set_status(call, INCALL, ts, duration=hold)
+        self.switchboard.open(call.id, agentid, call.queue, ts)
+        if agent is not None:
+            self.roster.set_call(agent, call.id, call.queue)
+            self.roster.refresh(agent, ts)
+
+    def completed(self, e: ev.AgentCompleted) -> None:
+        conn = self.switchboard.get(e.uid) if e.uid else None
+        if conn is not None and conn.queue != e.queue:
+            conn = None  # the same caller's call in another queue (gotcha 21)
+        if conn is None:
+            # Channel fields missing: the agent's current connection is the one.
+            agent = self.roster.find(e.member, e.interface)
+            if agent is None:
+                # Removed from the queue mid-call (022, QueueRemove): its connection lives on.
+                conn = self.switchboard.of_agent({e.member, e.interface} - {""})
+            elif agent.call:
+                conn = self.switchboard.get(agent.call)
+            else:
+                if agent.call == "":
+                    # INCALL on a call we could not identify: that call is over.
+                    self.roster.set_call(agent, None)
+                    self.roster.refresh(agent, e.ts)
+                elif e.uid and not self.calls.ended(e.uid):
+                    # Before its AgentConnect (out of order): finish it right after.
+                    self._remember(self._early_completes, (e.uid, e.queue), e)
+                return
+            if conn is None or conn.queue != e.queue:
+                return
+        self._finish(conn, e)
+
+    def _finish(self, conn: Connection, e: ev.AgentCompleted) -> None:
+        talk = e.talk if e.talk is not None else whole(e.ts - conn.since)
+        self.complete(conn, talk, e.ts)
+        if e.transfer:
+            self.calls.mark_transferred(conn.id)
+            held = self._held_joins.pop(conn.id, None)
+            if held is not None:
+                self.joined(held)
+
+    def complete(self, conn: Connection, talk: int | None, ts: float) -> None:
+        call = self.calls.get(conn.id)
+        if talk is None:
+            talk = whole(ts - conn.since)
+        self.switchboard.close(conn)
+        day = call.day if call is not None else self.tally.book.day
+        self.tally.complete(day, conn.queue, talk)
+        agent = self.roster.get(conn.agentid)
+        if agent is not None:
+            agent.calls_taken += 1
+            agent.talk_time += talk
+            if agent.call == conn.id:
+                self.roster.set_call(agent, None)
+            self.roster.refresh(agent, ts)
+        if call is not None:
+            grace = self._grace.pop(call.id, None)
+            if grace is not None and grace.active():
+                grace.cancel()
+            self.calls.set_status(call, HANGUP, ts, duration=talk)
+
+    # ------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _remember(memory: OrderedDict, key: object, value: object) -> None:
+        memory[key] = value
+        while len(memory) > ORDER_MEMORY:
+            memory.popitem(last=False)
+
+    def expire_ivr(self, older_than: float, ts: float) -> int:
+        """End NA calls (announced, never hung up) older than ``older_than``."""
+        stale = [
+            c for c in list(self.calls.calls.values()) if c.status == NA and c.since < older_than
+        ]
+        for call in stale:
+            self.calls.set_status(call, ABANDON, ts)
+        return len(stale)
+
+
+__all__ = ["COMPLETE_GRACE", "CallFlow", "NEW"]

@@ -1,0 +1,168 @@
+"""Reconcile: bring our state in line with the PBX's own answer, as a diff.
+
+After every AMI login the PBX's truth (``QueueStatus`` and ``CoreShowChannels``,
+already validated into a ``PbxSnapshot`` by the translate step) is compared
+with what we hold, and only what differs is applied, through the same owners
+and rules as live events.  A reconcile that finds nothing new therefore
+changes nothing: no dashboard object, no Redis write, no report line.
+
+What the PBX has and we lack is added; what we have and it no longer has is
+closed, reported once and counted once.  ``skip`` holds the ids that events
+changed after the snapshot was taken: they are newer than it.
+"""
+
+from __future__ import annotations
+
+from callcenter.ami.events import ChannelState, EntryState, MemberState, PbxSnapshot
+from callcenter.core.calls import NEW
+from callcenter.core.flow import CallFlow
+from callcenter.model import ABANDON, INCALL, NA, QUEUED, Agent
+
+
+class Reconciler:
+    def __init__(self, flow: CallFlow) -> None:
+        self.flow = flow
+        self.roster = flow.roster
+        self.calls = flow.calls
+        self.switchboard = flow.switchboard
+
+    def apply(self, snap: PbxSnapshot, ts: float, skip: set[str]) -> None:
+        members: dict[str, dict[str, MemberState]] = {}
+        for m in snap.members:
+            agentid = self.roster.agentid_for(m.name, m.location)
+            if agentid:
+                members.setdefault(agentid, {})[m.queue] = m
+        entries = {e.uid: e for e in snap.entries}
+        channels = snap.channels
+        alive = None if channels is None else {c.uid for c in channels}
+        bridges: dict[str, list[ChannelState]] = {}
+        for c in channels or ():
+            if c.bridge:
+                bridges.setdefault(c.bridge, []).append(c)
+        bridged = None if channels is None else {c.uid for b in bridges.values() for c in b}
+        self._agents(members, bridges, ts, skip)
+        self._calls(entries, alive, bridged, ts, skip)
+
+    # ------------------------------------------------------------ agents
+
+    def _agents(
+        self,
+        members: dict[str, dict[str, MemberState]],
+        bridges: dict[str, list[ChannelState]],
+        ts: float,
+        skip: set[str],
+    ) -> None:
+        for agent in self.roster:
+            if agent.agentid not in members and "agent:" + agent.agentid not in skip:
+                conn = self.switchboard.get(agent.call) if agent.call else None
+                if conn is not None:
+                    self.flow.complete(conn, None, ts)
+                self.roster.log_out(agent, ts)
+        for agentid, queues in members.items():
+            if "agent:" + agentid not in skip:
+                self._agent(agentid, queues, bridges, ts)
+
+    def _agent(
+        self,
+        agentid: str,
+        queues: dict[str, MemberState],
+        bridges: dict[str, list[ChannelState]],
+        ts: float,
+    ) -> None:
+        first = next(iter(queues.values()))
+        known = self.roster.get(agentid)
+        new = known is None
+        changed = new or bool(first.location and known.interface != first.location)
+        agent = self.roster.ensure(agentid, first.location, ts)
+        for queue in list(agent.queues):
+            if queue not in queues:
+                changed |= self.roster.drop_membership(agent, queue)
+        for queue, m in queues.items():
+            changed |= self.roster.set_membership(agent, queue, m.paused, m.reason)
+        changed |= self.roster.set_device(agent, first.device)
+        if new:
+            agent.fresh_login = all(m.login_pause for m in queues.values())
+        in_call = any(m.in_call for m in queues.values())
+        if agent.call and not in_call:
+            conn = self.switchboard.get(agent.call)
+            if conn is not None:
+                self.flow.complete(conn, None, ts)  # the call ended while we were away
+            self.roster.set_call(agent, None)
+            changed = True
+        elif in_call and agent.call is None:
+            if not self._adopt(agent, bridges, ts):
+                agent.call = ""  # on a call we cannot identify: INCALL without a CONNECT
+            changed = True
+        self.roster.refresh(agent, ts, changed)
+
+    def _adopt(self, agent: Agent, bridges: dict[str, list[ChannelState]], ts: float) -> bool:
+        """Find, in CoreShowChannels, the queue caller bridged with this agent's leg.
+
+        Used when the agent answered while we were not watching; the hold time
+        is estimated from the two channels' ages (caller's minus agent leg's).
+        """
+        prefix = agent.interface + "-"
+        for chans in bridges.values():
+            leg = next((c for c in chans if c.channel.startswith(prefix)), None)
+            caller = next((c for c in chans if c.application == "Queue"), None)
+            if leg is None or caller is None:
+                continue
+            uid = caller.uid
+            if uid in self.switchboard or not self.calls.may_enter(uid):
+                return False
+            queue = caller.queue or next(iter(agent.queues), "")
+            age, leg_age = caller.age or 0, leg.age or 0
+            call = self.calls.get_or_create(uid, caller.callerid, caller.channel, ts - age)
+            hold = max(0, age - leg_age) if call.status != QUEUED else None
+            answered = ts - age + (hold or 0) if call.status != QUEUED else ts
+            self.flow.answer(call, agent, queue, hold, min(answered, ts))
+            return True
+        return False
+
+    # ------------------------------------------------------------ calls
+
+    def _calls(
+        self,
+        entries: dict[str, EntryState],
+        alive: set[str] | None,
+        bridged: set[str] | None,
+        ts: float,
+        skip: set[str],
+    ) -> None:
+        flow = self.flow
+        for call in list(self.calls.calls.values()):
+            uid = call.id
+            if "call:" + uid in skip or uid in entries:
+                continue
+            if call.status == QUEUED:
+                if bridged is not None and uid in bridged:
+                    continue  # answered while we were away; its agent's events will end it
+                if call.left:
+                    # Left its queue unanswered (timeout): not an abandon; over once gone.
+                    if alive is None or uid not in alive:
+                        flow.tally.timeout(call.day, call.queue)
+                        self.calls.set_status(call, ABANDON, ts)
+                    continue
+                flow.caller_gone(call, ts)
+            elif call.status == INCALL:
+                conn = self.switchboard.get(uid)
+                agent = self.roster.get(call.agent or "")
+                if agent is None and bridged is not None and uid in bridged:
+                    continue  # its agent left the queue mid-call; AgentComplete will end it
+                if conn is not None and (agent is None or agent.call != uid):
+                    flow.complete(conn, None, ts)
+            elif call.status == NA and alive is not None and uid not in alive:
+                self.calls.set_status(call, ABANDON, ts)  # its hang-up never reached us
+        for uid, e in entries.items():
+            if "call:" + uid in skip or not self.calls.may_enter(uid):
+                continue
+            existing = self.calls.get(uid)
+            if existing is not None and existing.status == QUEUED and existing.queue == e.queue:
+                if not existing.left:
+                    continue  # as we have it
+            call = self.calls.get_or_create(uid, e.callerid, e.channel, ts - e.wait)
+            if call.status in (NEW, NA) or (
+                # Overflowed or retried while we were away: a new entry, counted there.
+                call.status == QUEUED and (call.queue != e.queue or call.left)
+            ):
+                flow.enter_queue(call, e.queue, ts - e.wait)

@@ -1,0 +1,123 @@
+"""Resync: ask the PBX for the truth, one request at a time, by construction.
+
+A resync runs after every AMI login and when an event shows we missed
+something.  It has two modes, ``IDLE`` and ``RUNNING``; a request while
+running only marks ``again``, so the running one is followed by exactly one
+more and two never share the "changed during the snapshot" set.  Each list
+action is bounded in time: one that does not complete is given up, the AMI
+connection is dropped, and the next login starts over.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from callcenter.ami.events import PbxSnapshot, pbx_snapshot
+from callcenter.ami.message import Message
+
+log = Logger()
+
+#: Seconds a QueueStatus / CoreShowChannels answer may take to complete.
+LIST_TIMEOUT = 30.0
+
+
+class ActionSender(Protocol):
+    def action(self, name: str, **headers: str) -> defer.Deferred: ...
+
+    def list_action(self, name: str, **headers: str) -> defer.Deferred: ...
+
+
+class Mode(enum.Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+
+
+class Resync:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        apply: Callable[[PbxSnapshot, set[str]], None],
+        start_tracking: Callable[[], set[str]],
+        stop_tracking: Callable[[], None],
+        list_timeout: float = LIST_TIMEOUT,
+    ) -> None:
+        self.clock = clock
+        self.ami: Any = None
+        self._apply = apply
+        self._start_tracking = start_tracking
+        self._stop_tracking = stop_tracking
+        self.list_timeout = list_timeout
+        self.mode = Mode.IDLE
+        self._again = False
+        self._done: list[defer.Deferred[None]] = []
+        self.completed = 0  # resyncs applied, for health and tests
+
+    def request(self) -> defer.Deferred[None]:
+        """Resync now, or once more after the one running; fires when state
+        reflects a snapshot taken after this request."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._done.append(d)
+        if self.mode is Mode.RUNNING:
+            self._again = True
+        else:
+            self.mode = Mode.RUNNING
+            defer.ensureDeferred(self._run())
+        return d
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                self._again = False
+                waiting, self._done = self._done, []
+                try:
+                    await self._once()
+                except Exception as e:
+                    log.warn("resync with the PBX failed: {err}", err=e)
+                for d in waiting:
+                    d.callback(None)
+                if not self._again:
+                    break
+        finally:
+            self.mode = Mode.IDLE
+
+    async def _list(self, name: str) -> list[Message]:
+        d = defer.maybeDeferred(self.ami.list_action, name)
+        d.addTimeout(self.list_timeout, self.clock)
+        try:
+            answer = await d
+        except defer.TimeoutError:
+            log.warn(
+                "{name} did not complete within {t:g} s; dropping the AMI connection",
+                name=name,
+                t=self.list_timeout,
+            )
+            drop = getattr(self.ami, "drop_connection", None)
+            if drop is not None:
+                drop()
+            raise
+        return list(answer)[1:]
+
+    async def _once(self) -> None:
+        if self.ami is None:
+            return
+        touched = self._start_tracking()
+        try:
+            channels: list[Message] | None
+            try:
+                channels = await self._list("CoreShowChannels")
+            except defer.TimeoutError:
+                raise
+            except Exception as e:
+                log.warn("CoreShowChannels failed ({err}); reconciling without it", err=e)
+                channels = None
+            items = await self._list("QueueStatus")
+            self._apply(pbx_snapshot(items, channels), touched)
+            self.completed += 1
+        finally:
+            self._stop_tracking()
