@@ -43,6 +43,9 @@ IVR_MAX_AGE = 4 * 3600.0
 IVR_SWEEP_EVERY = 300.0
 
 
+_CHANNEL_EVENTS = (ev.CallerHungUp, ev.HangupRequested)
+
+
 class UnknownAgent(LookupError):
     def __init__(self, agentid: str) -> None:
         super().__init__(f"unknown agent {agentid}")
@@ -82,6 +85,9 @@ class Callcenter:
         self.resyncer = Resync(clock, self._reconcile_snapshot, self._track, self._untrack)
         self._subscribers: list[Callable[[Changes], None]] = []
         self._timers: dict[str, IDelayedCall] = {}
+        # When today's business day ends (our clock): checked on every event, so
+        # a float compare rather than a calendar computation.
+        self._day_ends = self.business_day.next_start(clock.seconds())
         self._routes: dict[type, Callable[[Any], None]] = {
             ev.CallerAnnounced: self.flow.caller_announced,
             ev.CallerHungUp: self.flow.caller_hung_up,
@@ -237,20 +243,30 @@ class Callcenter:
             self.apply(event)
 
     def apply(self, event: ev.Event) -> None:
-        route = self._routes.get(type(event))
+        kind = type(event)
+        if kind in _CHANNEL_EVENTS and event.uid not in self.callbook.calls:  # type: ignore[union-attr]
+            # Most Hangup/HangupRequest events are agent legs and IVR halves:
+            # no call of ours, nothing to change, no transaction to open.
+            if kind is ev.HangupRequested:
+                self.flow.sees_hangup_requests = True
+            return
+        route = self._routes.get(kind)
         if route is not None:
-            self._transact(event.ts, lambda: route(event))
+            self._transact(event.ts, route, event)
 
-    def _transact(self, ts: float, change: Callable[[], None]) -> None:
+    def _transact(self, ts: float, change: Callable[..., None], *args: Any) -> None:
         """Run one change and publish what it changed, once."""
         self.tracker.begin(ts)
         try:
             # The day turns by our clock, never by a PBX timestamp (a bad one must
             # not close the day); this check only backs up a late roll timer.
-            day = self.business_day.day_of(self.clock.seconds())
-            if day > self.book.day:
-                self._roll_to(day)
-            change()
+            now = self.clock.seconds()
+            if now >= self._day_ends:
+                day = self.business_day.day_of(now)
+                if day > self.book.day:
+                    self._roll_to(day)
+                self._day_ends = self.business_day.next_start(now)
+            change(*args)
         except Exception:
             log.failure("error applying a change; state kept as it was")
         finally:
@@ -262,7 +278,7 @@ class Callcenter:
             return
         ch.objects = [render() for render in ch._render.values()]
         if ch._stats_dirty:
-            ch.stats = self.stats()
+            ch._stats_fn = self.stats  # built when somebody reads it, at most once
         if not ch:
             return
         for fn in list(self._subscribers):

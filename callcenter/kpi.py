@@ -41,8 +41,9 @@ class Counters:
         return cls(**values)
 
     def add(self, other: Counters) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        mine, theirs = self.__dict__, other.__dict__
+        for name in mine:
+            mine[name] += theirs[name]
 
 
 def _mean(total: int, n: int) -> int:

@@ -19,7 +19,8 @@ class Changes:
     """What one AMI event (or one reconcile) changed.
 
     ``objects``: the dashboard objects (AGENT/CALL/CONNECT) changed, in order;
-    ``stats``: the new STATS object when a KPI or a count changed;
+    ``stats``: the new STATS object when a KPI or a count changed (built on
+    first read: the fan-out reads only the last of a reactor turn's);
     ``transitions``: report lines; ``agents``/``calls``/``connections``: ids
     touched (for persistence: look the id up, absent means removed);
     ``days``: business days whose counters changed.
@@ -28,7 +29,6 @@ class Changes:
     __slots__ = (
         "ts",
         "objects",
-        "stats",
         "transitions",
         "agents",
         "calls",
@@ -37,12 +37,15 @@ class Changes:
         "rolled",
         "_render",
         "_stats_dirty",
+        "_stats",
+        "_stats_fn",
     )
 
     def __init__(self, ts: float) -> None:
         self.ts = ts
         self.objects: list[dict[str, Any]] = []
-        self.stats: dict[str, Any] | None = None
+        self._stats: dict[str, Any] | None = None
+        self._stats_fn: Callable[[], dict[str, Any]] | None = None
         self.transitions: list[Transition] = []
         self.agents: set[str] = set()
         self.calls: set[str] = set()
@@ -52,8 +55,24 @@ class Changes:
         self._render: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {}
         self._stats_dirty = False
 
+    @property
+    def has_stats(self) -> bool:
+        return self._stats is not None or (self._stats_dirty and self._stats_fn is not None)
+
+    @property
+    def stats(self) -> dict[str, Any] | None:
+        if self._stats is None and self._stats_dirty and self._stats_fn is not None:
+            self._stats = self._stats_fn()
+        return self._stats
+
+    @stats.setter
+    def stats(self, value: dict[str, Any] | None) -> None:
+        self._stats = value
+
     def __bool__(self) -> bool:
-        return bool(self.objects or self.stats or self.transitions or self.days or self.rolled)
+        return bool(
+            self.objects or self.has_stats or self.transitions or self.days or self.rolled
+        )
 
 
 ConnectJson = Callable[[Connection, str], dict[str, Any]]

@@ -58,7 +58,7 @@ class Dashboards:
         self._clients: dict[Client, None] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._pending: list[str] = []  # encoded objects changed in this reactor turn
-        self._stats: dict[str, Any] | None = None
+        self._stats: Any = None  # the latest Changes with a STATS, read at the flush
         self._flush_call: Any = None
 
     @property
@@ -104,9 +104,9 @@ class Dashboards:
         try:
             if changes.objects:
                 self._pending.extend(encode_each(changes.objects))
-            if changes.stats is not None:
-                self._stats = changes.stats
-            if (changes.objects or changes.stats is not None) and self._flush_call is None:
+            if changes.has_stats:
+                self._stats = changes  # its STATS is built at the flush, once per turn
+            if (changes.objects or changes.has_stats) and self._flush_call is None:
                 self._flush_call = self._reactor.callLater(0, self._flush)
         except Exception:
             log.failure("dashboard fan-out failed")
@@ -117,7 +117,8 @@ class Dashboards:
             self._flush_call.cancel()
         self._flush_call = None
         lines, self._pending = self._pending, []
-        stats, self._stats = self._stats, None
+        latest, self._stats = self._stats, None
+        stats = latest.stats if latest is not None else None
         if stats is not None:
             lines.append(encode_one(stats))
         if lines:

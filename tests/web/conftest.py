@@ -37,6 +37,7 @@ class FakeChanges:
     def __init__(self, objects: list[dict[str, Any]], stats: dict[str, Any] | None) -> None:
         self.objects = objects
         self.stats = stats
+        self.has_stats = stats is not None
 
 
 class FakeCenter:
