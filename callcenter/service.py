@@ -1,33 +1,45 @@
-"""``twistd callcenter``: wires the Callcenter to its adapters.
+"""``twistd callcenter``: the service tree that wires the Callcenter to its adapters.
 
-Start order matters: the report file must be writable, Redis state is loaded
-before the first AMI event, then the AMI client connects (and resyncs with
-the PBX on every login), and the dashboard listens.  Any failure at start is
-one clear log line and a non-zero exit, never a traceback.
+``CallcenterService`` is a ``MultiService`` whose children start one after the
+other, each once the one before it is ready (``StartInOrder``):
+
+1. ``ReportService`` — the report file (opened, so an unwritable path is a
+   one-line usage error before anything starts), reopened on SIGHUP;
+2. ``StoreService`` — Redis: loads the saved state in ``startService`` before
+   any AMI event can arrive, then writes every change;
+3. ``SimulatorService`` — only with ``--simulate``: the simulated PBX;
+4. ``PbxService`` — the AMI client (reconnecting, resync after every login);
+5. the dashboard: ``strports``-style ``StreamServerEndpointService``.
+
+Any failure at start is one clear log line and a non-zero exit, never a
+traceback.  Stopping runs the other way round (web first, report last).
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import sys
 from typing import Any
 
-from twisted.application import service, strports
+from twisted.application import service
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import defer
-from twisted.internet.endpoints import TCP4ClientEndpoint, clientFromString
+from twisted.internet.endpoints import TCP4ClientEndpoint, clientFromString, serverFromString
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
+from zope.interface import implementer
 
 from callcenter.center import Callcenter
 from callcenter.kpi import BusinessDay
 from callcenter.options import Options as _BaseOptions
+from callcenter.process_exit import exit_after_stop
 from callcenter.report import ReportWriter, ReportWriterError
 
 log = Logger()
 
-__all__ = ["Options", "makeService", "CallcenterService", "default_static_dir"]
+__all__ = ["Options", "makeService", "CallcenterService", "default_static_dir", "StartupError"]
 
 
 class Options(_BaseOptions):
@@ -44,6 +56,8 @@ class Options(_BaseOptions):
 
 def default_static_dir() -> str:
     """The dashboard page: the checkout's static/, else the installed copy."""
+    import os
+
     here = os.path.dirname(os.path.abspath(__file__))
     candidates = [
         os.path.join(os.path.dirname(here), "static"),
@@ -55,7 +69,266 @@ def default_static_dir() -> str:
     return candidates[0]
 
 
-class CallcenterService(service.MultiService):
+class StartupError(Exception):
+    """A start-up problem worth one line, not a traceback."""
+
+
+# --------------------------------------------------------------------- ordered start
+
+
+class StartInOrder(service.MultiService):
+    """A MultiService that starts its children one after another, waiting for
+    each child's ``whenReady()`` (when it has one) before starting the next.
+    ``ready`` fires when all are up, or fails with the first error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready: defer.Deferred[None] = defer.Deferred()
+
+    def privilegedStartService(self) -> None:
+        # No child binds before its turn: the web port opens after Redis loaded.
+        service.Service.privilegedStartService(self)
+
+    def startService(self) -> None:
+        service.Service.startService(self)  # children are started below, in order
+        defer.ensureDeferred(self._start_children()).chainDeferred(self.ready)
+
+    async def _start_children(self) -> None:
+        for child in list(self):
+            if not self.running:
+                return
+            child.startService()
+            when_ready = getattr(child, "whenReady", None)
+            if when_ready is not None:
+                await when_ready()
+
+    def stopService(self) -> defer.Deferred:
+        # Only what was started is stopped (a failed start leaves the rest idle).
+        service.Service.stopService(self)
+        started = [s for s in reversed(list(self)) if s.running]
+        return defer.DeferredList(
+            [defer.maybeDeferred(s.stopService) for s in started], consumeErrors=True
+        )
+
+
+# --------------------------------------------------------------------- children
+
+
+class ReportService(service.Service):
+    """The report file: open from construction, reopened on SIGHUP, closed last."""
+
+    name = "report"
+
+    def __init__(self, writer: ReportWriter, reactor: Any) -> None:
+        self.writer = writer
+        self.reactor = reactor
+        self._old_hup: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._old_hup = signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_hup(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self.writer.reopen)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._old_hup is not None:
+            signal.signal(signal.SIGHUP, self._old_hup)
+            self._old_hup = None
+        self.writer.close()
+
+
+class StoreService(service.Service):
+    """Redis: the saved state is loaded (or the outage logged) before the next
+    child starts; the store writes the report through its outbox."""
+
+    name = "store"
+
+    def __init__(self, reactor: Any, options: _BaseOptions, center: Callcenter, report: ReportWriter) -> None:
+        self.reactor = reactor
+        self.options = options
+        self.center = center
+        self.report = report
+        self.store: Any = None
+        self._ready: defer.Deferred[None] | None = None
+
+    def whenReady(self) -> defer.Deferred[None]:
+        assert self._ready is not None
+        return self._ready
+
+    def startService(self) -> None:
+        super().startService()
+        self._ready = defer.ensureDeferred(self._start())
+
+    async def _start(self) -> None:
+        try:
+            from callcenter.store.redis_store import RedisStore
+        except ImportError as e:  # pragma: no cover - a broken installation
+            log.warn("Redis store unavailable ({err}); state is kept in memory only", err=e)
+            self.center.subscribe(lambda ch: self.report.write(ch.transitions))
+            return
+        # Each event's report lines go into its Redis transaction first, so a
+        # SIGKILL between file and Redis loses or repeats no line (docs/redis.md).
+        try:
+            self.store = RedisStore(
+                self.reactor,
+                self.options["redis"],
+                self.options["redis-prefix"],
+                self.center,
+                report=self.report,
+            )
+        except ValueError as e:
+            raise StartupError(str(e)) from None
+        await self.store.load()
+        self.store.start()
+
+    def stopService(self) -> defer.Deferred | None:
+        super().stopService()
+        if self.store is not None:
+            return self.store.stop()
+        return None
+
+
+class SimulatorService(service.Service):
+    """``--simulate``: the simulated PBX on a loopback port of its own."""
+
+    name = "simulator"
+
+    def __init__(self, reactor: Any, options: _BaseOptions) -> None:
+        self.reactor = reactor
+        self.options = options
+        self.secret = secrets.token_hex(16)
+        self.port: Any = None
+        self.pbx: Any = None
+        self._ready: defer.Deferred[None] | None = None
+
+    def whenReady(self) -> defer.Deferred[None]:
+        assert self._ready is not None
+        return self._ready
+
+    def startService(self) -> None:
+        super().startService()
+        self._ready = defer.ensureDeferred(self._start())
+
+    async def _start(self) -> None:
+        from callcenter.simulator import start_simulator
+
+        opts = self.options
+        self.port, self.pbx = await start_simulator(
+            self.reactor,
+            "tcp:0:interface=127.0.0.1",
+            username="callcenter",
+            secret=self.secret,
+            agents=opts["sim-agents"],
+            calls_per_minute=opts["sim-calls-per-minute"],
+            queues=tuple(opts["sim-queues"]),
+            seed=opts["seed"],
+        )
+        address = self.port.getHost()
+        log.info("simulated PBX listening on {host}:{port}", host=address.host, port=address.port)
+
+    def endpoint(self) -> TCP4ClientEndpoint:
+        return TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.port.getHost().port)
+
+    def stopService(self) -> defer.Deferred | None:
+        super().stopService()
+        if self.pbx is not None and hasattr(self.pbx, "stop"):
+            self.pbx.stop()
+        if self.port is not None:
+            return defer.maybeDeferred(self.port.stopListening)
+        return None
+
+
+class PbxService(service.Service):
+    """The AMI link: an ``AMIClient`` made when this service starts (the
+    simulator's port is known only then), attached to the center."""
+
+    name = "pbx"
+
+    def __init__(
+        self, reactor: Any, options: _BaseOptions, center: Callcenter, simulator: SimulatorService | None
+    ) -> None:
+        self.reactor = reactor
+        self.options = options
+        self.center = center
+        self.simulator = simulator
+        self.client: Any = None
+        if simulator is None:
+            try:  # checked at construction: a bad --ami is a usage error
+                self._endpoint = clientFromString(reactor, options["ami"])
+            except Exception as e:
+                raise usage.UsageError(f"--ami {options['ami']!r}: {e}") from None
+
+    def startService(self) -> None:
+        super().startService()
+        from callcenter.ami.client import AMIClient
+
+        if self.simulator is not None:
+            endpoint, user, secret = self.simulator.endpoint(), "callcenter", self.simulator.secret
+        else:
+            endpoint, user, secret = self._endpoint, self.options["ami-user"], self.options["ami-secret"]
+        self.client = AMIClient(self.reactor, endpoint, user, secret)
+        self.center.attach(self.client)
+        self.client.startService()
+
+    def stopService(self) -> defer.Deferred | None:
+        super().stopService()
+        if self.client is not None:
+            return self.client.stopService()
+        return None
+
+
+@implementer(IStreamServerEndpoint)
+class _ListenWatcher:
+    """Wraps the dashboard's server endpoint so the service tree learns whether
+    listening worked (``listening``), and a failure is our one line rather
+    than the traceback ``StreamServerEndpointService`` would log."""
+
+    def __init__(self, endpoint: IStreamServerEndpoint, description: str) -> None:
+        self._endpoint = endpoint
+        self._description = description
+        self.listening: defer.Deferred[Any] = defer.Deferred()
+        self.port: Any = None
+
+    def listen(self, factory: Any) -> defer.Deferred:
+        d = self._endpoint.listen(factory)
+
+        def ok(port: Any) -> Any:
+            self.port = port
+            self.listening.callback(port)
+            return port
+
+        def failed(f: Any) -> None:
+            self.listening.errback(StartupError(f"--listen {self._description!r}: {f.value}"))
+            return None  # handled here; the service sees "no port"
+
+        d.addCallbacks(ok, failed)
+        return d
+
+
+class WebService(StreamServerEndpointService):
+    """The dashboard (``strports.service`` plus a readiness signal)."""
+
+    name = "web"
+
+    def __init__(self, reactor: Any, description: str, site: Any) -> None:
+        try:
+            endpoint = serverFromString(reactor, description)
+        except Exception as e:
+            raise usage.UsageError(f"--listen {description!r}: {e}") from None
+        self.watcher = _ListenWatcher(endpoint, description)
+        self.scheme = "https" if description.startswith("ssl:") else "http"
+        super().__init__(self.watcher, site)
+
+    def whenReady(self) -> defer.Deferred[Any]:
+        return self.watcher.listening
+
+
+# --------------------------------------------------------------------- the root
+
+
+class CallcenterService(StartInOrder):
     def __init__(self, options: _BaseOptions, reactor: Any = None) -> None:
         super().__init__()
         if reactor is None:
@@ -75,21 +348,56 @@ class CallcenterService(service.MultiService):
             sla=options["sla"],
             business_day=BusinessDay(options["day-starts-at"], tz),
         )
-        self.store: Any = None
-        self.ami: Any = None
-        self.simulator: Any = None
-        self.web_port: Any = None
-        self._old_hup: Any = None
+        ReportService(self.report, reactor).setServiceParent(self)
+        self.store_service = StoreService(reactor, options, self.center, self.report)
+        self.store_service.setServiceParent(self)
+        self.simulator_service = SimulatorService(reactor, options) if options["simulate"] else None
+        if self.simulator_service is not None:
+            self.simulator_service.setServiceParent(self)
+        self.pbx = PbxService(reactor, options, self.center, self.simulator_service)
+        self.pbx.setServiceParent(self)
+        self.web = WebService(reactor, options["listen"], self._make_site())
+        self.web.setServiceParent(self)
+        self.ready.addCallbacks(self._started, self._start_failed)
 
-    # twistd calls startService once the reactor is running.
+    # Views for tests and the benchmarks.
+    @property
+    def store(self) -> Any:
+        return self.store_service.store
+
+    @property
+    def ami(self) -> Any:
+        return self.pbx.client
+
+    def _make_site(self) -> Any:
+        from callcenter.web import MissingAssets, make_site
+
+        opts = self.options
+        try:
+            return make_site(
+                self.center,
+                static_dir=opts["static-dir"] or default_static_dir(),
+                allowed_origins=opts["allowed-origins"],
+                reactor=self.reactor,
+                sla=opts["sla"],
+                sla_target=opts["sla-target"],
+            )
+        except (MissingAssets, ValueError) as e:
+            raise usage.UsageError(str(e)) from None
+
     def startService(self) -> None:
+        self.center.start()
         super().startService()
-        self._old_hup = signal.signal(signal.SIGHUP, self._on_hup)
-        d = defer.ensureDeferred(self._start())
-        d.addErrback(self._start_failed)
 
-    def _on_hup(self, signum: int, frame: Any) -> None:
-        self.reactor.callFromThread(self.report.reopen)
+    def _started(self, _: Any) -> None:
+        address = self.web.watcher.port.getHost()
+        host = getattr(address, "host", "127.0.0.1")
+        log.info(
+            "dashboard at {scheme}://{host}:{port}/",
+            scheme=self.web.scheme,
+            host=host if host not in ("0.0.0.0", "::") else "127.0.0.1",
+            port=getattr(address, "port", ""),
+        )
 
     def _start_failed(self, failure: Any) -> None:
         err = failure.value
@@ -97,134 +405,11 @@ class CallcenterService(service.MultiService):
         if not isinstance(err, StartupError):
             log.failure("callcenter failed to start", failure)
         log.critical("callcenter cannot start: {message}", message=message)
-        self.reactor.callLater(0, self._exit, 1)
-
-    def _exit(self, code: int) -> None:
-        # twistd exits 0 on reactor.stop(); set the code the way twistd reads it.
-        try:
-            from twisted.application import app
-
-            app._exitCode = code  # type: ignore[attr-defined]
-        except Exception:
-            pass
-        if self.reactor.running:
-            self.reactor.stop()
-
-    async def _start(self) -> None:
-        opts = self.options
-        reactor = self.reactor
-        await self._start_store()
-        self.center.start()
-        if opts["simulate"]:
-            endpoint, user, secret = await self._start_simulator()
-        else:
-            try:
-                endpoint = clientFromString(reactor, opts["ami"])
-            except Exception as e:
-                raise StartupError(f"--ami {opts['ami']!r}: {e}") from None
-            user, secret = opts["ami-user"], opts["ami-secret"]
-        from callcenter.ami.client import AMIClient
-
-        self.ami = AMIClient(reactor, endpoint, user, secret)
-        self.center.attach(self.ami)
-        self.ami.setServiceParent(self)
-        await self._start_web()
-
-    async def _start_store(self) -> None:
-        try:
-            from callcenter.store.redis_store import RedisStore
-        except ImportError as e:  # pragma: no cover - a broken installation
-            log.warn("Redis store unavailable ({err}); state is kept in memory only", err=e)
-            self.center.subscribe(lambda ch: self.report.write(ch.transitions))
-            return
-        # The store writes the report: each event's lines go into its Redis
-        # transaction first, so a SIGKILL between file and Redis loses or
-        # repeats no line (see docs/redis.md, "report outbox").
-        try:
-            self.store = RedisStore(
-                self.reactor,
-                self.options["redis"],
-                self.options["redis-prefix"],
-                self.center,
-                report=self.report,
-            )
-        except ValueError as e:
-            raise StartupError(str(e)) from None
-        await self.store.load()
-        self.store.start()
-
-    async def _start_simulator(self) -> tuple[Any, str, str]:
-        from callcenter.simulator import start_simulator
-
-        opts = self.options
-        secret = secrets.token_hex(16)
-        port, pbx = await start_simulator(
-            self.reactor,
-            "tcp:0:interface=127.0.0.1",
-            username="callcenter",
-            secret=secret,
-            agents=opts["sim-agents"],
-            calls_per_minute=opts["sim-calls-per-minute"],
-            queues=tuple(opts["sim-queues"]),
-            seed=opts["seed"],
-        )
-        self.simulator = (port, pbx)
-        address = port.getHost()
-        log.info("simulated PBX listening on {host}:{port}", host=address.host, port=address.port)
-        return TCP4ClientEndpoint(self.reactor, "127.0.0.1", address.port), "callcenter", secret
-
-    async def _start_web(self) -> None:
-        from callcenter.web import MissingAssets, make_site
-
-        opts = self.options
-        static = opts["static-dir"] or default_static_dir()
-        try:
-            site = make_site(
-                self.center,
-                static_dir=static,
-                allowed_origins=opts["allowed-origins"],
-                reactor=self.reactor,
-                sla=opts["sla"],
-                sla_target=opts["sla-target"],
-            )
-        except (MissingAssets, ValueError) as e:
-            raise StartupError(str(e)) from None
-        try:
-            endpoint = strports.endpoints.serverFromString(self.reactor, opts["listen"])
-            self.web_port = await endpoint.listen(site)
-        except Exception as e:
-            raise StartupError(f"--listen {opts['listen']!r}: {e}") from None
-        address = self.web_port.getHost()
-        host = getattr(address, "host", "127.0.0.1")
-        scheme = "https" if opts["listen"].startswith("ssl:") else "http"
-        log.info(
-            "dashboard at {scheme}://{host}:{port}/",
-            scheme=scheme,
-            host=host if host not in ("0.0.0.0", "::") else "127.0.0.1",
-            port=getattr(address, "port", ""),
-        )
+        exit_after_stop(self.reactor, 1)
 
     def stopService(self) -> defer.Deferred:
-        if self._old_hup is not None:
-            signal.signal(signal.SIGHUP, self._old_hup)
         self.center.stop()
-        ds = [defer.maybeDeferred(super().stopService)]
-        if self.web_port is not None:
-            ds.append(defer.maybeDeferred(self.web_port.stopListening))
-        if self.simulator is not None:
-            port, pbx = self.simulator
-            ds.append(defer.maybeDeferred(port.stopListening))
-            if hasattr(pbx, "stop"):
-                pbx.stop()
-        if self.store is not None:
-            ds.append(defer.maybeDeferred(self.store.stop))
-        d = defer.DeferredList(ds, consumeErrors=True)
-        d.addCallback(lambda _: self.report.close())
-        return d
-
-
-class StartupError(Exception):
-    """A start-up problem worth one line, not a traceback."""
+        return super().stopService()
 
 
 def makeService(options: _BaseOptions) -> service.IService:

@@ -165,3 +165,25 @@ async def test_sighup_reopens_the_report_after_rotation(tmp_path: Path) -> None:
         assert "reopened" in (tmp_path / "twistd.log").read_text()
     finally:
         stop(proc)
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    try:
+        run = subprocess.run(
+            [*TWISTD, "--nodaemon", "--pidfile=", "callcenter", "--simulate",
+             "--report", str(tmp_path / "report.csv"), "--redis", f"redis://127.0.0.1:{free_port()}/0",
+             "--listen", f"tcp:{port}:interface=127.0.0.1"],
+            cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+            text=True, timeout=60,
+        )
+    finally:
+        busy.close()
+    assert run.returncode == 1
+    out = run.stdout + run.stderr
+    assert "Traceback" not in out
+    fatal = [line for line in out.splitlines() if "cannot start" in line]
+    assert len(fatal) == 1 and f"--listen 'tcp:{port}:interface=127.0.0.1'" in fatal[0]
