@@ -150,6 +150,7 @@ class Call:
     day: str = ""  # business day the call entered the queue: its KPIs count there
     hold: int | None = None  # seconds from queue entry to answer/abandon (Asterisk's HoldTime)
     left: bool = False  # QueueCallerLeave seen; AgentConnect or an end follows
+    left_at: float | None = None  # when it left the queue (with ``left``)
 
     def to_json(self) -> dict[str, Any]:
         return {

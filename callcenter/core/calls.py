@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from callcenter.core.changes import Tracker
 from callcenter.core.counting import whole
-from callcenter.model import ABANDON, HANGUP, INCALL, QUEUED, Call
+from callcenter.model import ABANDON, HANGUP, INCALL, NA, QUEUED, Call
 from callcenter.report import Transition
 
 #: How many ended call ids to remember, so late events for them are ignored.
@@ -64,6 +64,21 @@ class CallBook:
             call = Call(id=uid, callerid=callerid, status=NEW, since=since, channel=channel)
             self.calls[uid] = call
         return call
+
+    def announce(self, uid: str, callerid: str, channel: str, ts: float) -> Call:
+        """A caller in the IVR (status NA): known before any queue event."""
+        call = self.get_or_create(uid, callerid, channel, ts)
+        call.status = NA
+        self._tracker.call(call, True)
+        self._tracker.stats_dirty()
+        return call
+
+    def mark_left(self, call: Call, ts: float) -> None:
+        """Out of the queue, not yet answered or ended: no longer waiting."""
+        call.left = True
+        call.left_at = ts
+        self.unwait(call)
+        self._tracker.call_record(call)  # nothing shown changed, but a restart must know
 
     def set_status(
         self,

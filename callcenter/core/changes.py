@@ -143,6 +143,10 @@ class Tracker:
         if conn is not None:
             self.connection(conn)
 
+    def call_record(self, call: Call) -> None:
+        """A change only the store needs (nothing shown changed)."""
+        self.ch.calls.add(call.id)
+
     def connection(self, conn: Connection, ended: bool = False) -> None:
         ch = self.ch
         ch.connections.add(conn.id)

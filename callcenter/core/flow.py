@@ -80,10 +80,7 @@ class CallFlow:
     def caller_announced(self, e: ev.CallerAnnounced) -> None:
         if e.uid in self.calls or self.calls.ended(e.uid):
             return
-        call = self.calls.get_or_create(e.uid, e.callerid, e.channel, e.ts)
-        call.status = NA  # in the IVR: no queue yet
-        self.calls._tracker.call(call, True)
-        self.calls._tracker.stats_dirty()
+        self.calls.announce(e.uid, e.callerid, e.channel, e.ts)
 
     def hangup_requested(self, e: ev.HangupRequested) -> None:
         self.sees_hangup_requests = True
@@ -106,10 +103,14 @@ class CallFlow:
         if call.status == NA:
             self.calls.set_status(call, ABANDON, ts)  # never queued (or after a timeout): no KPI
         elif call.status == QUEUED:
-            if call.left:
+            left_at = call.left_at if call.left_at is not None else ts
+            if call.left and ts - left_at > EXIT_WINDOW:
                 # Left the queue unanswered (timeout), hung up later: not an abandon.
                 self.tally.timeout(call.day, call.queue)
                 self.calls.set_status(call, ABANDON, ts)
+            elif call.left:
+                # Left and hung up at once: its QueueCallerAbandon did not reach us.
+                self._abandon(call, whole(left_at - (call.entered or left_at)), left_at)
             else:
                 # QueueCallerAbandon did not reach us; Asterisk would have counted one.
                 self._abandon(call, whole(ts - (call.entered or ts)), ts)
@@ -164,8 +165,7 @@ class CallFlow:
         if call is not None and call.status == QUEUED and not call.left and call.queue == e.queue:
             # Out of the queue: no longer waiting, whether AgentConnect or a
             # timeout (then another queue, voicemail, a hang-up) follows.
-            call.left = True
-            self.calls.unwait(call)
+            self.calls.mark_left(call, e.ts)
 
     def abandoned(self, e: ev.CallerAbandoned) -> None:
         call = self.calls.get(e.uid)

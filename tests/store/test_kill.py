@@ -26,8 +26,9 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
+from tests.support.pbxstate import PbxState
+
 from .ami_server import PBX, shifted
-from .pbx import pbx_status
 from .support import (
     Rig,
     assert_redis_is,
@@ -156,7 +157,7 @@ async def test_sigkill_and_restart_equals_uninterrupted_run(tmp_path, redis_serv
         assert _lines(report_b) == at_cut.lines
 
         # Run B, part 2: the PBX as it is at the cut, then the rest of the trace.
-        items, channels = pbx_status(at_cut.center)
+        items, channels = PbxState().feed(events[:cut]).answers()
         pbx_b2 = PBX(SECRET, [b for _, b in blocks[cut:]], items, channels)
         ports.append(await _serve(pbx_b2))
         b2 = Service(tmp_path, "b2", ports[-1].getHost().port, url_b, report_b)

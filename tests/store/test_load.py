@@ -11,9 +11,9 @@ from twisted.protocols.portforward import ProxyFactory
 from callcenter.ami.message import Message
 from callcenter.model import QUEUED, Agent, Call, Membership
 from callcenter.store.redis_store import UP, RedisStore
+from tests.support.pbxstate import PbxState
 
 from .conftest import free_port
-from .pbx import pbx_status
 from .support import Rig, assert_redis_is, busiest_cut, trace_events, wait_for
 
 T0 = 1795665000.0
@@ -202,7 +202,7 @@ async def test_unreachable_at_start_then_merge_saved_kpis(redis_server, logs):
     lines = logs.matching("not available")
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "empty state" in lines[0]
     # The AMI resync finds the PBX's live calls and counts them again; then the rest.
-    items, channels = pbx_status(before.center)
+    items, channels = PbxState().feed(events[:cut]).answers()
     after.center.reconcile(items, channels)
     after.feed(events[cut:])
     assert len(logs.matching("not available")) == 1

@@ -135,9 +135,9 @@ async def test_restart_then_reconcile_counts_nothing_twice(redis_server):
     store2 = await _started(second, redis_server.url)
     assert second.center.connections, "cut while a call is connected"
     # The PBX at the cut, as QueueStatus/CoreShowChannels would say: we derive it from memory.
-    from .pbx import pbx_status
+    from tests.support.pbxstate import PbxState
 
-    items, channels = pbx_status(first.center)
+    items, channels = PbxState().feed(events[:cut]).answers()
     second.center.reconcile(items, channels)
     second.center.reconcile(items, channels)
     assert second.lines == []

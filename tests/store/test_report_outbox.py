@@ -20,8 +20,8 @@ from twisted.internet import reactor
 
 from callcenter.report import ReportWriter
 from callcenter.store.redis_store import RedisStore
+from tests.support.pbxstate import PbxState
 
-from .pbx import pbx_status
 from .support import UTC, Rig, trace_events
 
 TRACE = "abandon"
@@ -103,7 +103,7 @@ async def _run(tmp_path: Path, redis, moment: str, outbox: bool) -> tuple[list[s
         store2 = RedisStore(reactor, redis_url, "k:", second.center)
     await store2.load()
     store2.start()
-    second.center.reconcile(*pbx_status(pbx.center))
+    second.center.reconcile(*PbxState().feed(events[: cut + 1]).answers())
     second.feed(events[cut + 1 :])
     await store2.flush()
     await store2.stop()

@@ -1,0 +1,151 @@
+"""An independent model of what Asterisk would answer to QueueStatus and
+CoreShowChannels at some instant of a recorded trace.
+
+It follows the trace's raw AMI events with app_queue's own bookkeeping, as
+REFERENCE.md describes it (gotchas 1, 9, 11, 17, 21), and shares no code with
+the service: restart and kill tests take the PBX's truth at the cut from
+here, never from a ``Callcenter`` that followed the same events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from callcenter.ami.message import Message
+
+
+@dataclass
+class _Member:
+    name: str
+    location: str
+    paused: bool = False
+    reason: str = ""
+    login: int = 0
+    last_pause: int = 0
+    in_call: bool = False
+    status: str = "1"
+
+
+@dataclass
+class _Channel:
+    uid: str
+    name: str
+    callerid: str
+    created: float
+    bridge: str = ""
+    queue: str = ""  # in Queue() (waiting or connected through app_queue)
+
+
+@dataclass
+class PbxState:
+    members: dict[tuple[str, str], _Member] = field(default_factory=dict)  # (queue, location)
+    entries: dict[str, tuple[str, float]] = field(default_factory=dict)  # uid -> (queue, joined)
+    channels: dict[str, _Channel] = field(default_factory=dict)
+    now: float = 0.0
+
+    def feed(self, events: list[tuple[float, Message]]) -> PbxState:
+        for t, msg in events:
+            self.now = max(self.now, t)
+            self.event(msg, t)
+        return self
+
+    def event(self, m: Message, t: float) -> None:
+        name = m.event or ""
+        ts = float(m.get("Timestamp") or t)
+        queue = m.get("Queue") or ""
+        iface = m.get("Interface") or ""
+        if name == "QueueMemberAdded":
+            paused = m.get("Paused") == "1"
+            self.members[(queue, iface)] = _Member(
+                m.get("MemberName") or iface, iface, paused, m.get("PausedReason") or "",
+                int(ts), int(ts),
+            )
+        elif name in ("QueueMemberPause", "QueueMemberPaused"):
+            mem = self.members.get((queue, iface))
+            if mem is not None:
+                mem.paused = m.get("Paused") == "1"
+                mem.reason = m.get("PausedReason") or "" if mem.paused else ""
+                if mem.paused:
+                    mem.last_pause = int(ts)
+        elif name == "QueueMemberRemoved":
+            self.members.pop((queue, iface), None)
+        elif name == "QueueMemberStatus":
+            mem = self.members.get((queue, iface))
+            if mem is not None:
+                mem.status = m.get("Status") or mem.status
+        elif name == "QueueCallerJoin":
+            self.entries[m["Uniqueid"]] = (queue, ts)
+            chan = self.channels.get(m["Uniqueid"])
+            if chan is not None:
+                chan.queue = queue
+        elif name in ("QueueCallerLeave", "QueueCallerAbandon"):
+            # app_queue takes the entry out (leave_queue) in the same thread
+            # that published the abandon; AMI clients see both after the fact.
+            self.entries.pop(m.get("Uniqueid") or "", None)
+        elif name == "AgentConnect":
+            mem = self.members.get((queue, iface))
+            if mem is not None:
+                mem.in_call = True
+        elif name == "AgentComplete":
+            mem = self.members.get((queue, iface))
+            if mem is not None:
+                mem.in_call = False
+        elif name == "Newchannel":
+            self.channels[m["Uniqueid"]] = _Channel(
+                m["Uniqueid"], m.get("Channel") or "", m.get("CallerIDNum") or "", ts
+            )
+        elif name == "NewCallerid":
+            chan = self.channels.get(m.get("Uniqueid") or "")
+            if chan is not None:
+                chan.callerid = m.get("CallerIDNum") or chan.callerid
+        elif name == "Hangup":
+            self.channels.pop(m.get("Uniqueid") or "", None)
+        elif name == "BridgeEnter":
+            chan = self.channels.get(m.get("Uniqueid") or "")
+            if chan is not None:
+                chan.bridge = m.get("BridgeUniqueid") or ""
+        elif name == "BridgeLeave":
+            chan = self.channels.get(m.get("Uniqueid") or "")
+            if chan is not None:
+                chan.bridge = ""
+
+    # ------------------------------------------------------------ answers
+
+    def queue_status(self) -> list[Message]:
+        items = []
+        for (queue, _), mem in sorted(self.members.items()):
+            items.append(Message.of(
+                ("Event", "QueueMember"), ("Queue", queue), ("Name", mem.name),
+                ("Location", mem.location), ("StateInterface", mem.location),
+                ("Membership", "dynamic"), ("LastPause", str(mem.last_pause)),
+                ("LoginTime", str(mem.login)), ("InCall", "1" if mem.in_call else "0"),
+                ("Status", "2" if mem.in_call else mem.status),
+                ("Paused", "1" if mem.paused else "0"), ("PausedReason", mem.reason),
+            ))
+        for uid, (queue, joined) in self.entries.items():
+            chan = self.channels.get(uid)
+            items.append(Message.of(
+                ("Event", "QueueEntry"), ("Queue", queue), ("Uniqueid", uid),
+                ("Channel", chan.name if chan else ""), ("CallerIDNum", chan.callerid if chan else ""),
+                ("Wait", str(int(self.now - joined))),
+            ))
+        return items
+
+    def core_show_channels(self) -> list[Message]:
+        out = []
+        for chan in self.channels.values():
+            secs = max(0, int(self.now - chan.created))
+            pairs = [
+                ("Event", "CoreShowChannel"), ("Channel", chan.name), ("Uniqueid", chan.uid),
+                ("CallerIDNum", chan.callerid),
+                ("Application", "Queue" if chan.queue else "AppDial"),
+                ("ApplicationData", chan.queue),
+                ("Duration", f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"),
+            ]
+            if chan.bridge:
+                pairs.append(("BridgeId", chan.bridge))
+            out.append(Message.of(*pairs))
+        return out
+
+    def answers(self) -> tuple[list[Message], list[Message]]:
+        return self.queue_status(), self.core_show_channels()
