@@ -13,8 +13,7 @@ from callcenter.model import QUEUED, Agent, Call, Membership
 from callcenter.store.redis_store import UP, RedisStore
 
 from .conftest import free_port
-from .pbx import pbx_status
-from .support import Rig, assert_redis_is, busiest_cut, trace_events, wait_for
+from .support import Rig, assert_redis_is, busiest_cut, pbx_status, trace_events, wait_for
 
 T0 = 1795665000.0
 TODAY = "2026-11-26"

@@ -135,7 +135,7 @@ async def test_restart_then_reconcile_counts_nothing_twice(redis_server):
     store2 = await _started(second, redis_server.url)
     assert second.center.connections, "cut while a call is connected"
     # The PBX at the cut, as QueueStatus/CoreShowChannels would say: we derive it from memory.
-    from .pbx import pbx_status
+    from .support import pbx_status
 
     items, channels = pbx_status(first.center)
     second.center.reconcile(items, channels)

@@ -21,8 +21,7 @@ from twisted.internet import reactor
 from callcenter.report import ReportWriter
 from callcenter.store.redis_store import RedisStore
 
-from .pbx import pbx_status
-from .support import UTC, Rig, trace_events
+from .support import UTC, Rig, pbx_status, trace_events
 
 TRACE = "abandon"
 

@@ -18,8 +18,7 @@ from twisted.internet import reactor
 
 from callcenter.store.redis_store import RedisStore
 
-from .pbx import pbx_status
-from .support import Rig, assert_redis_is, trace_events
+from .support import Rig, assert_redis_is, pbx_status, trace_events
 
 TRACES = ["answered", "abandon", "ringnoanswer", "pause-during-call", "startup-status.setup"]
 
