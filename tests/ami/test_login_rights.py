@@ -149,3 +149,18 @@ def test_logins_events_header_narrows_the_read_classes() -> None:
     rig.server.boot()
     link.pump()
     assert seen == ["QueueCallerJoin"]
+
+
+def test_the_fake_asterisk_drops_and_closes_connections(logs) -> None:
+    rig = Rig(ping_interval=0)
+    link = rig.start()
+    rig.server.drop_all()  # a crashed PBX: aborted
+    link.pump()
+    assert link.closed and rig.disconnects == 1 and not rig.client.connected
+    assert logs.matching("AMI connection to 127.0.0.1:5038 lost (Connection to the other side was lost")
+    rig.advance(rig.next_delay())
+    link = rig.net.accept()
+    assert rig.client.connected and rig.hook_calls == 2
+    rig.server.connections[-1].close()  # Asterisk stopping: a clean close
+    link.pump()
+    assert link.closed and rig.disconnects == 2
