@@ -3,8 +3,9 @@
 Reconnection is ``twisted.application.internet.ClientService``'s job; this
 module adds what AMI needs on top: login (and a slow retry when the login is
 rejected), a keepalive ``Ping``, listeners by event name, hooks run after
-every login (where the service re-reads the queues' truth) and quiet logs: one
-clear line per state change, not one per retry.
+every login (where the service re-reads the queues' truth; again when a PBX
+that was still booting says ``FullyBooted``) and quiet logs: one clear line
+per state change, not one per retry.
 
 Login is done from the protocol's ``connectionMade`` rather than through
 ClientService's ``prepareConnection``: with Twisted 26.10 a connection that
@@ -18,7 +19,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import (
     CancelledError,
@@ -31,19 +32,16 @@ from twisted.internet.defer import (
 from twisted.internet.interfaces import IProtocolFactory, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevel,
-    PredicateResult,
-    globalLogPublisher,
-)
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from callcenter.ami.errors import AMIConnectionLost, AMIError, AMINotConnected
 from callcenter.ami.message import Message
 from callcenter.ami.protocol import AMIProtocol, LogThrottle
+from callcenter.ami.twisted_internals import QuietClientService, describe_endpoint
+
+__all__ = ["ALL_EVENTS", "AMIClient", "describe_endpoint"]
 
 log = Logger()
 
@@ -53,37 +51,8 @@ Listener = Callable[[Message], object]
 Hook = Callable[[], object]
 
 
-def describe_endpoint(endpoint: object) -> str:
-    """``host:port`` for Twisted's TCP/SSL/hostname endpoints, else repr()."""
-    for attr in ("_hostText", "_host", "_hostStr"):
-        host = getattr(endpoint, attr, None)
-        if host is not None:
-            if isinstance(host, bytes):
-                host = host.decode("ascii", "replace")
-            port = getattr(endpoint, "_port", None)
-            return f"{host}:{port}" if port is not None else str(host)
-    wrapped = getattr(endpoint, "_wrappedEndpoint", None)  # wrapClientTLS
-    if wrapped is not None:
-        return f"tls:{describe_endpoint(wrapped)}"
-    return repr(endpoint)
-
-
 def _callable_name(fn: object) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
-
-
-def _not_retry_chatter(event: dict) -> PredicateResult:
-    # ClientService logs every scheduled retry at info level; AMIClient says it better, once.
-    if str(event.get("log_format", "")).startswith("Scheduling retry"):
-        return PredicateResult.no
-    return PredicateResult.maybe
-
-
-class _QuietClientService(ClientService):
-    _log = Logger(
-        namespace="callcenter.ami.client.ClientService",
-        observer=FilteringLogObserver(globalLogPublisher, [_not_retry_chatter]),
-    )
 
 
 @implementer(IStreamClientEndpoint)
@@ -127,7 +96,9 @@ class AMIClient(Service):
     ``action``/``list_action`` go to the current connection and fail at once
     with ``AMINotConnected`` between connections.  Listeners get events by
     name (``"*"``: every event); connect hooks run after every successful
-    login, disconnect hooks when that connection is lost.
+    login (once the session has answered its first action, a ``Ping``), and
+    again if that PBX was still booting and sends ``FullyBooted`` later;
+    disconnect hooks run when that connection is lost.
 
     Reconnecting backs off ``retry_initial`` × 2ⁿ up to ``retry_max``
     seconds (plus ``jitter()``, capped too) and resets once a connection has
@@ -142,10 +113,6 @@ class AMIClient(Service):
     host:port); ``jitter()`` gives the random seconds added to each backoff
     delay (default: up to retry_initial / 2).
     """
-
-    #: Seconds to wait after login for ``FullyBooted`` (Asterisk still
-    #: starting) before running the connect hooks anyway.
-    boot_wait = 10.0
 
     def __init__(
         self,
@@ -180,7 +147,7 @@ class AMIClient(Service):
         self._backoff = backoffPolicy(
             initialDelay=retry_initial, maxDelay=retry_max, factor=2, jitter=jitter
         )
-        self._service = _QuietClientService(
+        self._service = QuietClientService(
             _WatchedEndpoint(endpoint, self._connect_failed),
             _Factory(self),
             retryPolicy=self._retry_delay,
@@ -195,6 +162,8 @@ class AMIClient(Service):
         self._proto: AMIProtocol | None = None  # logged in and ready
         self._ping_loop: LoopingCall | None = None
         self._ping_pending: Deferred | None = None
+        self._hooks_busy: AMIProtocol | None = None  # the connection whose connect hooks run
+        self._hooks_again = False  # another round was asked for meanwhile
         self._failures = 0  # consecutive attempts that did not give a healthy connection
         self._connect_failures = 0
         self._trouble_key: str | None = None  # the connection problem last reported
@@ -373,21 +342,38 @@ class AMIClient(Service):
             log.info("AMI login as {user} accepted again", user=self._username)
         self._auth_rejected = False
         self._auth_message = None
-        d = proto.when_booted()
-        d.addTimeout(self.boot_wait, self._reactor)
+        # Ready once the session answers its first action.  No waiting for
+        # FullyBooted: Asterisk sends it after Login only to sessions that may
+        # read "system" (manager.c action_login), which the shipped
+        # manager.conf user may not.  Asterisk writes that FullyBooted before
+        # it reads our next action, so when the Ping answer comes we know
+        # whether it was sent; a later one means the PBX was still booting.
+        d = proto.action("Ping")
+        d.addTimeout(self._ping_timeout, self._reactor)
+        d.addCallbacks(self._answered_first, self._first_failed, (proto,), None, (proto,))
 
-        def not_booted(f: Failure) -> None:
-            if f.check(TimeoutError):
-                log.info(
-                    "No FullyBooted from AMI at {endpoint} within {wait:g} s; going on",
-                    endpoint=self.endpoint_description, wait=self.boot_wait)
-                return None
-            return f
+    def _answered_first(self, _resp: Message | None, proto: AMIProtocol) -> None:
+        self._ready(proto)
+        if proto is self._proto and not proto.fully_booted:
+            proto.when_booted().addCallbacks(
+                self._booted_late, lambda f: None if f.check(AMIConnectionLost, CancelledError) else f,
+                (proto,)).addErrback(lambda f: log.failure("AMI boot notice failed", f))
 
-        d.addErrback(not_booted)
-        d.addCallback(lambda _: self._ready(proto))
-        d.addErrback(lambda f: None if f.check(AMIConnectionLost) else f)
-        d.addErrback(lambda f: log.failure("AMI client failed after login", f))
+    def _first_failed(self, f: Failure, proto: AMIProtocol) -> None:
+        if proto is not self._current or f.check(AMIConnectionLost):
+            return
+        if f.check(AMIError):  # an answer all the same: the session works
+            self._answered_first(f.value.response, proto)
+            return
+        self._give_up(f, proto, "Ping after login")
+
+    def _booted_late(self, _: None, proto: AMIProtocol) -> None:
+        if proto is not self._proto or not proto.connected:
+            return
+        log.info(
+            "AMI at {endpoint} finished booting (FullyBooted); running the connect hooks again",
+            endpoint=self.endpoint_description)
+        self._connect_hooks_for(proto)
 
     def _login_failed(self, f: Failure, proto: AMIProtocol) -> None:
         if proto is not self._current or f.check(AMIConnectionLost):
@@ -400,12 +386,19 @@ class AMIClient(Service):
                     user=self._username, message=message, retry=self._auth_retry)
             self._auth_rejected = True
             self._auth_message = message
-        elif f.check(TimeoutError):
-            self._trouble(
-                "login-timeout", "No answer to Login from AMI at {endpoint} within {timeout:g} s",
-                endpoint=self.endpoint_description, timeout=self._ping_timeout)
+            self._reported = proto
+            proto.abort()
         else:
-            log.failure("AMI login to {endpoint} failed", f, endpoint=self.endpoint_description)
+            self._give_up(f, proto, "Login")
+
+    def _give_up(self, f: Failure, proto: AMIProtocol, what: str) -> None:
+        """No (usable) answer to ``what`` while logging in: say so, drop the connection."""
+        if f.check(TimeoutError):
+            self._trouble(
+                f"timeout:{what}", "No answer to {what} from AMI at {endpoint} within {timeout:g} s",
+                what=what, endpoint=self.endpoint_description, timeout=self._ping_timeout)
+        else:
+            log.failure("AMI {what} to {endpoint} failed", f, what=what, endpoint=self.endpoint_description)
         self._reported = proto
         proto.abort()
 
@@ -421,7 +414,23 @@ class AMIClient(Service):
         waiters, self._waiters = self._waiters, []
         for w in waiters:
             w.callback(None)
-        self._run_hooks(self._connect_hooks, "connect", proto)
+        self._connect_hooks_for(proto)
+
+    def _connect_hooks_for(self, proto: AMIProtocol) -> None:
+        """Run the connect hooks for this connection, one round at a time: a
+        round asked for while one runs starts when that one ends."""
+        if self._hooks_busy is proto:
+            self._hooks_again = True
+            return
+        self._hooks_busy, self._hooks_again = proto, False
+
+        def done(_: object) -> None:
+            if self._hooks_busy is proto:
+                self._hooks_busy = None
+                if self._hooks_again and proto is self._proto:
+                    self._connect_hooks_for(proto)
+
+        self._run_hooks(self._connect_hooks, "connect", proto).addBoth(done)
 
     def _connection_lost(self, proto: AMIProtocol, reason: Failure) -> None:
         if proto is self._current:

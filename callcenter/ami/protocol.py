@@ -121,6 +121,9 @@ class AMIProtocol(Protocol):
         self._prefix = action_id_prefix or f"cc-{secrets.token_hex(3)}-"
         self._ids = itertools.count(1)
         self._booted: list[Deferred[None]] | None = []  # None once FullyBooted seen
+        #: True once this connection has received ``FullyBooted`` (only a
+        #: session that may read "system" ever does).
+        self.fully_booted = False
         self._closing = False
         self.connected = False
         self.logged_in = False
@@ -302,6 +305,7 @@ class AMIProtocol(Protocol):
             response=msg.name, aid=msg.action_id)
 
     def _fully_booted(self) -> None:
+        self.fully_booted = True
         booted, self._booted = self._booted, None
         for d in booted or ():
             d.callback(None)

@@ -4,7 +4,10 @@
         --secret S --agents 8 --calls-per-minute 4 --queues q-callcenter,q-support --seed 1
 
 The secret may also come from ``--secret-file`` or the environment variable
-``CALLCENTER_PBX_SIM_SECRET``.  A bad option gives one line and exit status 2.
+``CALLCENTER_PBX_SIM_SECRET``.  ``--read`` (or ``CALLCENTER_PBX_SIM_READ``)
+sets the user's manager.conf read classes; the default is the shipped
+user's, so a CTI gets exactly what a real PBX would send the service.
+A bad option gives one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from twisted.internet.interfaces import IListeningPort, IReactorCore
 from twisted.python import usage
 
 from callcenter.simulator.pbx import SimulatedPBX, start_simulator
+from callcenter.simulator.server import SHIPPED_READ, event_mask
 
 SECRET_ENV = "CALLCENTER_PBX_SIM_SECRET"
+READ_ENV = "CALLCENTER_PBX_SIM_READ"
 
 
 class Options(usage.Options):
@@ -41,6 +46,8 @@ class Options(usage.Options):
         ["calls-per-minute", None, "4", "Caller arrivals per minute, per queue (Poisson)."],
         ["queues", None, "q-callcenter", "Queue names, comma-separated."],
         ["seed", None, "1", "Random seed (same seed, same calls)."],
+        ["read", None, None, f"The AMI user's read classes, as manager.conf read= (default: the shipped "
+                             f"user's, {SHIPPED_READ}; 'all' for every event; or ${READ_ENV})."],
     ]
 
     def postOptions(self) -> None:
@@ -56,6 +63,10 @@ class Options(usage.Options):
         if not queues:
             raise usage.UsageError("--queues needs at least one queue name")
         self["queues"] = queues
+        read = self["read"] if self["read"] is not None else os.environ.get(READ_ENV, SHIPPED_READ)
+        if event_mask(read) < 0:
+            raise usage.UsageError("--read needs read classes, e.g. agent,call,user or all")
+        self["read"] = read
         secret = self["secret"]
         if secret is None and self["secret-file"]:
             try:
@@ -74,7 +85,7 @@ def start(reactor: IReactorCore, opts: Options) -> defer.Deferred[tuple[IListeni
     return start_simulator(
         reactor, opts["listen"], username=opts["username"], secret=opts["secret"],
         agents=opts["agents"], calls_per_minute=opts["calls-per-minute"], queues=opts["queues"],
-        seed=opts["seed"], timestampevents=not opts["no-timestamps"],
+        seed=opts["seed"], read=opts["read"], timestampevents=not opts["no-timestamps"],
         legacy_pause_name=bool(opts["legacy-pause-event"]))
 
 

@@ -71,6 +71,7 @@ class PBXModel:
         epoch_offset: float | None = None,
         config: QueueConfig | None = None,
         default_talk: Callable[[], float] | None = None,
+        hangup_unpauses: bool = False,
     ) -> None:
         if not queues:
             raise ValueError("the simulated PBX needs at least one queue")
@@ -93,6 +94,9 @@ class PBXModel:
         self._local_seq = 0
         self._timers: set[IDelayedCall] = set()
         self._default_talk = default_talk or (lambda: max(5.0, self.rng.expovariate(1 / 40.0)))
+        # The shipped [hangup-handler] only sends CALLERHANGUP; the rig's original
+        # one also ran UnpauseQueueMember (gotcha 4), which the recordings show.
+        self.hangup_unpauses = hangup_unpauses
         self.stopped = False
 
     # -- plumbing ---------------------------------------------------------
@@ -652,7 +656,9 @@ class PBXModel:
         self._emit("BridgeLeave", bridge, ch)
 
     def _run_handler(self, caller: Caller, member: Member | None) -> None:
-        """The shipped hangup handler: UserEvent CALLERHANGUP, then unpause the
+        """The hangup handler: UserEvent CALLERHANGUP.  The shipped one stops
+        there, so a pause set during the call survives it; with
+        ``hangup_unpauses`` (the recorded rig's dialplan) it then unpauses the
         member of the call (``${MEMBERINTERFACE}`` is set only once connected)."""
         if not caller.userevents:
             return
@@ -662,7 +668,8 @@ class PBXModel:
         ch.context, ch.exten, ch.priority = "hangup-handler", "s", 1
         self._emit("UserEvent", ch, "CALLERHANGUP", ())
         ch.context, ch.exten, ch.priority = ctx, exten, prio
-        if member is not None and member.queue.members.get(member.interface.lower()) is member:
+        if (self.hangup_unpauses and member is not None
+                and member.queue.members.get(member.interface.lower()) is member):
             self._set_paused(member, False, "")
 
     def _call_ended(self, caller: Caller, talk: int) -> None:

@@ -10,7 +10,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 
 from callcenter.simulator.model import PBXModel
-from callcenter.simulator.server import AMIServerFactory
+from callcenter.simulator.server import SHIPPED_READ, AMIServerFactory
 from callcenter.simulator.traffic import Behaviour, Traffic
 
 
@@ -21,6 +21,11 @@ class SimulatedPBX:
     reactor) drives the model, so a ``task.Clock`` can run simulated hours in
     milliseconds.  With ``agents=0`` and ``calls_per_minute=0`` nothing
     happens unless an AMI client (or a test) makes it happen.
+
+    By default it behaves like the shipped ``asterisk-config/``: the AMI user
+    reads ``SHIPPED_READ`` (no ``system``, so no ``FullyBooted``) and the
+    hangup handler leaves pauses alone.  ``read="all"`` and
+    ``hangup_unpauses=True`` reproduce the rig the traces were recorded on.
     """
 
     def __init__(
@@ -39,14 +44,16 @@ class SimulatedPBX:
         auth_fail_delay: float = 1.0,
         epoch_offset: float | None = None,
         behaviour: Behaviour | None = None,
+        read: str = SHIPPED_READ,
+        hangup_unpauses: bool = False,
     ) -> None:
         self.reactor = reactor
         self.clock = clock or reactor
         rng = random.Random(seed)
         self.model = PBXModel(self.clock, list(queues), rng=random.Random(rng.random()),
-                              epoch_offset=epoch_offset)
+                              epoch_offset=epoch_offset, hangup_unpauses=hangup_unpauses)
         self.factory = AMIServerFactory(
-            self.model, reactor, {username: secret}, timestampevents=timestampevents,
+            self.model, reactor, {username: secret}, read=read, timestampevents=timestampevents,
             legacy_pause_name=legacy_pause_name, auth_fail_delay=auth_fail_delay)
         self.traffic = Traffic(self.model, agents=agents, calls_per_minute=calls_per_minute,
                                rng=random.Random(rng.random()), behaviour=behaviour)

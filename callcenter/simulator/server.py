@@ -42,6 +42,10 @@ CATEGORIES = {
     "security": 131072, "message": 262144,
 }
 ALL_EVENTS = (1 << 31) - 1
+#: The read classes of the service's user in the shipped asterisk-config/manager.conf
+#: (tests/deploy checks they agree): the simulator's default, so the demo gets
+#: exactly the events a real PBX sends the service (no "system": no FullyBooted).
+SHIPPED_READ = "agent,call,user"
 
 MAX_LINE = 1024  # Asterisk's session input buffer
 MAX_HEADERS = 128  # AST_MAX_MANHEADERS
@@ -112,7 +116,8 @@ class AMISession(Protocol):
     def __init__(self) -> None:
         self.authenticated = False
         self.username = ""
-        self.mask = ALL_EVENTS
+        self.readperm = 0  # the user's read classes, from login on (manager.c readperm)
+        self.mask = 0  # what this session is sent: readperm, narrowed by Events (send_events)
         self.challenge = ""
         self.closing = False
         self._buf = b""
@@ -312,11 +317,13 @@ def _login(s: AMISession, req: Request) -> None:
     s.username = user
     if s._auth_timer is not None and s._auth_timer.active():
         s._auth_timer.cancel()
+    # manager.c authenticate(): send_events = readperm, or readperm & the Events header's mask.
+    s.readperm = s.mask = max(event_mask(f.read), 0)
     events = req.get("Events")
     if events:
         mask = event_mask(events)
         if mask >= 0:
-            s.mask = mask
+            s.mask = s.readperm & mask
     s.send_ack(req, "Authentication accepted")
     if s.wants(CATEGORIES["system"]):
         uptime = int(f.model.now() - f.model.started)
@@ -351,7 +358,7 @@ def _events(s: AMISession, req: Request) -> None:
     if mask < 0:
         s.send_error(req, "Invalid event mask")
         return
-    s.mask = mask
+    s.mask = s.readperm & mask  # set_eventmask: never more than the user may read
     s.factory.listening_changed()
     s.respond(req, "Success", None, [("Events", "On" if mask else "Off")])
 
@@ -508,7 +515,11 @@ ACTIONS: dict[str, Callable[[AMISession, Request], None]] = {
 
 class AMIServerFactory(ServerFactory):
     """AMI sessions over one ``PBXModel``; renders each model event once and
-    writes it to every logged-in session whose event mask wants it."""
+    writes it to every logged-in session whose event mask wants it.
+
+    ``read`` is the users' manager.conf ``read=`` classes: a session gets
+    only events of those classes, and ``FullyBooted`` after login only if
+    they include ``system`` (manager.c ``action_login``)."""
 
     protocol = AMISession
 
@@ -518,6 +529,7 @@ class AMIServerFactory(ServerFactory):
         reactor: IReactorTime,
         users: dict[str, str],
         *,
+        read: str = "all",
         timestampevents: bool = True,
         legacy_pause_name: bool = False,
         auth_fail_delay: float = 1.0,
@@ -526,6 +538,7 @@ class AMIServerFactory(ServerFactory):
         self.model = model
         self.reactor = reactor
         self.users = dict(users)
+        self.read = read  # manager.conf read= of every user
         self.timestampevents = timestampevents
         self.legacy_pause_name = legacy_pause_name
         self.auth_fail_delay = auth_fail_delay

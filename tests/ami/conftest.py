@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from support.fake_asterisk import AsteriskManagerFactory, MemoryNet
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from callcenter.ami.client import AMIClient
-
-from .fakeami import FakeAMIFactory, MemoryNet
 
 
 class LogCapture:
@@ -43,11 +42,11 @@ def logs() -> Iterator[LogCapture]:
 
 
 class Rig:
-    """An AMIClient on a MemoryReactorClock, a FakeAMIFactory and the net between."""
+    """An AMIClient on a MemoryReactorClock, a fake Asterisk and the net between."""
 
     def __init__(self, **options: object) -> None:
         self.reactor = MemoryReactorClock()
-        self.server = FakeAMIFactory()
+        self.server = AsteriskManagerFactory("admin", "s3cret")
         self.net = MemoryNet(self.reactor, self.server)
         endpoint = TCP4ClientEndpoint(self.reactor, "127.0.0.1", 5038)
         kw: dict = {"jitter": lambda: 0.0}

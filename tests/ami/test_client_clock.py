@@ -3,6 +3,8 @@ reconnection and its backoff, rejected logins, keepalive, quiet logs."""
 
 from __future__ import annotations
 
+from support.fake_asterisk import retag
+from support.traces import trace_messages
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectionLost
 from twisted.logger import LogLevel
@@ -10,7 +12,6 @@ from twisted.logger import LogLevel
 from callcenter.ami.errors import AMIError, AMINotConnected
 from callcenter.ami.message import Message
 
-from .fakeami import retag, trace_messages
 from .test_protocol import QUEUE_CALLER_JOIN, result_of
 
 
@@ -37,7 +38,7 @@ def test_md5_login(rig_factory) -> None:
     rig = rig_factory(md5=True)
     rig.start()
     assert rig.client.connected
-    assert [m["Action"] for m in rig.server.actions] == ["Challenge", "Login"]
+    assert [m["Action"] for m in rig.server.actions] == ["Challenge", "Login", "Ping"]
     assert "Secret" not in rig.server.actions[1]
 
 
@@ -185,13 +186,14 @@ def test_rejected_login_is_logged_once_and_retried_slowly(rig_factory, logs) -> 
 def test_keepalive_ping_timeout_aborts_and_reconnects(rig_factory, logs) -> None:
     rig = rig_factory(ping_interval=20, ping_timeout=10)
     link = rig.start()
-    rig.advance(20)
-    link.pump()
-    assert len(rig.server.actions_named("Ping")) == 1
-    rig.server.answer_ping = False
+    assert len(rig.server.actions_named("Ping")) == 1  # the first action after login
     rig.advance(20)
     link.pump()
     assert len(rig.server.actions_named("Ping")) == 2
+    rig.server.answer_ping = False
+    rig.advance(20)
+    link.pump()
+    assert len(rig.server.actions_named("Ping")) == 3
     rig.advance(9.9)
     link.pump()
     assert rig.client.connected
@@ -201,6 +203,7 @@ def test_keepalive_ping_timeout_aborts_and_reconnects(rig_factory, logs) -> None
     assert link.closed and not rig.client.connected
     assert logs.matching("no answer to Ping from 127.0.0.1:5038 within 10 s")
     assert rig.disconnects == 1
+    rig.server.answer_ping = True  # the PBX is back: the next login's first Ping is answered
     rig.advance(rig.next_delay())
     rig.net.accept()
     assert rig.client.connected and rig.hook_calls == 2
@@ -224,14 +227,19 @@ def test_no_answer_to_login_gives_up_after_ping_timeout(rig_factory, logs) -> No
     assert rig.client.connected
 
 
-def test_missing_fullybooted_delays_the_hooks_only_so_long(rig_factory, logs) -> None:
-    rig = rig_factory()
-    rig.server.fully_booted = False
-    rig.start()
+def test_no_answer_to_the_first_action_aborts_and_retries(rig_factory, logs) -> None:
+    rig = rig_factory(ping_timeout=10)
+    rig.server.answer_ping = False
+    link = rig.start()
     assert not rig.client.connected and rig.hook_calls == 0
-    rig.advance(rig.client.boot_wait)
+    rig.advance(10)
+    link.pump()
+    assert link.closed and rig.hook_calls == 0
+    assert logs.matching("No answer to Ping after login from AMI at 127.0.0.1:5038 within 10 s")
+    rig.server.answer_ping = True
+    rig.advance(rig.next_delay())
+    rig.net.accept()
     assert rig.client.connected and rig.hook_calls == 1
-    assert logs.matching("No FullyBooted")
 
 
 def test_unreachable_pbx_is_logged_sparingly(rig_factory, logs) -> None:

@@ -7,6 +7,8 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest_twisted
+from support.fake_asterisk import AsteriskManager, AsteriskManagerFactory
+from support.traces import TRACES, trace_bytes, trace_index, trace_messages
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -15,14 +17,12 @@ from callcenter.ami.client import AMIClient
 from callcenter.ami.errors import AMIConnectionLost, AMIError
 from callcenter.ami.message import Message
 
-from .fakeami import TRACES, FakeAMIFactory, FakeAMIServer, trace_bytes, trace_index, trace_messages
-
 # A guard against a hung test, not a measurement.
 GUARD = 10
 
 
 class Served:
-    def __init__(self, server: FakeAMIFactory, **options: object) -> None:
+    def __init__(self, server: AsteriskManagerFactory, **options: object) -> None:
         self.server = server
         self.port = reactor.listenTCP(0, server, interface="127.0.0.1")
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port)
@@ -58,7 +58,7 @@ def until(predicate: Callable[[], bool]) -> Deferred[None]:
 
 @pytest_twisted.inlineCallbacks
 def test_plain_login_list_action_and_error_over_tcp():
-    server = FakeAMIFactory()
+    server = AsteriskManagerFactory("admin", "s3cret")
     server.answers["QueueStatus"] = trace_messages("startup-status.ami", "cti-2")
     s = Served(server)
     try:
@@ -90,10 +90,10 @@ def test_md5_login_and_a_recorded_scenario_over_tcp():
     expected = json.loads((TRACES / "answered.expected.json").read_text())["trace_event_counts"]
     total = sum(expected.values())
     got: list[Message] = []
-    server = FakeAMIFactory()
-    server.fully_booted = False  # the trace brings its own FullyBooted
+    server = AsteriskManagerFactory("admin", "s3cret")
+    server.booted = False  # the trace brings its own FullyBooted
 
-    def play(conn: FakeAMIServer) -> None:
+    def play(conn: AsteriskManager) -> None:
         for i in range(0, len(events), 1000):
             conn.send(events[i : i + 1000])
 
@@ -116,9 +116,9 @@ def test_md5_login_and_a_recorded_scenario_over_tcp():
 
 @pytest_twisted.inlineCallbacks
 def test_pending_action_fails_on_connection_lost_then_relogin():
-    server = FakeAMIFactory()
+    server = AsteriskManagerFactory("admin", "s3cret")
 
-    def hang_up(conn: FakeAMIServer, msg: Message) -> None:
+    def hang_up(conn: AsteriskManager, msg: Message) -> None:
         conn.transport.loseConnection()
 
     server.answers["QueueStatus"] = hang_up
@@ -141,13 +141,13 @@ def test_pending_action_fails_on_connection_lost_then_relogin():
 
 @pytest_twisted.inlineCallbacks
 def test_bad_input_is_skipped_and_a_1mib_line_resets_the_connection(logs):
-    server = FakeAMIFactory()
+    server = AsteriskManagerFactory("admin", "s3cret")
     seen: list[str] = []
 
     def event(uid: str) -> bytes:
         return f"Event: QueueCallerJoin\r\nQueue: q-callcenter\r\nUniqueid: {uid}\r\n\r\n".encode()
 
-    def misbehave(conn: FakeAMIServer) -> None:
+    def misbehave(conn: AsteriskManager) -> None:
         if server.logins == 1:
             conn.send(b"\x00\xff\xfe garbage \x01\r\n\r\n")
             conn.send(b"Event: QueueCallerJoin\r\na line without colon\r\nUniqueid: no-colon\r\n\r\n")
@@ -177,7 +177,7 @@ def test_bad_input_is_skipped_and_a_1mib_line_resets_the_connection(logs):
 
 @pytest_twisted.inlineCallbacks
 def test_rejected_login_over_tcp_is_logged_once(logs):
-    server = FakeAMIFactory()
+    server = AsteriskManagerFactory("admin", "s3cret")
     server.reject = True
     s = Served(server, auth_retry=0.05)
     try:

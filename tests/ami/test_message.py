@@ -173,7 +173,7 @@ def reference_parse(text: str) -> Message:
 
 
 def test_trace_messages_are_lazy_and_answer_like_the_oracle() -> None:
-    from .fakeami import trace_bytes
+    from support.traces import trace_bytes
 
     blocks = Splitter().feed(trace_bytes("answered.ami"))
     for block in blocks:

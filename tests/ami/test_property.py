@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.traces import trace_bytes, trace_index
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from callcenter.ami.message import Message, parse_message
 from callcenter.ami.protocol import AMIProtocol
-
-from .fakeami import trace_bytes, trace_index
 
 TRACE = "login.ami"
 _DATA = trace_bytes(TRACE)

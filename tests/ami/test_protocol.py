@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from support.fake_asterisk import BANNER, retag
+from support.traces import trace_bytes, trace_messages
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -14,8 +16,6 @@ import callcenter.ami.protocol as protocol_module
 from callcenter.ami.errors import AMIConnectionLost, AMIError
 from callcenter.ami.message import Message, Splitter, parse_message
 from callcenter.ami.protocol import AMIProtocol
-
-from .fakeami import BANNER, retag, trace_bytes, trace_messages
 
 QUEUE_CALLER_JOIN = (
     b"Event: QueueCallerJoin\r\nPrivilege: agent,all\r\nChannel: Local/113@public-00000002;2\r\n"

@@ -6,12 +6,11 @@ import json
 from collections import Counter
 
 import pytest
+from support.traces import TRACES, trace_bytes, trace_index
 from twisted.internet.testing import StringTransport
 
 from callcenter.ami.message import Message, parse_message
 from callcenter.ami.protocol import AMIProtocol
-
-from .fakeami import TRACES, trace_bytes, trace_index
 
 ALL_TRACES = sorted(p.name for p in TRACES.glob("*.ami"))
 EXPECTED = sorted(p.name[: -len(".expected.json")] for p in TRACES.glob("*.expected.json"))

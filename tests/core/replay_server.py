@@ -1,64 +1,49 @@
 """A loopback AMI peer that replays a recorded trace to the service's real client.
 
-It speaks like Asterisk: banner, Login, FullyBooted, Ping; it answers the
-service's ``CoreShowChannels``/``QueueStatus`` with the PBX's state at the
-start of the recording (empty, or the recorded answers for startup-status),
-then writes the recorded messages, and finally a ``ReplayDone`` event so the
-test knows everything before it has been dispatched.
+It is the tests' fake Asterisk (support/fake_asterisk.py: banner, Login,
+FullyBooted, Ping) answering the service's ``CoreShowChannels``/``QueueStatus``
+with the PBX's state at the start of the recording (empty, or the recorded
+answers for startup-status); after the QueueStatus answer it writes the
+recorded messages, and finally a ``ReplayDone`` event so the test knows
+everything before it has been dispatched.
 """
 
 from __future__ import annotations
 
-from support.amipeer import AsteriskManager, AsteriskManagerFactory, fully_booted, retag
+from support.fake_asterisk import AsteriskManagerFactory, fully_booted, list_answer, retag
 from twisted.internet.protocol import Factory
-
-from callcenter.ami.message import Message, format_message
 
 from .traces import Trace
 
-__all__ = ["OneByteEndpoint", "ReplayFactory", "retag"]
+__all__ = ["OneByteEndpoint", "replay_pbx", "retag"]
 
 DONE = b"Event: ReplayDone\r\nPrivilege: system,all\r\n\r\n"
 
 
-def _empty_list(complete: str) -> bytes:
-    return format_message(
-        [("Response", "Success"), ("ActionID", "x"), ("EventList", "start"), ("Message", "will follow")]
-    ) + format_message(
-        [("Event", complete), ("ActionID", "x"), ("EventList", "Complete"), ("ListItems", "0")]
-    )
+def recording(trace: Trace) -> bytes:
+    """The trace's events, without the recording session's own login and answers."""
+    chunks = []
+    for i in trace.idx:
+        if i["kind"] == "Banner" or i["kind"] == "Response" or i["name"] == "FullyBooted":
+            continue  # the recording's own login exchange
+        if i["ActionID"]:
+            continue  # answers to the recording session's actions
+        chunks.append(trace.message_bytes(i))
+    chunks.append(DONE)
+    return b"".join(chunks)
 
 
-class ReplayFactory(AsteriskManagerFactory):
-    booted_event = fully_booted(4)
-
-    def __init__(self, trace: Trace, secret: str = "s3cret", answers: dict[str, bytes] | None = None) -> None:
-        super().__init__(secret=secret)
-        self.trace = trace
-        self.streamed = 0
-        self.answers = answers or {
-            "coreshowchannels": _empty_list("CoreShowChannelsComplete"),
-            "queuestatus": _empty_list("QueueStatusComplete"),
-        }
-
-    def answered(self, conn: AsteriskManager, msg: Message) -> None:
-        if (msg.get("Action") or "").lower() == "queuestatus":
-            self.stream(conn)
-
-    def stream(self, peer: AsteriskManager) -> None:
-        """Write the recording (once per factory: a reconnect does not replay it again)."""
-        if self.streamed:
-            return
-        self.streamed += 1
-        chunks = []
-        for i in self.trace.idx:
-            if i["kind"] == "Banner" or i["kind"] == "Response" or i["name"] == "FullyBooted":
-                continue  # the recording's own login exchange
-            if i["ActionID"]:
-                continue  # answers to the recording session's actions
-            chunks.append(self.trace.message_bytes(i))
-        chunks.append(DONE)
-        peer.transport.write(b"".join(chunks))
+def replay_pbx(trace: Trace, secret: str = "s3cret", answers: dict[str, bytes] | None = None) -> AsteriskManagerFactory:
+    """The PBX of the recording: its events follow the first QueueStatus answer
+    (once per PBX: a reconnect does not replay them again)."""
+    pbx = AsteriskManagerFactory(secret=secret)
+    pbx.booted_event = fully_booted(4)
+    pbx.answers = dict(answers or {
+        "CoreShowChannels": list_answer("x", "CoreShowChannelsComplete", [], "will follow"),
+        "QueueStatus": list_answer("x", "QueueStatusComplete", [], "will follow"),
+    })
+    pbx.then_push("QueueStatus", recording(trace))
+    return pbx
 
 
 class OneByteAtATime(Factory):

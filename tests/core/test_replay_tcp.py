@@ -14,12 +14,12 @@ from callcenter.ami.client import AMIClient
 from callcenter.ami.message import Message
 
 from . import traces
-from .replay_server import OneByteEndpoint, ReplayFactory, retag
+from .replay_server import OneByteEndpoint, replay_pbx, retag
 
 
 async def replay_tcp(trace: traces.Trace, one_byte: bool, start: float | None = None,
                      answers: dict[str, bytes] | None = None) -> traces.Outcome:
-    factory = ReplayFactory(trace, answers=answers)
+    factory = replay_pbx(trace, answers=answers)
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     out = traces.new_center(trace.start if start is None else start)
     center = out.center

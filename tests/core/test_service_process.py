@@ -18,7 +18,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
 from . import traces
-from .replay_server import ReplayFactory
+from .replay_server import replay_pbx
 
 ROOT = Path(__file__).resolve().parents[2]
 TWISTD = [str(Path(sys.executable).with_name("twistd"))]
@@ -75,7 +75,7 @@ def test_unwritable_report_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_wrong_secret_is_logged_once_and_retried_slowly(tmp_path: Path) -> None:
-    factory = ReplayFactory(traces.load("login"), secret="right")
+    factory = replay_pbx(traces.load("login"), secret="right")
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     proc = start(tmp_path, "--ami", f"tcp:host=127.0.0.1:port={port.getHost().port}", "--ami-secret", "wrong")
     try:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from support.traces import TRACES
 from twisted.internet.task import Clock
 
 from callcenter.ami.message import Message, Splitter, parse_message
@@ -17,7 +17,6 @@ from callcenter.center import Callcenter, Changes
 from callcenter.kpi import BusinessDay
 from callcenter.model import ABANDON, AVAIL, HANGUP, INCALL, LOGGEDIN, PAUSED, QUEUED
 
-TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "ami-traces"
 UTC = ZoneInfo("UTC")
 # Scenario traces: a recording connection that saw every event from an empty PBX.
 # Those under queue-entries/ have one expected row per queue entry (a caller who

@@ -151,3 +151,25 @@ def split_args(args: str) -> list[str]:
             cur.append(ch)
     out.append("".join(cur).strip())
     return out
+
+
+# -- the asterisk role's generated files -------------------------------------
+
+ROLE = Path(__file__).resolve().parents[2] / "ansible" / "roles" / "asterisk"
+
+
+def role_defaults() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+
+
+def render_role_template(name: str, **variables: object) -> str:
+    """A template of the asterisk role rendered with its defaults and ``variables``
+    (plain Jinja2, as Ansible renders these: they use no Ansible-only filters)."""
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    template = env.from_string((ROLE / "templates" / name).read_text())
+    values = {**role_defaults(), "ansible_managed": "Ansible managed", "asterisk_phones": [], **variables}
+    return template.render(**values)

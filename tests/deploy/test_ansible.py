@@ -73,6 +73,9 @@ def test_playbook_refuses_to_run_without_secrets(tmp_path):
     {"asterisk_phones": [{"id": "1001", "password": "too-short"}]},
     {"asterisk_phones": [{"id": "10x1", "password": "long-enough-password"}]},
     {"callcenter_settings": {"timezone": "$HOME"}},
+    {"asterisk_sip_bind_address": "0.0.0.0; evil"},
+    {"asterisk_sip_port": 70000},
+    {"asterisk_rtp_address": "eth0"},
 ])
 def test_playbook_refuses_weak_or_unsafe_values(tmp_path, bad):
     rc, out = _validate(tmp_path, {**GOOD_SECRETS, **bad})
@@ -84,7 +87,8 @@ def test_playbook_refuses_weak_or_unsafe_values(tmp_path, bad):
 
 def test_playbook_accepts_good_values(tmp_path):
     rc, out = _validate(tmp_path, {**GOOD_SECRETS, "asterisk_phones": [
-        {"id": "1001", "name": "Agent 1001", "password": "phone-password-1001"}]})
+        {"id": "1001", "name": "Agent 1001", "password": "phone-password-1001"}],
+        "asterisk_sip_bind_address": "::", "asterisk_sip_port": 5070, "asterisk_rtp_address": "192.0.2.11"})
     assert rc == 0, out
 
 
@@ -99,6 +103,9 @@ def _configure_asterisk(tmp_path: Path, etc: Path) -> str:
             "asterisk_config_src": str(REPO / "asterisk-config"),
             "asterisk_group": "root",
             "asterisk_manage_service": False,
+            "asterisk_sip_bind_address": "192.0.2.10",
+            "asterisk_sip_port": 5070,
+            "asterisk_rtp_address": "192.0.2.11",
             "callcenter_ami_secret": "ami-secret-0123456789abcdef",
             "asterisk_phones": [
                 {"id": "1001", "name": "Agent 1001", "password": "phone-password-1001"},
@@ -118,11 +125,11 @@ def test_asterisk_role_installs_config_with_secret_and_phones(tmp_path):
     etc = tmp_path / "etc-asterisk"
     etc.mkdir()
     out = _configure_asterisk(tmp_path, etc)
-    assert re.search(r"changed=3\b", out), out
+    assert re.search(r"changed=4\b", out), out
 
     files = sorted(p.name for p in etc.iterdir())
     assert files == ["extensions.conf", "manager.conf", "manager_callcenter_secret.conf",
-                     "pjsip.conf", "pjsip_phones.conf", "queues.conf"]
+                     "pjsip.conf", "pjsip_phones.conf", "pjsip_transports.conf", "queues.conf"]
     for p in etc.iterdir():
         assert stat.S_IMODE(p.stat().st_mode) == 0o640, p.name
     for name in ("extensions.conf", "manager.conf", "pjsip.conf", "queues.conf"):
@@ -145,6 +152,10 @@ def test_asterisk_role_installs_config_with_secret_and_phones(tmp_path):
     endpoint = [s for s in phones if s.parents == ["phone"] and s.name == "2001"][0]
     assert endpoint.get("auth") == endpoint.get("aors") == "2001"
     assert endpoint.get("callerid") == '"Phone 2001" <2001>'
+    # The SIP and RTP variables of the run (defaults: tests/deploy/test_asterisk_config.py).
+    assert {s.get("protocol"): s.get("bind") for s in sections if s.get("type") == "transport"} == {
+        "udp": "192.0.2.10:5070", "tcp": "192.0.2.10:5070"}
+    assert (endpoint.get("media_address"), endpoint.get("bind_rtp_to_media_address")) == ("192.0.2.11", "yes")
 
     # A second run changes nothing (the reload handler would not fire).
     out = _configure_asterisk(tmp_path, etc)

@@ -222,13 +222,65 @@ def test_queue_settings():
     assert q.get("announce-position") != "no" or q.get("announce-holdtime") != "no"
 
 
-def test_pjsip_transports_and_phone_template(contexts):
-    sections = ac.parse(CONF / "pjsip.conf")
-    transports = {s.get("protocol") for s in sections if s.get("type") == "transport"}
-    assert transports == {"udp", "tcp"}
+def test_queues_offer_callers_to_every_free_agent():
+    # app_queue.c: without autofill only the caller at the head of the queue is
+    # offered (is_our_turn: "qe->parent->autofill || qe->pos == 1").
+    general = ac.section(ac.parse(CONF / "queues.conf"), "general")
+    assert general.get("autofill") == "yes"
+    assert ac.section(ac.parse(CONF / "queues.conf"), QUEUE).get("autofill") in (None, "yes")
+
+
+def test_announcement_comment_says_what_app_queue_does():
+    # app_queue.c queue_exec sets qe.last_pos = 0, so say_position's
+    # "(now - qe->last_pos) < minannouncefrequency" never holds for the first
+    # announcement: it comes as soon as the caller waits, not after 30 s.
+    text = (CONF / "queues.conf").read_text()
+    comment = " ".join(line.lstrip("; ") for line in text.splitlines() if line.startswith(";"))
+    assert "first one after" not in comment
+    assert "as soon as they have to wait" in comment
+    q = ac.section(ac.parse(CONF / "queues.conf"), QUEUE)
+    assert q.get("announce-frequency") == "60" and q.get("min-announce-frequency") == "30"
+    assert q.get("announce-holdtime") == "once"
+    assert q.get("periodic-announce-frequency") == "90" and "first after 90 s" in comment
+
+
+def _rendered_pjsip(tmp_path: Path, **variables: object) -> list[ac.Section]:
+    """pjsip.conf with the role's generated includes, as the role installs them."""
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "pjsip.conf").write_bytes((CONF / "pjsip.conf").read_bytes())
+    for name in ("pjsip_transports.conf", "pjsip_phones.conf"):
+        (tmp_path / name).write_text(ac.render_role_template(f"{name}.j2", **variables))
+    return ac.parse(tmp_path / "pjsip.conf", follow_includes=True)
+
+
+def _binds(sections: list[ac.Section]) -> dict[str, str]:
+    return {s.get("protocol"): s.get("bind") for s in sections if s.get("type") == "transport"}
+
+
+PHONE = {"id": "1001", "name": "Agent 1001", "password": "phone-password-1001"}
+
+
+def test_pjsip_transports_and_phone_template(contexts, tmp_path):
+    assert "bind=" not in (CONF / "pjsip.conf").read_text().replace("; ", "")  # only in the template
+    sections = _rendered_pjsip(tmp_path)
+    assert _binds(sections) == {"udp": "0.0.0.0:5060", "tcp": "0.0.0.0:5060"}  # the defaults, as before
     phone = ac.section(sections, "phone")
     assert phone.template and phone.get("type") == "endpoint"
     assert phone.get("context") == "public" and "public" in contexts
     assert ac.section(sections, "phone-auth").template
     assert ac.section(sections, "phone-aor").template
+    assert sections[0].includes == ["pjsip_transports.conf"]
     assert sections[-1].includes == ["pjsip_phones.conf"]
+
+
+def test_rendered_pjsip_uses_the_sip_and_rtp_variables(tmp_path):
+    default = _rendered_pjsip(tmp_path / "a", asterisk_phones=[PHONE])
+    endpoint = next(s for s in default if s.name == "1001" and s.parents == ["phone"])
+    assert endpoint.get("media_address") is None  # default: RTP on every interface
+    sections = _rendered_pjsip(tmp_path / "b", asterisk_phones=[PHONE], asterisk_sip_bind_address="192.0.2.10",
+                               asterisk_sip_port=5070, asterisk_rtp_address="192.0.2.11")
+    assert _binds(sections) == {"udp": "192.0.2.10:5070", "tcp": "192.0.2.10:5070"}
+    endpoint = next(s for s in sections if s.name == "1001" and s.parents == ["phone"])
+    assert (endpoint.get("media_address"), endpoint.get("bind_rtp_to_media_address")) == ("192.0.2.11", "yes")
+    assert _binds(_rendered_pjsip(tmp_path / "c", asterisk_sip_bind_address="::")) == {
+        "udp": "[::]:5060", "tcp": "[::]:5060"}

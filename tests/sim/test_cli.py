@@ -105,8 +105,20 @@ def test_cli_options(tmp_path, monkeypatch):
     opts.parseOptions([])
     assert opts["secret"] == "from-env"
     monkeypatch.delenv(cli.SECRET_ENV)
+    monkeypatch.delenv(cli.READ_ENV, raising=False)
+    opts = cli.Options()
+    opts.parseOptions(["--secret", "S"])
+    assert opts["read"] == "agent,call,user"  # the shipped manager.conf user
+    opts = cli.Options()
+    opts.parseOptions(["--secret", "S", "--read", "all"])
+    assert opts["read"] == "all"
+    monkeypatch.setenv(cli.READ_ENV, "agent,system")
+    opts = cli.Options()
+    opts.parseOptions(["--secret", "S"])
+    assert opts["read"] == "agent,system"
+    monkeypatch.delenv(cli.READ_ENV)
     for bad in (["--secret", "S", "--agents", "x"], ["--secret", "S", "--queues", ","],
-                [], ["--secret-file", str(tmp_path / "missing")]):
+                [], ["--secret-file", str(tmp_path / "missing")], ["--secret", "S", "--read", " "]):
         with pytest.raises(usage.UsageError):
             cli.Options().parseOptions(bad)
 

@@ -96,12 +96,16 @@ class Session:
 def make_pbx(*, start: float = 1_795_665_000.0, timestampevents: bool = True,
              queues: tuple[str, ...] = ("q-callcenter", "q-support"), secret: str = "password",
              **kw: object) -> tuple[SimulatedPBX, Clock]:
-    """A quiet simulator (no traffic unless asked) on a Clock set to ``start``."""
+    """A quiet simulator (no traffic unless asked) on a Clock set to ``start``,
+    set up like the rig of the recordings: the user reads every class, and the
+    hangup handler unpauses (the original dialplan, gotcha 4)."""
     clock = Clock()
     clock.advance(start)
     kw.setdefault("agents", 0)
     kw.setdefault("calls_per_minute", 0.0)
     kw.setdefault("auth_fail_delay", 0.0)
+    kw.setdefault("read", "all")
+    kw.setdefault("hangup_unpauses", True)
     pbx = SimulatedPBX(clock, username="admin", secret=secret, queues=queues, clock=clock,
                        timestampevents=timestampevents, epoch_offset=0.0,
                        **kw)  # type: ignore[arg-type]

@@ -1,13 +1,14 @@
-"""Trace replay into a Callcenter, and comparing Redis with memory."""
+"""Trace replay into a Callcenter, comparing Redis with memory, and what the
+PBX would answer to QueueStatus / CoreShowChannels at some instant."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from support.traces import TRACES
 from twisted.internet import defer, reactor, task
 from twisted.internet.task import Clock
 
@@ -15,7 +16,6 @@ from callcenter.ami.message import Message, parse_message
 from callcenter.center import Callcenter, Changes
 from callcenter.kpi import BusinessDay
 
-TRACES = Path(__file__).resolve().parents[3] / "shared" / "ami-traces"
 UTC = ZoneInfo("UTC")
 PREFIX = "callcenter:"
 

@@ -15,6 +15,7 @@ equal A's, and both equal an in-process replay of the trace.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,11 +25,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_twisted
+from support.fake_asterisk import AsteriskManagerFactory
 from twisted.internet import reactor
 
+from callcenter.ami.message import Message
 from tests.support.pbxstate import PbxState
 
-from .ami_server import PBX, shifted
 from .support import (
     Rig,
     assert_redis_is,
@@ -95,11 +97,34 @@ class Service:
         self.proc.wait(30)
 
 
+_TS = re.compile(rb"(?m)^Timestamp: (\d+\.\d+)")
+
+
+def shifted(block: bytes, shift: int) -> bytes:
+    """The event with its Timestamp ``shift`` seconds later: the service runs on
+    the real clock and ignores a Timestamp more than a day from it."""
+    return _TS.sub(lambda m: b"Timestamp: %.6f" % (float(m.group(1)) + shift), block)
+
+
+def PBX(secret: str, events: list[bytes], items: list[Message] = (),  # type: ignore[assignment]  # noqa: N802
+        channels: list[Message] = ()) -> AsteriskManagerFactory:  # type: ignore[assignment]
+    """A PBX that logs in on ``secret`` alone (after a wrong one the line stays
+    up), answers CoreShowChannels / QueueStatus with ``channels`` / ``items``
+    and streams ``events`` after its first QueueStatus answer."""
+    pbx = AsteriskManagerFactory(secret=secret)
+    pbx.close_on_reject = False
+    pbx.forget_closed = True
+    pbx.answer_list("CoreShowChannels", "CoreShowChannelsComplete", lambda: channels, "Channels will follow")
+    pbx.answer_list("QueueStatus", "QueueStatusComplete", lambda: items, "Queue status will follow")
+    pbx.then_push("QueueStatus", b"".join(events))
+    return pbx
+
+
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines(keepends=True) if path.exists() else []
 
 
-async def _serve(pbx: PBX):
+async def _serve(pbx: AsteriskManagerFactory):
     return reactor.listenTCP(0, pbx, interface="127.0.0.1")
 
 
@@ -170,7 +195,7 @@ async def test_sigkill_and_restart_equals_uninterrupted_run(tmp_path, redis_serv
             timeout=60,
             what=f"run B to finish ({b2.log})",
         )
-        assert "queuestatus" in pbx_b2.actions
+        assert pbx_b2.actions_named("QueueStatus")
         b2.kill(signal.SIGTERM)
         # twistd re-raises the SIGTERM it handled once shut down cleanly.
         assert b2.proc.returncode in (0, -signal.SIGTERM), b2.log.read_text()
