@@ -80,6 +80,16 @@ def _note(suppressed: int) -> str:
     return f" ({suppressed} similar suppressed)" if suppressed else ""
 
 
+#: Most items one list action (QueueStatus, CoreShowChannels) may collect: a
+#: 10,000-agent centre answers ~20,000; an answer that never completes must
+#: not grow without end.  Over it the action fails and the connection drops.
+MAX_LIST_ITEMS = 200_000
+# A header that can only start a message: found inside a block, it means the
+# sender left out the blank line that ends the message before it.  (Not
+# ``Response:``: OriginateResponse events carry one as an ordinary header.)
+_GLUE = b"\nEvent: "
+
+
 @dataclass(slots=True)
 class _Pending:
     name: str
@@ -121,6 +131,8 @@ class AMIProtocol(Protocol):
         self._prefix = action_id_prefix or f"cc-{secrets.token_hex(3)}-"
         self._ids = itertools.count(1)
         self._booted: list[Deferred[None]] | None = []  # None once FullyBooted seen
+        self.max_list_items = MAX_LIST_ITEMS
+        self.glued_messages = 0  # blocks that held two messages (no blank line between)
         #: True once this connection has received ``FullyBooted`` (only a
         #: session that may read "system" ever does).
         self.fully_booted = False
@@ -191,7 +203,7 @@ class AMIProtocol(Protocol):
             return
         self.messages_received += len(blocks)
         handle = self._handle_block
-        for block in blocks:
+        for block in self._unglue(blocks):
             try:
                 handle(block)
             except Exception:
@@ -204,6 +216,27 @@ class AMIProtocol(Protocol):
                 "AMI framing lost ({error}); dropping the connection to {peer} to resync",
                 error=str(error), peer=self._peer())
             self.abort()
+
+    def _unglue(self, blocks: list[bytes]) -> list[bytes]:
+        """Split a block that holds two messages (a sender left out the blank
+        line between them): without this the second would be swallowed as
+        extra headers of the first.  One byte search per block."""
+        if not any(_GLUE in block for block in blocks):
+            return blocks
+        out: list[bytes] = []
+        for block in blocks:
+            # Leading garbage before a message is cut off by _handle_block.
+            cut = block.find(_GLUE) if block.startswith((b"Event: ", b"Response: ")) else -1
+            while cut > 0:
+                out.append(block[:cut])
+                block = block[cut + 1 :]
+                cut = block.find(_GLUE)
+                self.glued_messages += 1
+                self._throttle.warn(
+                    "glued", "AMI message without its blank line from {peer}; split in two",
+                    peer=self._peer())
+            out.append(block)
+        return out
 
     def _handle_block(self, block: bytes) -> None:
         if block.startswith(b"Event: "):
@@ -292,6 +325,14 @@ class AMIProtocol(Protocol):
             p.deferred.callback(p.items)
 
     def _list_item(self, aid: str, p: _Pending, msg: Message) -> None:
+        if len(p.items) >= self.max_list_items:
+            del self._pending[aid]
+            p.deferred.errback(Failure(AMIError(
+                f"{p.name} answered more than {self.max_list_items} items; giving it up")))
+            log.warn("AMI {name}: more than {n} list items; dropping the connection to resync",
+                     name=p.name, n=self.max_list_items)
+            self.abort()
+            return
         p.items.append(msg)
         marker = msg.get("EventList")
         if marker == "Complete" or (marker is None and msg.name.endswith("Complete")):

@@ -32,6 +32,8 @@ class ActionSender(Protocol):
 
     def list_action(self, name: str, **headers: str) -> defer.Deferred: ...
 
+    def drop_connection(self) -> None: ...
+
 
 class Mode(enum.Enum):
     IDLE = "idle"
@@ -97,9 +99,7 @@ class Resync:
                 name=name,
                 t=self.list_timeout,
             )
-            drop = getattr(self.ami, "drop_connection", None)
-            if drop is not None:
-                drop()
+            self.ami.drop_connection()
             raise
         return list(answer)[1:]
 

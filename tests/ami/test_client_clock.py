@@ -209,6 +209,29 @@ def test_keepalive_ping_timeout_aborts_and_reconnects(rig_factory, logs) -> None
     assert rig.client.connected and rig.hook_calls == 2
 
 
+def test_a_busy_link_whose_pong_is_late_is_not_dropped(rig_factory, logs) -> None:
+    """At ~10,000 events/s the Pong queues behind events: events kept coming,
+    so the link is alive and stays up."""
+    rig = rig_factory(ping_interval=20, ping_timeout=10)
+    link = rig.start()
+    rig.server.answer_ping = False
+    rig.advance(20)
+    link.pump()
+    for _ in range(10):  # events keep arriving while the Pong is late
+        rig.advance(1)
+        link.send(QUEUE_CALLER_JOIN)
+        link.pump()
+    rig.advance(0.5)
+    link.pump()
+    assert rig.client.connected and not logs.matching("no answer to Ping")
+    # A link that goes silent is still dropped on the next Ping.
+    rig.advance(20)
+    link.pump()
+    rig.advance(10)
+    link.pump()
+    assert not rig.client.connected and logs.matching("no answer to Ping")
+
+
 def test_no_answer_to_login_gives_up_after_ping_timeout(rig_factory, logs) -> None:
     rig = rig_factory(ping_timeout=10)
     rig.server.silent = True  # e.g. something else listens on that port

@@ -366,3 +366,44 @@ class TestBadInput:
         assert calls == ["QueueCallerJoin"] * 3
         assert len(logs.matching("Error while handling AMI message")) == 1
         assert proto.connected
+
+
+def test_a_message_without_its_blank_line_does_not_swallow_the_next() -> None:
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from callcenter.ami.protocol import AMIProtocol
+
+    got: list = []
+    proto = AMIProtocol(got.append, clock=Clock())
+    proto.makeConnection(StringTransport())
+    proto.dataReceived(b"Asterisk Call Manager/11.0.0\r\n")
+    proto.dataReceived(
+        b"Event: QueueCallerJoin\r\nQueue: q\r\nUniqueid: 1.1\r\n"  # no blank line here
+        b"Event: QueueCallerLeave\r\nQueue: q\r\nUniqueid: 1.1\r\n\r\n"
+    )
+    assert [(m.event, m.get("Uniqueid")) for m in got] == [
+        ("QueueCallerJoin", "1.1"), ("QueueCallerLeave", "1.1")]
+    assert proto.glued_messages == 1 and proto.connected
+
+
+def test_a_list_answer_that_never_ends_is_bounded() -> None:
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from callcenter.ami.protocol import AMIProtocol
+
+    proto = AMIProtocol(lambda m: None, clock=Clock())
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(b"Asterisk Call Manager/11.0.0\r\n")
+    proto.max_list_items = 50
+    d = proto.list_action("QueueStatus")
+    aid = transport.value().split(b"ActionID: ")[1].split(b"\r\n")[0]
+    errors: list = []
+    d.addErrback(errors.append)
+    proto.dataReceived(b"Response: Success\r\nActionID: " + aid + b"\r\nEventList: start\r\n\r\n")
+    item = b"Event: QueueMember\r\nQueue: q\r\nName: 1\r\nActionID: " + aid + b"\r\n\r\n"
+    proto.dataReceived(item * 60)
+    assert errors and "more than 50" in str(errors[0].value)
+    assert transport.disconnecting or not proto.connected
