@@ -393,7 +393,7 @@ def translate(msg: Message, now: float) -> Event | None:
     """The domain event ``msg`` means, or None (not ours, or invalid: logged)."""
     name = msg.event or ""
     fn = TRANSLATORS.get(name)
-    if fn is None:
+    if fn is None or fn is _nothing:
         return None
     try:
         return fn(msg, timestamp(msg, now))
