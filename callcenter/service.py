@@ -8,7 +8,6 @@ one clear log line and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import sys
@@ -24,6 +23,7 @@ from callcenter.center import Callcenter
 from callcenter.kpi import BusinessDay
 from callcenter.options import Options as _BaseOptions
 from callcenter.report import ReportWriter, ReportWriterError
+from callcenter.web.assets import default_static_dir
 
 log = Logger()
 
@@ -40,19 +40,6 @@ class Options(_BaseOptions):
         except usage.UsageError as e:
             sys.stderr.write(f"twistd callcenter: {e}\n")
             raise SystemExit(2) from None
-
-
-def default_static_dir() -> str:
-    """The dashboard page: the checkout's static/, else the installed copy."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [
-        os.path.join(os.path.dirname(here), "static"),
-        os.path.join(sys.prefix, "share", "callcenter", "static"),
-    ]
-    for path in candidates:
-        if os.path.isfile(os.path.join(path, "index.html")):
-            return path
-    return candidates[0]
 
 
 class CallcenterService(service.MultiService):
@@ -174,20 +161,23 @@ class CallcenterService(service.MultiService):
         return TCP4ClientEndpoint(self.reactor, "127.0.0.1", address.port), "callcenter", secret
 
     async def _start_web(self) -> None:
-        from callcenter.web import MissingAssets, make_site
+        from callcenter.web import make_site
 
         opts = self.options
-        static = opts["static-dir"] or default_static_dir()
         try:
             site = make_site(
                 self.center,
-                static_dir=static,
+                static_dir=opts["static-dir"],
+                # A broken install loses the page, not the service: `/` answers 503.
+                on_missing_assets=lambda e: log.warn(
+                    "{error}; the dashboard page answers 503, everything else runs", error=e
+                ),
                 allowed_origins=opts["allowed-origins"],
                 reactor=self.reactor,
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],
             )
-        except (MissingAssets, ValueError) as e:
+        except ValueError as e:
             raise StartupError(str(e)) from None
         try:
             endpoint = strports.endpoints.serverFromString(self.reactor, opts["listen"])
