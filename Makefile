@@ -8,9 +8,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Twisted finds `twistd callcenter` in twisted/plugins/ directories on
-# sys.path: the compat editable mode puts the checkout itself there (a .pth
-# file), so the venv's twistd works from any directory, with no PYTHONPATH.
-EDITABLE := -e . --config-settings editable_mode=compat
+# sys.path, which an editable install's import hook does not provide: a .pth
+# file puts the checkout itself there, so the venv's twistd works from any
+# directory, with no PYTHONPATH.  (setuptools' deprecated "compat" editable
+# mode would do the same.)
+CHECKOUT_PTH := import pathlib, sysconfig; pathlib.Path(sysconfig.get_path("purelib"), "callcenter-checkout.pth").write_text(str(pathlib.Path.cwd()) + "\n")
 
 .PHONY: setup system npm test lint demo wheel bench clean
 
@@ -24,7 +26,8 @@ $(STAMP): setup.cfg setup.py pyproject.toml requirements-dev.txt Makefile
 	  echo "python3 -m venv failed: installing python3-venv"; \
 	  bash scripts/setup-system.sh python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(EDITABLE) -r requirements-dev.txt
+	$(PY) -m pip install -q -e . -r requirements-dev.txt
+	$(PY) -c '$(CHECKOUT_PTH)'
 	@touch $(STAMP)
 
 npm: static/node_modules/.installed
