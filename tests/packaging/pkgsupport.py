@@ -38,8 +38,10 @@ def free_port() -> int:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without anything that would point Python at the checkout."""
+    # Under `make test`, the outer make's variables would reach the inner makes.
+    inherited = {"PYTHONPATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
     env = {k: v for k, v in os.environ.items()
-           if k != "PYTHONPATH" and not k.startswith(("CALLCENTER_", "DEMO_", "VIRTUAL_ENV"))}
+           if k not in inherited and not k.startswith(("CALLCENTER_", "DEMO_", "VIRTUAL_ENV"))}
     env.update(extra)
     return env
 
@@ -74,6 +76,16 @@ class Process:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"{needle!r} not in the output:\n{self.text()[-4000:]}")
             await deferLater(reactor, 0.1, lambda: None)
+
+    async def exited(self, seconds: float = 30) -> int:
+        """Its exit status, waiting without blocking the reactor (the test's
+        own connections to it must still be able to close)."""
+        deadline = time.monotonic() + seconds
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still running after {seconds} s:\n{self.text()[-3000:]}")
+            await deferLater(reactor, 0.1, lambda: None)
+        return self.proc.returncode
 
     def signal_group(self, signum: int) -> None:
         if self.proc.poll() is None:

@@ -88,7 +88,7 @@ async def _demo(clone: Path, tmp_path: Path, processes, web: int,
         await deferLater(reactor, 0.25, lambda: None)
     # Ctrl-C: the terminal signals the whole foreground group.
     demo.signal_group(signal.SIGINT)
-    status = demo.proc.wait(30)
+    status = await demo.exited()
     out = demo.text()
     assert "Error" not in out and "Traceback" not in out, out[-3000:]
     assert status in (0, -signal.SIGINT), (status, out[-3000:])
