@@ -23,11 +23,10 @@ from callcenter.center import Callcenter
 from callcenter.kpi import BusinessDay
 from callcenter.options import Options as _BaseOptions
 from callcenter.report import ReportWriter, ReportWriterError
-from callcenter.web.assets import default_static_dir
 
 log = Logger()
 
-__all__ = ["Options", "makeService", "CallcenterService", "default_static_dir"]
+__all__ = ["Options", "makeService", "CallcenterService"]
 
 
 class Options(_BaseOptions):
