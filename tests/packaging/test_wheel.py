@@ -98,3 +98,16 @@ async def test_installed_wheel_serves_the_dashboard_without_node(installed, redi
     objects = await hello(web)
     assert objects[0]["type"] == "STATS"
     assert "Traceback" not in service.text() and "missing" not in service.text()
+
+
+def test_pip_install_of_a_clone_carries_the_page_too(clone: Path, tmp_path: Path) -> None:
+    # `pip install .` (npm present): the same build, straight into site-packages.
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(clone)],
+        cwd=tmp_path, env=clean_env(), check=True, capture_output=True, timeout=300,
+    )
+    static = target / "callcenter" / "web" / "static"
+    assert {p.name for p in static.iterdir()} == PAGE_FILES | {"vendor"}
+    assert {p.name for p in (static / "vendor").iterdir()} == set(VENDOR)
