@@ -1,26 +1,33 @@
+# make setup — .venv with the project (editable) and the test tools, and the page's npm packages
 # make demo  — set up and run the service on the built-in simulated PBX
 # make test  — set up and run every test (ruff + pytest)
+# make wheel — build dist/callcenter-*.whl (carries the page; needs npm here only)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEMO_LISTEN ?= tcp:8080:interface=127.0.0.1
-DEMO_REDIS_PORT ?= 6379
+# Twisted finds `twistd callcenter` in twisted/plugins/ directories on
+# sys.path, which an editable install's import hook does not provide: a .pth
+# file puts the checkout itself there, so the venv's twistd works from any
+# directory, with no PYTHONPATH.  (setuptools' deprecated "compat" editable
+# mode would do the same.)
+CHECKOUT_PTH := import pathlib, sysconfig; pathlib.Path(sysconfig.get_path("purelib"), "callcenter-checkout.pth").write_text(str(pathlib.Path.cwd()) + "\n")
 
-.PHONY: setup system npm test lint demo bench clean
+.PHONY: setup system npm test lint demo wheel bench clean
 
 setup: $(STAMP) npm
 
 system:
 	@bash scripts/setup-system.sh redis-server chromium nodejs
 
-$(STAMP): setup.cfg pyproject.toml requirements-dev.txt
+$(STAMP): setup.cfg setup.py pyproject.toml requirements-dev.txt Makefile
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || { \
 	  echo "python3 -m venv failed: installing python3-venv"; \
 	  bash scripts/setup-system.sh python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e . -r requirements-dev.txt
+	$(PY) -c '$(CHECKOUT_PTH)'
 	@touch $(STAMP)
 
 npm: static/node_modules/.installed
@@ -35,8 +42,14 @@ lint: $(STAMP)
 test: system setup lint
 	$(PY) -m pytest -q
 
+# DEMO_LISTEN (dashboard endpoint) and DEMO_REDIS_URL (default: a private
+# Redis) pass through the environment to scripts/demo.sh.
 demo: system setup
 	@bash scripts/demo.sh
+
+wheel: $(STAMP)
+	@bash scripts/setup-system.sh nodejs
+	$(PY) -m pip wheel -q --no-deps -w dist .
 
 bench: setup
 	$(PY) benchmarks/ami_throughput.py
@@ -45,4 +58,4 @@ bench: setup
 	$(PY) benchmarks/simulator_rate.py
 
 clean:
-	rm -rf $(VENV) static/node_modules var .pytest_cache .ruff_cache
+	rm -rf $(VENV) static/node_modules var build dist .pytest_cache .ruff_cache

@@ -10,12 +10,39 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twisted.python import usage
 
 ENV_PREFIX = "CALLCENTER_"
+
+# `--help` shows the options in these sections, in this order.  A new option
+# adds one line to OPTION_GROUPS (tests/core/test_plugin.py checks that every
+# option has one); an option without one is listed under the last section.
+GROUPS = ("PBX", "Web dashboard", "Redis", "KPIs and report", "Simulator", "General")
+OPTION_GROUPS = {
+    "ami": "PBX",
+    "ami-user": "PBX",
+    "ami-secret": "PBX",
+    "ami-secret-file": "PBX",
+    "listen": "Web dashboard",
+    "allowed-origins": "Web dashboard",
+    "static-dir": "Web dashboard",
+    "redis": "Redis",
+    "redis-prefix": "Redis",
+    "report": "KPIs and report",
+    "sla": "KPIs and report",
+    "sla-target": "KPIs and report",
+    "day-starts-at": "KPIs and report",
+    "timezone": "KPIs and report",
+    "simulate": "Simulator",
+    "sim-agents": "Simulator",
+    "sim-calls-per-minute": "Simulator",
+    "sim-queues": "Simulator",
+    "seed": "Simulator",
+}
 
 
 def env_name(option: str) -> str:
@@ -49,7 +76,7 @@ class Options(usage.Options):
         ["day-starts-at", None, "00:00", "Local time (HH:MM) at which the day's KPIs reset."],
         ["timezone", None, None, "Time zone for the report and the day boundary (default: system)."],
         ["allowed-origins", None, "", "Extra WebSocket origins allowed, comma-separated."],
-        ["static-dir", None, None, "Directory of the dashboard page (default: the bundled static/)."],
+        ["static-dir", None, None, "Directory of the dashboard page (default: the copy installed with the package, else the checkout's static/)."],
         ["sim-agents", None, "8", "Simulator: number of agents."],
         ["sim-calls-per-minute", None, "4", "Simulator: caller arrivals per minute per queue."],
         ["sim-queues", None, "q-callcenter", "Simulator: queue names, comma-separated."],
@@ -73,7 +100,29 @@ class Options(usage.Options):
         )
         self.docs.update({long: f"{doc} [{env_name(long)}]" for long, _s, doc in self.optFlags})
 
+    def getUsage(self, width: int | None = None) -> str:
+        """Twisted's usage text, with the options in sections (GROUPS)."""
+        width = width or int(os.environ.get("COLUMNS", "80"))
+        short = {long: key for key, long in self.synonyms.items() if key != long and len(key) == 1}
+        sections: dict[str, list[dict]] = {group: [] for group in GROUPS}
+        order = list(OPTION_GROUPS)
+        for opt in sorted(self.longOpt, key=lambda o: (order.index(o.rstrip("="))
+                                                       if o.rstrip("=") in order else len(order))):
+            name = opt.rstrip("=")
+            sections[OPTION_GROUPS.get(name, GROUPS[-1])].append({
+                "long": name,
+                "short": short.get(name),
+                "doc": self.docs[name],
+                "optType": "parameter" if opt.endswith("=") else "flag",
+                "default": self.defaults.get(name),
+            })
+        return "\n" + "\n".join(textwrap.wrap(self.longdesc, width)) + "\n" + "".join(
+            f"\n{group}:\n{''.join(usage.docMakeChunks(opts, width))}"
+            for group, opts in sections.items() if opts
+        )
+
     def opt_version(self) -> None:
+        """Print the version and exit."""
         from callcenter import __version__
 
         print(f"callcenter {__version__}")

@@ -39,7 +39,7 @@ from callcenter.report import ReportWriter, ReportWriterError
 
 log = Logger()
 
-__all__ = ["Options", "makeService", "CallcenterService", "default_static_dir", "StartupError"]
+__all__ = ["Options", "makeService", "CallcenterService", "StartupError"]
 
 
 class Options(_BaseOptions):
@@ -52,21 +52,6 @@ class Options(_BaseOptions):
         except usage.UsageError as e:
             sys.stderr.write(f"twistd callcenter: {e}\n")
             raise SystemExit(2) from None
-
-
-def default_static_dir() -> str:
-    """The dashboard page: the checkout's static/, else the installed copy."""
-    import os
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [
-        os.path.join(os.path.dirname(here), "static"),
-        os.path.join(sys.prefix, "share", "callcenter", "static"),
-    ]
-    for path in candidates:
-        if os.path.isfile(os.path.join(path, "index.html")):
-            return path
-    return candidates[0]
 
 
 class StartupError(Exception):
@@ -370,19 +355,23 @@ class CallcenterService(StartInOrder):
         return self.pbx.client
 
     def _make_site(self) -> Any:
-        from callcenter.web import MissingAssets, make_site
+        from callcenter.web import make_site
 
         opts = self.options
         try:
             return make_site(
                 self.center,
-                static_dir=opts["static-dir"] or default_static_dir(),
+                static_dir=opts["static-dir"],
+                # A broken install loses the page, not the service: `/` answers 503.
+                on_missing_assets=lambda e: log.warn(
+                    "{error}; the dashboard page answers 503, everything else runs", error=e
+                ),
                 allowed_origins=opts["allowed-origins"],
                 reactor=self.reactor,
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],
             )
-        except (MissingAssets, ValueError) as e:
+        except ValueError as e:
             raise usage.UsageError(str(e)) from None
 
     def startService(self) -> None:

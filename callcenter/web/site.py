@@ -3,33 +3,24 @@
 Everything on one port, so ``--listen ssl:...`` gives HTTPS and WSS together.
 Only files that the page needs are reachable: the top-level files of the
 static directory (never ``node_modules`` or the npm manifests) and the two
-third-party files, Vue's global build and Bootstrap's CSS, under ``/vendor/``.
+third-party files, Vue's global build and Bootstrap's CSS, under ``/vendor/``
+(where they are: ``callcenter.web.assets``).
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web import resource, server, static
 
+from callcenter.web.assets import MissingAssets, PageAssets, find_assets
 from callcenter.web.origin import OriginPolicy
 from callcenter.web.protocol import DashboardFactory
 
 MiB = 1 << 20
-
-# Served from the static directory's top level; anything else there stays private.
-PAGE_EXTENSIONS = frozenset({".html", ".js", ".css", ".svg", ".png", ".ico", ".woff2"})
-PRIVATE_FILES = frozenset({"package.json", "package-lock.json"})
-
-# URL name under /vendor/ → path inside static/node_modules (installed by `npm ci`).
-VENDOR_FILES = {
-    "vue.global.prod.js": ("vue", "dist", "vue.global.prod.js"),
-    "bootstrap.min.css": ("bootstrap", "dist", "css", "bootstrap.min.css"),
-}
 
 # Only this origin; Bootstrap's CSS embeds its icons as data: SVG images.
 # Vue's render functions need no eval, so no 'unsafe-eval'.
@@ -50,8 +41,18 @@ SECURITY_HEADERS = {
 }
 
 
-class MissingAssets(FileNotFoundError):
-    """The page or its npm packages are not installed in the static directory."""
+__all__ = ["MissingAssets", "make_site"]
+
+# What `/` answers when the page's files are missing (a broken install).
+UNAVAILABLE_PAGE = (
+    "<!doctype html><title>Dashboard unavailable</title><p>The dashboard's page files are "
+    "not installed here, so there is no page to show. The call-center service itself is "
+    "running: it follows the PBX, keeps its state and KPIs in Redis, writes the report file "
+    "and answers on the WebSocket <code>/callcenter</code>. Install a callcenter wheel built "
+    "with npm (<code>pip install callcenter-*.whl</code>), or run <code>npm ci</code> in "
+    "<code>static/</code> of a checkout, then restart the service; its log names the missing "
+    "file.</p>\n"
+)
 
 
 class _Request(server.Request):
@@ -99,10 +100,31 @@ def _file(path: str) -> static.File:
     return f
 
 
+class _Unavailable(resource.Resource):
+    isLeaf = True
+
+    def render_GET(self, request: server.Request) -> bytes:
+        request.setResponseCode(503)
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Retry-After", b"3600")
+        return UNAVAILABLE_PAGE.encode()
+
+
+def _page(root: resource.Resource, assets: PageAssets) -> None:
+    root.putChild(b"", _file(assets.index))
+    for name, path in assets.page.items():
+        root.putChild(name.encode(), _file(path))
+    vendor = resource.Resource()
+    for name, path in assets.vendor.items():
+        vendor.putChild(name.encode(), _file(path))
+    root.putChild(b"vendor", vendor)
+
+
 def make_site(
     center: Any,
     *,
-    static_dir: str,
+    static_dir: str | None = None,
+    on_missing_assets: Callable[[MissingAssets], None] | None = None,
     allowed_origins: Iterable[str] = (),
     reactor: Any = None,
     max_buffer: int = 1 * MiB,
@@ -115,41 +137,26 @@ def make_site(
     ``site.dashboards`` (``callcenter.web.fanout.Dashboards``) subscribes to
     the center when the site starts listening and, when the last port stops,
     unsubscribes and closes every dashboard (they reconnect by themselves).
-    Raises ``MissingAssets`` if the page or its npm packages are missing,
-    ``ValueError`` for a malformed allowed origin.
+    ``static_dir`` defaults to the installed page (``callcenter.web.assets``).
+    If the page or its npm packages are missing, raises ``MissingAssets``;
+    unless ``on_missing_assets`` is given: then it is called once with the
+    error and the site serves everything but the page (``/`` answers 503).
+    Raises ``ValueError`` for a malformed allowed origin.
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
     origins = OriginPolicy(allowed_origins)
-    static_dir = os.path.abspath(static_dir)
 
     root = resource.Resource()
-    index = os.path.join(static_dir, "index.html")
-    if not os.path.isfile(index):
-        raise MissingAssets(f"dashboard page missing: {index}")
-    root.putChild(b"", _file(index))
-    for name in sorted(os.listdir(static_dir)):
-        path = os.path.join(static_dir, name)
-        ext = os.path.splitext(name)[1]
-        if (
-            os.path.isfile(path)
-            and ext in PAGE_EXTENSIONS
-            and not name.startswith(".")
-            and name not in PRIVATE_FILES
-        ):
-            root.putChild(name.encode(), _file(path))
-
-    vendor = resource.Resource()
-    for name, parts in VENDOR_FILES.items():
-        path = os.path.join(static_dir, "node_modules", *parts)
-        if not os.path.isfile(path):
-            raise MissingAssets(
-                f"dashboard library missing: {path} (run `npm ci` in {static_dir})"
-            )
-        vendor.putChild(name.encode(), _file(path))
-    root.putChild(b"vendor", vendor)
+    try:
+        _page(root, find_assets(static_dir))
+    except MissingAssets as e:
+        if on_missing_assets is None:
+            raise
+        on_missing_assets(e)
+        root.putChild(b"", _Unavailable())
 
     root.putChild(b"config.json", _Config({"sla": sla, "sla_target": sla_target}, reactor))
 

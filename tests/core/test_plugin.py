@@ -1,4 +1,5 @@
-"""`twistd callcenter` after a plain, non-editable install, from any directory."""
+"""`twistd callcenter` after a plain, non-editable install, from any directory;
+its --help in sections."""
 
 from __future__ import annotations
 
@@ -57,8 +58,23 @@ def test_plain_install_gives_the_twistd_plugin(tmp_path: Path) -> None:
         cwd="/", env=env, capture_output=True, text=True, check=True,
     )
     assert probe.stdout.startswith(str(site))
-    # The page ships with the package, for default_static_dir() to find.
+    # The page ships inside the package, for callcenter.web.assets to find.
     import zipfile
 
     names = zipfile.ZipFile(wheel).namelist()
-    assert "callcenter-0.1.0.data/data/share/callcenter/static/index.html" in names
+    assert "callcenter/web/static/index.html" in names
+    assert "callcenter/web/static/vendor/vue.global.prod.js" in names
+
+
+def test_help_puts_every_option_in_a_section() -> None:
+    from callcenter.options import GROUPS, OPTION_GROUPS, Options
+
+    options = {o[0] for o in Options.optParameters} | {o[0] for o in Options.optFlags}
+    assert options == set(OPTION_GROUPS), options ^ set(OPTION_GROUPS)
+    assert set(OPTION_GROUPS.values()) <= set(GROUPS)
+    text = str(Options(environ={}))
+    headers = [line for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert headers == [f"{g}:" for g in GROUPS]
+    for option, group in OPTION_GROUPS.items():
+        section = text.split(f"\n{group}:\n", 1)[1].split("\n\n", 1)[0]
+        assert f"--{option}" in section, (option, group)

@@ -249,9 +249,29 @@ def test_release_build_is_reproducible(tmp_path):
     assert "twisted/plugins/callcenter_plugin.py" in names
     assert "callcenter/options.py" in names
     assert not [n for n in names if n.startswith(("tests/", "ansible/")) or "node_modules" in n]
-    # The role runs npm where the wheel puts the page.
-    role_vars = yaml.safe_load((ROLES / "callcenter" / "vars" / "main.yml").read_text())
-    static = role_vars["callcenter_static_dir"].removeprefix(role_vars["callcenter_venv"] + "/")
-    for page_file in ("index.html", "package.json"):
-        if (REPO / "static" / page_file).is_file():
-            assert any(n.endswith(f".data/data/{static}/{page_file}") for n in names), names
+    # The page and its libraries are package data: the server runs no npm.
+    for page_file in ("index.html", "app.js", "vendor/vue.global.prod.js", "vendor/bootstrap.min.css"):
+        assert f"callcenter/web/static/{page_file}" in names, names
+    assert not [n for n in names if n.endswith(("package.json", "package-lock.json"))]
+
+
+def test_roles_install_no_node_and_leave_the_pbx_alone():
+    # The target never gets Node.js/npm; with callcenter_manage_asterisk
+    # false the play has no asterisk role at all.
+    code = [line for p in (ROLES / "callcenter").rglob("*.yml")
+            for line in p.read_text().splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in code if re.search(r"\b(nodejs|npm|node_modules)\b", line)]
+    play = yaml.safe_load((ANSIBLE_DIR / "playbook.yml").read_text())[-1]
+    (asterisk,) = [r for r in play["roles"] if r["role"] == "asterisk"]
+    assert asterisk["when"] == "callcenter_manage_asterisk | default(true) | bool"
+    defaults = yaml.safe_load((ROLES / "callcenter" / "defaults" / "main.yml").read_text())
+    assert defaults["callcenter_manage_asterisk"] is True
+
+
+def test_validation_skips_asterisk_checks_on_an_existing_pbx(tmp_path):
+    # Phones are the asterisk role's business: unchecked when it does not run.
+    bad_phones = {"asterisk_phones": [{"id": "1001", "password": "too-short"}]}
+    rc, out = _validate(tmp_path, {**GOOD_SECRETS, **bad_phones, "callcenter_manage_asterisk": False})
+    assert rc == 0, out
+    rc, out = _validate(tmp_path, {**GOOD_SECRETS, **bad_phones})
+    assert rc != 0, out

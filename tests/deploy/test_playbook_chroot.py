@@ -2,10 +2,17 @@
 
 The root is made with debootstrap (cached under var/deploy-test/, see
 rootfs.py) and entered with Ansible's community.general.chroot connection.
-Debian 12 has no Asterisk package, so the asterisk role is skipped there
-(asterisk_skip_if_unavailable); Redis and the callcenter role install for
-real, from Debian's mirror and PyPI/npm.  No systemd runs in a chroot: the
-roles enable units for the next boot and start nothing.
+Two deployments, each into a fresh root:
+
+- "asterisk" (callcenter_manage_asterisk true): Debian 12 has no Asterisk
+  package, so the asterisk role is skipped there (asterisk_skip_if_unavailable);
+- "existing-pbx" (callcenter_manage_asterisk false): the root already holds
+  an /etc/asterisk of its own, which must stay exactly as it was.
+
+Redis and the callcenter role install for real, from Debian's mirror and
+PyPI; the wheel (built on the controller, npm included) carries the page, so
+the target gets no Node.js.  No systemd runs in a chroot: the roles enable
+units for the next boot and start nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +35,12 @@ pytestmark = pytest.mark.slow
 AMI_SECRET = "ami-secret-0123456789abcdef"
 REDIS_PASSWORD = "redis-password-0123456789"
 VENV = "/opt/callcenter/venv"
-STATIC = f"{VENV}/share/callcenter/static"
+# An existing PBX's configuration, planted before the "existing-pbx" deployment.
+PBX_FILES = {
+    "manager.conf": "[general]\nenabled = yes\n\n[admin]\nsecret = freepbx-own\n",
+    "extensions.conf": "[from-internal]\nexten => 100,1,Answer()\n",
+}
+PBX_MTIME = 1_700_000_000
 
 
 def _ensure_debootstrap() -> None:
@@ -39,12 +51,14 @@ def _ensure_debootstrap() -> None:
 
 
 class Deployment:
-    def __init__(self, root: Path, runs: list[subprocess.CompletedProcess[str]],
+    def __init__(self, scenario: str, root: Path, runs: list[subprocess.CompletedProcess[str]],
                  inventory: Path, env: dict[str, str]):
+        self.scenario = scenario
         self.root = root
         self.runs = runs
         self.inventory = inventory
         self.env = env
+        self.pbx_before: dict[str, tuple[bytes, int, int, int, int]] = {}
 
     def path(self, inside: str) -> Path:
         return self.root / inside.lstrip("/")
@@ -73,8 +87,29 @@ def _recap(out: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory) -> Deployment:
+def _tree(root: Path) -> dict[str, tuple[bytes, int, int, int, int]]:
+    """Every file under root: content, mode, owner, group, mtime."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        out[str(p.relative_to(root))] = (p.read_bytes() if p.is_file() else b"", st.st_mode,
+                                         st.st_uid, st.st_gid, int(st.st_mtime))
+    return out
+
+
+def _plant_pbx(root: Path) -> Path:
+    etc = root / "etc" / "asterisk"
+    etc.mkdir(parents=True)
+    for name, text in PBX_FILES.items():
+        (etc / name).write_text(text)
+        os.chmod(etc / name, 0o640)
+        os.utime(etc / name, (PBX_MTIME, PBX_MTIME))
+    return etc
+
+
+@pytest.fixture(scope="module", params=["asterisk", "existing-pbx"])
+def deployed(request, tmp_path_factory) -> Deployment:
+    scenario = request.param
     chroot_plugin = run([tool("ansible-doc"), "-t", "connection", "community.general.chroot"])
     if chroot_plugin.returncode != 0:
         pytest.fail("community.general is not installed: pip install -r requirements-dev.txt "
@@ -86,6 +121,12 @@ def deployed(tmp_path_factory) -> Deployment:
         pytest.skip(f"cannot make a Debian root here: {e}")
     tmp = tmp_path_factory.mktemp("deploy")
     root = rootfs.unpack(image, tmp)
+    pbx_vars: dict[str, object] = {"asterisk_skip_if_unavailable": True}
+    pbx_before = {}
+    if scenario == "existing-pbx":
+        pbx_before = _tree(_plant_pbx(root))
+        # Without skip: were the asterisk role to run, it would fail here.
+        pbx_vars = {"callcenter_manage_asterisk": False, "callcenter_ami_user": "cti"}
     # Deploy a snapshot: the shared working tree may change between the runs.
     src = tmp / "src"
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
@@ -100,7 +141,7 @@ def deployed(tmp_path_factory) -> Deployment:
         "vars": {
             "callcenter_ami_secret": AMI_SECRET,
             "redis_password": REDIS_PASSWORD,
-            "asterisk_skip_if_unavailable": True,
+            **pbx_vars,
             "callcenter_src_dir": str(src),
             "asterisk_phones": [{"id": "1001", "password": "phone-password-1001"}],
             "callcenter_settings": {"sla-target": 90, "timezone": "Europe/Paris"},
@@ -117,11 +158,13 @@ def deployed(tmp_path_factory) -> Deployment:
                 [tool("ansible-playbook"), str(ANSIBLE_DIR / "playbook.yml"), "-i", str(inventory)],
                 env=env,
                 timeout=900,
-                binds={cache / "pip": "/root/.cache/pip", cache / "npm": "/root/.npm"},
+                binds={cache / "pip": "/root/.cache/pip"},
             ))
             if runs[-1].returncode != 0:
                 break
-        yield Deployment(root, runs, inventory, env)
+        deployment = Deployment(scenario, root, runs, inventory, env)
+        deployment.pbx_before = pbx_before
+        yield deployment
     finally:
         rootfs.kill_processes_in(root)
         subprocess.run(["rm", "-rf", "--one-file-system", str(tmp)], check=False)
@@ -134,7 +177,38 @@ def test_first_run_installs_and_skips_asterisk(deployed):
     recap = _recap(first.stdout)
     assert recap["failed"] == 0 and recap["unreachable"] == 0
     assert recap["changed"] > 0
-    assert "No Asterisk package on this host" in out
+    if deployed.scenario == "asterisk":
+        assert "No Asterisk package on this host" in out
+    else:
+        # Every task of the asterisk role is skipped, on every run.
+        for run_ in deployed.runs:
+            results = re.findall(r"^TASK \[asterisk : [^\]]*\][^\n]*\n(\w+)", run_.stdout, re.M)
+            assert results and set(results) == {"skipping"}, run_.stdout[-6000:]
+
+
+def test_existing_pbx_configuration_untouched(deployed):
+    etc = deployed.path("/etc/asterisk")
+    if deployed.scenario == "asterisk":
+        # No Asterisk package on Debian: the skipped role wrote nothing either.
+        assert not etc.exists()
+        return
+    # Nothing created, removed or changed (content, mode, owner, mtime).
+    assert deployed.pbx_before and _tree(etc) == deployed.pbx_before
+    assert {n: (etc / n).read_text() for n in PBX_FILES} == PBX_FILES
+    env = deployed.path("/etc/callcenter/callcenter.env").read_text()
+    assert "CALLCENTER_AMI_USER=cti\n" in env
+
+
+def test_no_node_or_npm_on_the_target(deployed):
+    proc = deployed.run(["chroot", str(deployed.root), "dpkg-query", "-W", "-f", "${Package} ${Status}\n"])
+    assert proc.returncode == 0, proc.stderr
+    installed = {line.split()[0] for line in proc.stdout.splitlines() if line.endswith(" installed")}
+    assert "redis-server" in installed  # the query sees what the roles installed
+    assert not installed & {"nodejs", "npm", "libnode108", "node-gyp"}
+    for name in ("node", "npm", "nodejs"):
+        assert not deployed.path(f"/usr/bin/{name}").exists()
+    for run_ in deployed.runs:
+        assert not re.search(r"^TASK \[.*\b(npm|[Nn]ode)", run_.stdout, re.M)
 
 
 def test_second_run_changes_nothing(deployed):
@@ -206,15 +280,20 @@ def test_service_runs_from_its_venv_as_its_user(deployed):
     assert not deployed.path(VENV).stat().st_uid  # code belongs to root
 
 
-def test_dashboard_libraries_installed_by_npm(deployed):
-    if not (REPO / "static" / "package.json").is_file():
-        pytest.skip("static/package.json does not exist: nothing for npm")
-    static = deployed.path(STATIC)
-    assert (static / "index.html").is_file()
-    assert (static / "node_modules" / "vue" / "package.json").is_file()
-    assert (static / "node_modules" / ".callcenter-deps").is_file()
-    env = deployed.path("/etc/callcenter/callcenter.env").read_text()
-    assert f"CALLCENTER_STATIC_DIR={STATIC}\n" in env
+def test_dashboard_comes_with_the_wheel(deployed):
+    # The service user's own interpreter finds every file the page serves,
+    # the way the service does (importlib.resources), with no --static-dir.
+    proc = deployed.run(["chroot", "--userspec=callcenter:callcenter", str(deployed.root),
+                         f"{VENV}/bin/python", "-c",
+                         "from callcenter.web.assets import find_assets; a = find_assets();"
+                         " print(a.index); print(*sorted(a.vendor.values()), sep='\\n')"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    index, *vendor = proc.stdout.split()
+    assert index.startswith(f"{VENV}/lib/python3") and index.endswith("/callcenter/web/static/index.html")
+    assert [Path(v).name for v in vendor] == ["bootstrap.min.css", "vue.global.prod.js"]
+    for path in (index, *vendor):
+        assert deployed.path(path).read_bytes()
+    assert "CALLCENTER_STATIC_DIR" not in deployed.path("/etc/callcenter/callcenter.env").read_text()
 
 
 def test_logrotate_accepts_the_report_config(deployed):
@@ -231,6 +310,8 @@ def test_logrotate_accepts_the_report_config(deployed):
 def test_asterisk_role_fails_where_asterisk_cannot_be_installed(deployed, tmp_path):
     # Without asterisk_skip_if_unavailable (the default), a host with no
     # Asterisk package stops the deployment instead of silently skipping it.
+    if deployed.scenario != "asterisk":
+        pytest.skip("the existing-pbx root has an /etc/asterisk of its own")
     playbook = tmp_path / "asterisk.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "Asterisk only", "hosts": "callcenter", "become": True,

@@ -2,7 +2,8 @@
 """Build what the callcenter role installs, on the Ansible controller.
 
 Prints one JSON object naming the project's wheel (which carries the
-dashboard's static files as data files, without node_modules).  The wheel is
+dashboard page and its libraries as package data: building it runs npm
+here, on the controller, never on the server).  The wheel is
 byte-for-byte reproducible from the same sources (fixed timestamps), so the
 role's copy reports "changed" only when the sources changed: a second run of
 the playbook changes nothing.
