@@ -79,6 +79,7 @@ class CallcenterService(service.MultiService):
         self.ami: Any = None
         self.simulator: Any = None
         self.web_port: Any = None
+        self.access: Any = None  # callcenter.web.wiring.AccessParts
         self._old_hup: Any = None
 
     # twistd calls startService once the reactor is running.
@@ -90,6 +91,8 @@ class CallcenterService(service.MultiService):
 
     def _on_hup(self, signum: int, frame: Any) -> None:
         self.reactor.callFromThread(self.report.reopen)
+        if self.access is not None:
+            self.reactor.callFromThread(self.access.reload)  # users file and audit file
 
     def _start_failed(self, failure: Any) -> None:
         err = failure.value
@@ -175,14 +178,20 @@ class CallcenterService(service.MultiService):
 
     async def _start_web(self) -> None:
         from callcenter.web import MissingAssets, make_site
+        from callcenter.web.wiring import AccessConfigError, make_access
 
         opts = self.options
         static = opts["static-dir"] or default_static_dir()
         try:
+            self.access = make_access(opts, self.reactor)
+        except AccessConfigError as e:
+            raise StartupError(str(e)) from None
+        self.access.start()
+        try:
             site = make_site(
                 self.center,
                 static_dir=static,
-                allowed_origins=opts["allowed-origins"],
+                access=self.access.access,
                 reactor=self.reactor,
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],
@@ -220,6 +229,8 @@ class CallcenterService(service.MultiService):
             ds.append(defer.maybeDeferred(self.store.stop))
         d = defer.DeferredList(ds, consumeErrors=True)
         d.addCallback(lambda _: self.report.close())
+        if self.access is not None:
+            d.addCallback(lambda _: self.access.stop())
         return d
 
 
