@@ -156,7 +156,7 @@ class Access:
         except SessionStoreDown:
             raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "session store unavailable") from None
         if identity is None:
-            raise ConnectionDeny(ConnectionDeny.UNAUTHORIZED, "login required")
+            raise ConnectionDeny(401, "login required")
         self.connections[conn] = identity
         return identity
 

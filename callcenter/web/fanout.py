@@ -65,6 +65,10 @@ class Dashboards:
         # Objects changed in this reactor turn: (their Item, the object, its encoding).
         self._pending: list[tuple[Any, dict[str, Any], str]] = []
         self.directory = Directory()  # every agent's and call's queues, for scoped views
+        # What the STATS last sent to each scoped view said (longest_wait aside, which
+        # the page ticks itself): an unchanged one is not sent again, so another
+        # queue's event is not even visible as a push.
+        self._last_stats: dict[Any, str] = {}
         self._stats: dict[str, Any] | None = None
         self._flush_call: Any = None
 
@@ -99,7 +103,11 @@ class Dashboards:
         # What is pending predates the snapshot: existing clients get it first,
         # the newcomer gets only the snapshot, and every push after it.
         self._flush()
-        objects = visible(getattr(client, "user", None), self.directory, self._center.snapshot())
+        view = getattr(client, "user", None)
+        objects = visible(view, self.directory, self._center.snapshot())
+        if view is not None and not view.everything and objects and objects[0].get("type") == "STATS":
+            # Flushed just above: the view's other dashboards are as current as this snapshot.
+            self._last_stats[view.view_key] = _stats_signature(objects[0])
         client.send_payload(encode(objects))
         self._clients[client] = None
 
@@ -136,18 +144,23 @@ class Dashboards:
             key = None if view is None or view.everything else view.view_key
             views.setdefault(key, (view, []))[1].append(client)
         for key, (view, clients) in views.items():
-            lines = self._lines_for(None if key is None else view, pending, stats)
+            lines = self._lines_for(None if key is None else view, pending)
+            if key is not None and stats is not None:
+                scoped = view.stats(stats)
+                signature = _stats_signature(scoped)
+                if self._last_stats.get(key) != signature:
+                    self._last_stats[key] = signature
+                    lines.append(encode_one(scoped))
+            elif stats is not None:
+                lines.append(encode_one(stats))
             if lines:
                 self._broadcast("\n".join(lines).encode("utf-8"), clients)
 
     @staticmethod
-    def _lines_for(view: Any, pending: list[tuple[Any, dict[str, Any], str]],
-                   stats: dict[str, Any] | None) -> list[str]:
-        if view is None:  # sees everything
-            lines = [line for _item, _obj, line in pending]
-            if stats is not None:
-                lines.append(encode_one(stats))
-            return lines
+    def _lines_for(view: Any, pending: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
+        """The changed objects' lines ``view`` may see (None: everything)."""
+        if view is None:
+            return [line for _item, _obj, line in pending]
         lines = []
         for item, obj, line in pending:
             seen = SHOW if item is None else view.sees(item)
@@ -155,8 +168,6 @@ class Dashboards:
                 lines.append(line)
             elif seen == GONE:
                 lines.append(encode_one(removal(item, obj)))
-        if stats is not None:
-            lines.append(encode_one(view.stats(stats)))
         return lines
 
     def _broadcast(self, payload: bytes, clients: list[Client]) -> None:
@@ -167,3 +178,10 @@ class Dashboards:
             except Exception:  # one broken connection must not starve the others
                 log.failure("sending to a dashboard failed; dropping it")
                 self.discard(client)
+
+
+def _stats_signature(stats: dict[str, Any]) -> str:
+    """STATS without the ever-ticking longest_wait, to tell a real change."""
+    queues = {q: {k: v for k, v in f.items() if k != "longest_wait"}
+              for q, f in (stats.get("queues") or {}).items()}
+    return encode_one({k: v for k, v in stats.items() if k not in ("longest_wait", "queues")} | {"queues": queues})
