@@ -21,8 +21,8 @@ import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-_WEB_SCHEME = {"ws": "http", "wss": "https"}
+# A browser's Origin is the page's: http or https, never ws/wss.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Origin = tuple[str, str, int]  # (scheme, host, port)
 
@@ -36,7 +36,7 @@ def parse_origin(value: str) -> Origin:
     if parts.path or parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"origin {value!r} must not have a path, query or user")
     port = parts.port  # raises ValueError on a bad port
-    return _WEB_SCHEME.get(scheme, scheme), parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
 
 
 def parse_public_url(value: str) -> Origin:
