@@ -305,3 +305,29 @@ async def test_sessions_expire_idle_and_absolute(arig, redis_server):
     assert code == CLOSE_SESSION_ENDED
     assert (await arig.request("GET", "config.json", cookie=cookie))[0] == 401
     assert redis_server.command("EXISTS", sessions.key(cookie).decode()) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_trusted_proxy_header_only_from_a_listed_proxy(tmp_path, redis_server, users_path):
+    await floor_free_check(tmp_path, redis_server, users_path, trusted="127.0.0.1/32", accepted=True)
+    await floor_free_check(tmp_path, redis_server, users_path, trusted="10.0.0.0/8", accepted=False)
+
+
+async def floor_free_check(tmp_path, redis_server, users_path, trusted, accepted):
+    arig = await start_auth_rig(tmp_path, redis_server.url, users_path,
+                                "--trusted-proxy-header", "X-Forwarded-User", "--trusted-proxies", trusted)
+    try:
+        headers = {"X-Forwarded-User": "ann"}
+        if accepted:
+            c = await arig.rig.client(headers=headers)
+            frame = await c.hello()
+            assert [o["type"] for o in frame] == ["STATS"]  # ann is an agent: her own rows only
+            c.send("PAUSE:1002")
+            assert errors(await c.frame()) == ["not allowed"]
+            with pytest.raises(HandshakeRefused):  # a name the users file does not have
+                await arig.rig.client(headers={"X-Forwarded-User": "mallory"})
+        else:
+            with pytest.raises(HandshakeRefused):
+                await arig.rig.client(headers=headers)
+    finally:
+        await arig.stop()
