@@ -148,10 +148,12 @@ class Options(usage.Options):
             if not self["trusted-proxies"]:
                 raise usage.UsageError("--trusted-proxy-header needs --trusted-proxies")
         from callcenter.auth.checkers import parse_networks
+        from callcenter.web.wiring import AccessConfigError, check_exposure
 
         try:
             parse_networks(self["trusted-proxies"])
-        except ValueError as e:
+            check_exposure(self["listen"], self["users"], self["public-url"])
+        except (ValueError, AccessConfigError) as e:
             raise usage.UsageError(str(e)) from None
 
     def _check_report(self) -> None:

@@ -52,6 +52,22 @@ def is_loopback_listen(listen: str) -> bool:
         return is_loopback_name(interface)
 
 
+def check_exposure(listen: str, users: str | None, public_urls: list[str]) -> bool:
+    """Whether ``listen`` is loopback; AccessConfigError if the page would be exposed unsafely."""
+    loopback = is_loopback_listen(listen)
+    if not loopback and not users:
+        raise AccessConfigError(
+            f"no --users: refusing to serve the dashboard on the non-loopback --listen "
+            f"{listen!r} without logins (see docs/security.md)"
+        )
+    if not loopback and not public_urls:
+        raise AccessConfigError(
+            f"--listen {listen!r} is not on loopback: give --public-url "
+            "(the https://name users reach the dashboard by)"
+        )
+    return loopback
+
+
 @dataclass
 class AccessParts:
     access: Access
@@ -79,27 +95,17 @@ class AccessParts:
 
 def make_access(opts: Any, reactor: Any, clock: Any = None) -> AccessParts:
     clock = clock or reactor
-    loopback = is_loopback_listen(opts["listen"])
+    check_exposure(opts["listen"], opts["users"], opts["public-url"])
     try:
         origins = OriginPolicy(opts["public-url"], opts["allowed-origins"])
     except ValueError as e:
         raise AccessConfigError(str(e)) from None
-    if not loopback and origins.loopback:
-        raise AccessConfigError(
-            f"--listen {opts['listen']!r} is not on loopback: give --public-url "
-            "(the https://name users reach the dashboard by)"
-        )
     audit = AuditLog(opts["audit"], clock, opts["timezone"])
     try:
         audit.open()
     except ReportWriterError as e:
         raise AccessConfigError(str(e)) from None
     if not opts["users"]:
-        if not loopback:
-            raise AccessConfigError(
-                f"no --users: refusing to serve the dashboard on the non-loopback --listen "
-                f"{opts['listen']!r} without logins (see docs/security.md)"
-            )
         log.warn("no --users: the dashboard runs open on loopback, every visitor may pause every agent")
         access = Access(make_portal(None, reactor), clock=clock, origins=origins, open_access=True,
                         audit=audit)

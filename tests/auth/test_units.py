@@ -19,7 +19,7 @@ from callcenter.auth.roles import (
 from callcenter.auth.throttle import LoginThrottle
 from callcenter.kpi import Counters, kpi_view
 from callcenter.options import Options
-from callcenter.web.wiring import AccessConfigError, is_loopback_listen, make_access
+from callcenter.web.wiring import AccessConfigError, check_exposure, is_loopback_listen, make_access
 
 
 def test_throttle_locks_after_n_failures_until_the_window_passes():
@@ -117,11 +117,13 @@ def opts(tmp_path, *args):
 
 
 def test_no_users_on_a_public_address_refuses_to_start(tmp_path):
-    with pytest.raises(AccessConfigError) as e:
-        make_access(opts(tmp_path, "--listen", "tcp:8080", "--public-url", "https://cc.example.com"), None)
+    from twisted.python import usage
+
+    with pytest.raises(usage.UsageError) as e:
+        opts(tmp_path, "--listen", "tcp:8080", "--public-url", "https://cc.example.com")
     assert "\n" not in str(e.value) and "no --users" in str(e.value)
     with pytest.raises(AccessConfigError, match="give --public-url"):
-        make_access(opts(tmp_path, "--listen", "tcp:8080:interface=10.1.2.3"), None)
+        check_exposure("tcp:8080:interface=10.1.2.3", "/etc/callcenter/users", [])
 
 
 def test_no_users_on_loopback_runs_open_with_one_warning(tmp_path, logs):
