@@ -9,16 +9,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from io import BytesIO
 from pathlib import Path
 
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketClientFactory
+from core.test_service_process import stop, wait_for
 from store.conftest import free_port
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.task import deferLater
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 from web.support import WSClient
@@ -37,24 +36,6 @@ def twistd(tmp: Path, *args: str, **kw) -> subprocess.Popen:
         [TWISTD, "--nodaemon", "--pidfile=", "callcenter", "--simulate", "--report", str(tmp / "report.csv"), *args],
         cwd=tmp, env=env, stdout=open(tmp / "twistd.log", "wb"), stderr=subprocess.STDOUT, **kw,  # noqa: SIM115
     )
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-async def wait_for(pred, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await deferLater(reactor, 0.1, lambda: None)
 
 
 @pytest_twisted.ensureDeferred

@@ -150,3 +150,24 @@ def test_option_checks(tmp_path):
                 ["--trusted-proxies", "10.0.0.300"], ["--login-attempts-user", "-1"]):
         with pytest.raises(usage.UsageError):
             opts(tmp_path, *bad)
+
+
+class _Req:
+    def __init__(self, secure: bool) -> None:
+        self.secure = secure
+
+    def isSecure(self) -> bool:  # noqa: N802 - twisted.web's name
+        return self.secure
+
+
+def test_cookie_is_secure_over_tls_or_behind_an_https_public_url():
+    from callcenter.web.access import Access
+    from callcenter.web.origin import OriginPolicy
+
+    plain = Access(None, clock=Clock(), origins=OriginPolicy(), open_access=False)
+    assert "Secure" not in plain.cookie_header(_Req(False), "x").decode()
+    assert "; Secure" in plain.cookie_header(_Req(True), "x").decode()
+    proxied = Access(None, clock=Clock(), origins=OriginPolicy(["https://cc.example.com"]), open_access=False)
+    header = proxied.cookie_header(_Req(False), "x").decode()
+    assert header.startswith("callcenter_session=x;") and "; Secure" in header
+    assert "HttpOnly" in header and "SameSite=Strict" in header
