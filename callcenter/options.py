@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twisted.python import usage
 
+from callcenter.auth.checkers import LOGIN_CONCURRENCY
 from callcenter.auth.sessions import ABSOLUTE as SESSION_MAX
 from callcenter.auth.sessions import IDLE as SESSION_IDLE
 from callcenter.auth.source import WATCH_INTERVAL as USERS_WATCH
@@ -70,6 +71,7 @@ class Options(usage.Options):
         ["login-attempts-address", None, str(LOGIN_ADDRESS_LIMIT), "Failed logins per client address per --login-window."],
         ["login-window", None, str(LOGIN_WINDOW), "Seconds a login lock-out lasts."],
         ["login-table-size", None, str(LOGIN_TABLE_SIZE), "User names and addresses the login throttle remembers."],
+        ["login-concurrency", None, str(LOGIN_CONCURRENCY), "Password checks (argon2id, 64 MiB each) run at once."],
         ["users-watch", None, str(USERS_WATCH), "Seconds between looks at the users file for changes (0: SIGHUP only)."],
         ["trusted-proxy-header", None, None, "Header holding the user name set by an authenticating proxy."],
         ["trusted-proxies", None, "", "Addresses/networks of those proxies, comma-separated (e.g. 127.0.0.1/32)."],
@@ -129,7 +131,8 @@ class Options(usage.Options):
             self[name] = _positive_float(self[name], f"--{name}")
         for name in ("session-recheck", "users-watch"):
             self[name] = _non_negative_float(self[name], f"--{name}")
-        for name in ("login-attempts-user", "login-attempts-address", "login-table-size"):
+        for name in ("login-attempts-user", "login-attempts-address", "login-table-size",
+                     "login-concurrency"):
             self[name] = _positive_int(self[name], f"--{name}")
         if isinstance(self["public-url"], str):
             self["public-url"] = [u.strip() for u in self["public-url"].split(",") if u.strip()]

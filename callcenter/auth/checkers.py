@@ -32,6 +32,15 @@ from callcenter.auth.source import UsersSource
 from callcenter.auth.users import hash_password, verify_password
 
 ANONYMOUS_NAME = "anonymous"
+# argon2id costs ~64 MiB and tens of ms per check: at most this many run at
+# once, and at most LOGIN_QUEUE wait; past that a login is refused as busy
+# (a flood of logins must not eat the memory and CPU the call center needs).
+LOGIN_CONCURRENCY = 4
+LOGIN_QUEUE = 64
+
+
+class LoginBusy(Exception):
+    """Too many password checks waiting: try again shortly."""
 
 
 class IWallboardToken(credentials.ICredentials):
@@ -64,9 +73,12 @@ def _name(avatar_id: bytes | str) -> str:
 class UsersFileChecker:
     credentialInterfaces = (credentials.IUsernamePassword,)
 
-    def __init__(self, source: UsersSource, reactor: Any) -> None:
+    def __init__(self, source: UsersSource, reactor: Any, concurrency: int = LOGIN_CONCURRENCY,
+                 queue: int = LOGIN_QUEUE) -> None:
         self.source = source
         self.reactor = reactor
+        self.queue = queue
+        self._slots = defer.DeferredSemaphore(concurrency)
 
     def requestAvatarId(self, creds: Any) -> defer.Deferred:
         name = _name(creds.username)
@@ -76,8 +88,11 @@ class UsersFileChecker:
         if hashed is None:
             # Same cost for an unknown user as for a wrong password: no user enumeration.
             hashed = _dummy_hash()
-        d = threads.deferToThreadPool(
-            self.reactor, self.reactor.getThreadPool(), verify_password, hashed, password
+        if len(self._slots.waiting) >= self.queue:
+            return defer.fail(LoginBusy("too many logins at once; try again shortly"))
+        d = self._slots.run(
+            threads.deferToThreadPool,
+            self.reactor, self.reactor.getThreadPool(), verify_password, hashed, password,
         )
 
         def checked(ok: bool) -> bytes:
@@ -162,12 +177,12 @@ class DashboardRealm:
 
 
 def make_portal(source: UsersSource | None, reactor: Any, *, proxies: Iterable[Any] = (),
-                sessions: Any = None) -> portal.Portal:
+                sessions: Any = None, concurrency: int = LOGIN_CONCURRENCY) -> portal.Portal:
     """The portal: open (anonymous admin) without a users file, else its checkers."""
     realm = DashboardRealm(source)
     if source is None:
         return portal.Portal(realm, [checkers.AllowAnonymousAccess()])
-    chain: list[Any] = [UsersFileChecker(source, reactor), TokenChecker(source)]
+    chain: list[Any] = [UsersFileChecker(source, reactor, concurrency), TokenChecker(source)]
     proxies = tuple(proxies)
     if proxies:
         chain.append(TrustedProxyChecker(source, proxies))

@@ -32,7 +32,7 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 
 from callcenter.auth.audit import AuditLog
-from callcenter.auth.checkers import ANONYMOUS_NAME, ProxyUser, SessionId, WallboardToken
+from callcenter.auth.checkers import ANONYMOUS_NAME, LoginBusy, ProxyUser, SessionId, WallboardToken
 from callcenter.auth.roles import IDashboardUser
 from callcenter.auth.sessions import SessionStoreDown
 from callcenter.web.origin import OriginPolicy
@@ -157,6 +157,8 @@ class Access:
             raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "session store unavailable") from None
         if identity is None:
             raise ConnectionDeny(401, "login required")
+        if getattr(conn, "gone", False):  # closed while the portal answered
+            raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, "connection closed")
         self.connections[conn] = identity
         return identity
 
@@ -275,11 +277,14 @@ def _text(value: Any) -> str | None:
 
 
 def _render_async(request: server.Request, coro: Any) -> Any:
+    # The client may go while we wait for Redis or argon2: nothing is written then.
+    request.notifyFinish().addErrback(lambda _f: setattr(request, "callcenter_gone", True))
     d = defer.ensureDeferred(coro)
 
     def failed(failure: Any) -> None:
-        if failure.check(SessionStoreDown):
-            _finish(request, 503, {"error": "session store unavailable, try again shortly"})
+        if failure.check(SessionStoreDown, LoginBusy):
+            request.setHeader(b"Retry-After", b"5")
+            _finish(request, 503, {"error": "busy or session store unavailable, try again shortly"})
             return
         log.failure("access check failed", failure)
         _finish(request, 500, {"error": "internal error"})
@@ -289,7 +294,7 @@ def _render_async(request: server.Request, coro: Any) -> Any:
 
 
 def _finish(request: server.Request, code: int, body: dict[str, Any] | None = None) -> None:
-    if request.finished or request._disconnected:  # noqa: SLF001 - twisted.web's own flag
+    if request.finished or getattr(request, "callcenter_gone", False):
         return
     request.setResponseCode(code)
     if body is not None:
@@ -300,6 +305,8 @@ def _finish(request: server.Request, code: int, body: dict[str, Any] | None = No
 
 
 def _serve(request: server.Request, target: resource.Resource) -> None:
+    if getattr(request, "callcenter_gone", False):
+        return
     result = target.render(request)
     if result is not server.NOT_DONE_YET:
         if result:
@@ -342,7 +349,10 @@ class Guarded(resource.Resource):
     async def _token_login(self, request: server.Request, token: str) -> None:
         access = self.access
         address = request.getClientAddress().host
-        wait = access.throttle.retry_after("token", address) if access.throttle else 0
+        # Failed tokens count per address (user names cannot hold ":"): one
+        # guesser must not lock every wall board out.
+        key = f"token:{address}"
+        wait = access.throttle.retry_after(key, address) if access.throttle else 0
         if wait > 0:
             request.setHeader(b"Retry-After", str(int(wait) + 1).encode())
             _finish(request, 429, {"error": "too many failed logins; try again later"})
@@ -351,7 +361,7 @@ class Guarded(resource.Resource):
             avatar = await access._login(WallboardToken(token))  # noqa: SLF001
         except error.UnauthorizedLogin:
             if access.throttle:
-                access.throttle.failed("token", address)
+                access.throttle.failed(key, address)
             log.warn("wallboard token refused from {peer}", peer=address)
             _finish(request, 403, {"error": "unknown or revoked token"})
             return

@@ -89,6 +89,7 @@ class DashboardProtocol(WebSocketServerProtocol):
         self._tokens_at: float | None = None
         self._refused = 0
         self.user: Any = None  # the role avatar, once admitted
+        self.gone = False
 
     # -- connection life ------------------------------------------------
 
@@ -106,6 +107,7 @@ class DashboardProtocol(WebSocketServerProtocol):
         return ensureDeferred(admit())
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.gone = True
         self.factory.dashboards.discard(self)
         self.factory.access.forget(self)
 

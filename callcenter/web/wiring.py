@@ -121,7 +121,8 @@ def make_access(opts: Any, reactor: Any, clock: Any = None) -> AccessParts:
     except ValueError as e:
         raise AccessConfigError(str(e)) from None
     header = opts["trusted-proxy-header"]
-    portal = make_portal(source, reactor, proxies=proxies if header else (), sessions=sessions)
+    portal = make_portal(source, reactor, proxies=proxies if header else (), sessions=sessions,
+                         concurrency=opts["login-concurrency"])
     throttle = LoginThrottle(clock, user_limit=opts["login-attempts-user"],
                              address_limit=opts["login-attempts-address"],
                              window=opts["login-window"], size=opts["login-table-size"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import pytest_twisted
 from twisted.internet.task import Clock
 
 from callcenter.auth.roles import (
@@ -171,3 +172,23 @@ def test_cookie_is_secure_over_tls_or_behind_an_https_public_url():
     header = proxied.cookie_header(_Req(False), "x").decode()
     assert header.startswith("callcenter_session=x;") and "; Secure" in header
     assert "HttpOnly" in header and "SameSite=Strict" in header
+
+
+@pytest_twisted.ensureDeferred
+async def test_password_checks_are_bounded(tmp_path):
+    from twisted.cred.credentials import UsernamePassword
+    from twisted.internet import defer, reactor
+
+    from callcenter.auth.checkers import LoginBusy, UsersFileChecker
+    from callcenter.auth.source import UsersSource
+
+    from .support import PASSWORD, user_line, write_users
+
+    path = str(tmp_path / "users")
+    write_users(path, user_line("sue", "supervisor"))
+    checker = UsersFileChecker(UsersSource(path, Clock(), 0), reactor, concurrency=1, queue=1)
+    creds = UsernamePassword(b"sue", PASSWORD.encode())
+    first, second = checker.requestAvatarId(creds), checker.requestAvatarId(creds)
+    with pytest.raises(LoginBusy):
+        await checker.requestAvatarId(creds)  # a third while one runs and one waits
+    assert await defer.gatherResults([first, second]) == [b"sue", b"sue"]
