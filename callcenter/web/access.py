@@ -1,14 +1,14 @@
 """Access to the dashboard: who is asking, asked of the ``twisted.cred`` portal.
 
+(The login, logout and guarded HTTP resources are in ``callcenter.web.pages``.)
+
 ``Access`` is the one place the web layer learns identities.  A request is
 turned into credentials — a trusted proxy's user header (only from the
 listed proxy addresses), else the session cookie, else, when the service runs
 open, ``Anonymous`` — and the portal answers with a role avatar
 (``callcenter.auth.roles``) or refuses.  It also
 
-- serves ``/login`` (the page, and the JSON POST that checks a password
-  through the portal, throttled per user and address) and ``/logout``;
-- turns ``/?token=…`` into a wallboard session;
+- gives ``pages`` what the login, logout and ``/?token=…`` resources need;
 - keeps the open dashboards by the credentials they connected with and asks
   the portal again every ``recheck`` seconds and whenever the users file is
   reloaded: a dashboard whose session expired, was logged out, or whose user
@@ -19,7 +19,6 @@ open, ``Anonymous`` — and the portal answers with a role avatar
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -29,10 +28,10 @@ from twisted.internet import defer
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.web import resource, server
+from twisted.web import server
 
 from callcenter.auth.audit import AuditLog
-from callcenter.auth.checkers import ANONYMOUS_NAME, LoginBusy, ProxyUser, SessionId, WallboardToken
+from callcenter.auth.checkers import ANONYMOUS_NAME, ProxyUser, SessionId
 from callcenter.auth.roles import IDashboardUser
 from callcenter.auth.sessions import SessionStoreDown
 from callcenter.web.origin import OriginPolicy
@@ -56,7 +55,7 @@ class Identity:
         self.address = address
 
 
-def _cookie(header: str | None) -> str | None:
+def session_cookie(header: str | None) -> str | None:
     if not header:
         return None
     try:
@@ -110,12 +109,12 @@ class Access:
                     return ProxyUser(asserted.strip(), peer), None
                 log.warn("ignoring {header} from {peer}: not a trusted proxy",
                          header=self.proxy_header, peer=peer)
-        sid = _cookie(headers("cookie"))
+        sid = session_cookie(headers("cookie"))
         if sid:
             return SessionId(sid), sid
         return None, None
 
-    async def _login(self, creds: Any) -> Any:
+    async def login_avatar(self, creds: Any) -> Any:
         _iface, avatar, _logout = await self.portal.login(creds, None, IDashboardUser)
         return avatar
 
@@ -125,14 +124,14 @@ class Access:
         if creds is None:
             return None
         try:
-            avatar = await self._login(creds)
+            avatar = await self.login_avatar(creds)
         except error.UnauthorizedLogin:
             return None
         return Identity(avatar, creds, sid, peer)
 
     async def identify_request(self, request: server.Request) -> Identity | None:
         return await self.identify(
-            lambda name: _text(request.getHeader(name)), request.getClientAddress().host
+            lambda name: header_text(request.getHeader(name)), request.getClientAddress().host
         )
 
     # -- the WebSocket ----------------------------------------------------------
@@ -193,7 +192,7 @@ class Access:
                 if ident is None:
                     continue
                 try:
-                    avatar = await self._login(ident.creds)
+                    avatar = await self.login_avatar(ident.creds)
                 except error.UnauthorizedLogin:
                     avatar = None
                 except SessionStoreDown:
@@ -266,196 +265,11 @@ class Access:
 
     def same_origin_post(self, request: server.Request) -> bool:
         """A state-changing POST must come from our own page (login CSRF, logout CSRF)."""
-        origin = _text(request.getHeader("origin"))
-        return self.origins.origin_allowed(origin, _text(request.getHeader("host")), request.isSecure())
+        origin = header_text(request.getHeader("origin"))
+        return self.origins.origin_allowed(origin, header_text(request.getHeader("host")), request.isSecure())
 
 
-def _text(value: Any) -> str | None:
+def header_text(value: Any) -> str | None:
     if value is None:
         return None
     return value.decode("latin-1") if isinstance(value, bytes) else value
-
-
-def _render_async(request: server.Request, coro: Any) -> Any:
-    # The client may go while we wait for Redis or argon2: nothing is written then.
-    request.notifyFinish().addErrback(lambda _f: setattr(request, "callcenter_gone", True))
-    d = defer.ensureDeferred(coro)
-
-    def failed(failure: Any) -> None:
-        if failure.check(SessionStoreDown, LoginBusy):
-            request.setHeader(b"Retry-After", b"5")
-            _finish(request, 503, {"error": "busy or session store unavailable, try again shortly"})
-            return
-        log.failure("access check failed", failure)
-        _finish(request, 500, {"error": "internal error"})
-
-    d.addErrback(failed)
-    return server.NOT_DONE_YET
-
-
-def _finish(request: server.Request, code: int, body: dict[str, Any] | None = None) -> None:
-    if request.finished or getattr(request, "callcenter_gone", False):
-        return
-    request.setResponseCode(code)
-    if body is not None:
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
-        request.write(json.dumps(body).encode())
-    request.finish()
-
-
-def _serve(request: server.Request, target: resource.Resource) -> None:
-    if getattr(request, "callcenter_gone", False):
-        return
-    result = target.render(request)
-    if result is not server.NOT_DONE_YET:
-        if result:
-            request.write(result)
-        request.finish()
-
-
-class Guarded(resource.Resource):
-    """A resource only for logged-in users: the page redirects to ``login``,
-    anything else answers 401.  ``/?token=…`` logs a wallboard in first."""
-
-    isLeaf = True
-
-    def __init__(self, access: Access, target: resource.Resource, page: bool = False) -> None:
-        super().__init__()
-        self.access = access
-        self.target = target
-        self.page = page
-
-    def render_GET(self, request: server.Request) -> Any:
-        return _render_async(request, self._render(request))
-
-    async def _render(self, request: server.Request) -> None:
-        access = self.access
-        token = request.args.get(b"token", [None])[0] if self.page and not access.open else None
-        if token is not None:
-            await self._token_login(request, token.decode("utf-8", "replace"))
-            return
-        identity = await access.identify_request(request)
-        if identity is None:
-            if self.page:
-                request.setHeader(b"Location", b"login")
-                _finish(request, 302)
-            else:
-                _finish(request, 401, {"error": "login required"})
-            return
-        request.identity = identity  # type: ignore[attr-defined]
-        _serve(request, self.target)
-
-    async def _token_login(self, request: server.Request, token: str) -> None:
-        access = self.access
-        address = request.getClientAddress().host
-        # Failed tokens count per address (user names cannot hold ":"): one
-        # guesser must not lock every wall board out.
-        key = f"token:{address}"
-        wait = access.throttle.retry_after(key, address) if access.throttle else 0
-        if wait > 0:
-            request.setHeader(b"Retry-After", str(int(wait) + 1).encode())
-            _finish(request, 429, {"error": "too many failed logins; try again later"})
-            return
-        try:
-            avatar = await access._login(WallboardToken(token))  # noqa: SLF001
-        except error.UnauthorizedLogin:
-            if access.throttle:
-                access.throttle.failed(key, address)
-            log.warn("wallboard token refused from {peer}", peer=address)
-            _finish(request, 403, {"error": "unknown or revoked token"})
-            return
-        session = await access.sessions.create(avatar.name, "token", address)
-        request.setHeader(b"Set-Cookie", access.cookie_header(request, session.id))
-        log.info("wallboard {user} opened a session from {peer}", user=avatar.name, peer=address)
-        request.identity = Identity(avatar, SessionId(session.id), session.id, address)  # type: ignore[attr-defined]
-        _serve(request, self.target)
-
-
-class Login(resource.Resource):
-    """``GET /login``: the page; ``POST /login`` with JSON ``{"user", "password"}``."""
-
-    isLeaf = True
-
-    def __init__(self, access: Access, page: resource.Resource) -> None:
-        super().__init__()
-        self.access = access
-        self.page = page
-
-    def render_GET(self, request: server.Request) -> Any:
-        if self.access.open:
-            request.setHeader(b"Location", b"./")
-            request.setResponseCode(302)
-            return b""
-        return self.page.render(request)
-
-    def render_POST(self, request: server.Request) -> Any:
-        return _render_async(request, self._post(request))
-
-    async def _post(self, request: server.Request) -> None:
-        access = self.access
-        if access.open:
-            _finish(request, 404, {"error": "this service runs without logins"})
-            return
-        if not access.same_origin_post(request):
-            _finish(request, 403, {"error": "origin not allowed"})
-            return
-        body = request.content.read(MAX_LOGIN_BODY + 1)
-        try:
-            if len(body) > MAX_LOGIN_BODY:
-                raise ValueError
-            data = json.loads(body)
-            name, password = data["user"], data["password"]
-            if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            _finish(request, 400, {"error": "send JSON {\"user\": ..., \"password\": ...}"})
-            return
-        address = request.getClientAddress().host
-        name = name.strip()[:64]
-        wait = access.throttle.retry_after(name, address)
-        if wait > 0:
-            log.warn("login for {user!r} from {peer} refused: throttled", user=name, peer=address)
-            request.setHeader(b"Retry-After", str(int(wait) + 1).encode())
-            _finish(request, 429, {"error": "too many failed logins; try again later"})
-            return
-        try:
-            avatar = await access._login(credentials.UsernamePassword(name.encode(), password.encode()))  # noqa: SLF001
-        except error.UnauthorizedLogin:
-            access.throttle.failed(name, address)
-            log.warn("login failed for {user!r} from {peer}", user=name, peer=address)
-            _finish(request, 401, {"error": "wrong user name or password"})
-            return
-        access.throttle.succeeded(name)
-        try:
-            session = await access.sessions.create(avatar.name, "password", address)
-        except error.UnauthorizedLogin:  # removed between the check and now
-            _finish(request, 401, {"error": "wrong user name or password"})
-            return
-        request.setHeader(b"Set-Cookie", access.cookie_header(request, session.id))
-        log.info("{user} ({role}) logged in from {peer}", user=avatar.name, role=avatar.role, peer=address)
-        _finish(request, 200, {"ok": True, "user": avatar.describe()})
-
-
-class Logout(resource.Resource):
-    isLeaf = True
-
-    def __init__(self, access: Access) -> None:
-        super().__init__()
-        self.access = access
-
-    def render_POST(self, request: server.Request) -> Any:
-        return _render_async(request, self._post(request))
-
-    async def _post(self, request: server.Request) -> None:
-        access = self.access
-        if not access.open and not access.same_origin_post(request):
-            _finish(request, 403, {"error": "origin not allowed"})
-            return
-        sid = _cookie(_text(request.getHeader("cookie")))
-        if sid and access.sessions is not None:
-            await access.sessions.delete(sid)
-            access.end_session(sid)
-        request.setHeader(b"Set-Cookie", access.cookie_header(request, "", clear=True))
-        _finish(request, 200, {"ok": True})
-

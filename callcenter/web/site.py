@@ -20,8 +20,9 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.web import resource, server, static
 
 from callcenter.auth.checkers import make_portal
-from callcenter.web.access import Access, Guarded, Login, Logout
+from callcenter.web.access import Access
 from callcenter.web.origin import OriginPolicy
+from callcenter.web.pages import Guarded, Login, Logout
 from callcenter.web.protocol import DashboardFactory
 
 MiB = 1 << 20
