@@ -8,6 +8,7 @@ import os
 import pytest
 import pytest_twisted
 from twisted.internet import threads
+from web.support import ARTIFACTS
 from web.test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, row
 
 from .support import PASSWORD, start_auth_rig, user_line, write_users
@@ -42,6 +43,8 @@ def drive(url: str) -> dict:
             page.fill("#login-password", "wrong")
             page.press("#login-password", "Enter")
             page.wait_for_selector('[data-error] >> text="wrong user name or password"')
+            os.makedirs(ARTIFACTS, exist_ok=True)
+            page.screenshot(path=os.path.join(ARTIFACTS, "login.png"))
             out["errors"] = [e for e in out["errors"] if "401" not in e]  # the refused POST itself
 
             log_in(page, url, "sue")
@@ -58,6 +61,7 @@ def drive(url: str) -> dict:
             apage.on("pageerror", lambda e: out["errors"].append(str(e)))
             log_in(apage, url, "ann")
             apage.wait_for_selector(row("agent", "1001"))
+            apage.screenshot(path=os.path.join(ARTIFACTS, "dashboard-agent.png"), full_page=True)
             out["agent_rows"] = [e.get_attribute("data-agent") for e in apage.query_selector_all("tr[data-agent]")]
             out["agent_pause"] = [e.evaluate("b => b.closest('tr').dataset.agent")
                                   for e in apage.query_selector_all('[data-action="pause"]')]
