@@ -151,6 +151,7 @@ class Dashboard:
         self.samples: list[float] = []
         self.sock.sendall(
             (f"GET /callcenter HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+             f"Origin: http://127.0.0.1:{port}\r\n"  # the upgrade needs our exact origin
              f"Connection: Upgrade\r\nSec-WebSocket-Key: {self.KEY}\r\n"
              "Sec-WebSocket-Version: 13\r\n\r\n").encode()
         )

@@ -16,6 +16,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twisted.python import usage
 
+from callcenter.auth.checkers import LOGIN_CONCURRENCY
+from callcenter.auth.sessions import ABSOLUTE as SESSION_MAX
+from callcenter.auth.sessions import IDLE as SESSION_IDLE
+from callcenter.auth.source import WATCH_INTERVAL as USERS_WATCH
+from callcenter.auth.throttle import ADDRESS_LIMIT as LOGIN_ADDRESS_LIMIT
+from callcenter.auth.throttle import TABLE_SIZE as LOGIN_TABLE_SIZE
+from callcenter.auth.throttle import USER_LIMIT as LOGIN_USER_LIMIT
+from callcenter.auth.throttle import WINDOW as LOGIN_WINDOW
+from callcenter.web.access import RECHECK as SESSION_RECHECK
+
 ENV_PREFIX = "CALLCENTER_"
 
 # `--help` shows the options in these sections, in this order.  A new option
@@ -77,6 +87,21 @@ class Options(usage.Options):
         ["timezone", None, None, "Time zone for the report and the day boundary (default: system)."],
         ["allowed-origins", None, "", "Extra WebSocket origins allowed, comma-separated."],
         ["static-dir", None, None, "Directory of the dashboard page (default: the copy installed with the package, else the checkout's static/)."],
+        # Access control (docs/security.md).
+        ["users", None, None, "Users file (callcenter-users); without it the page runs open, on loopback only."],
+        ["public-url", None, "", "URL(s) users reach the dashboard by, comma-separated (default: loopback)."],
+        ["audit", None, None, "Audit file: one line per command (appended, reopened on SIGHUP)."],
+        ["session-idle", None, str(SESSION_IDLE), "Seconds without use after which a login session ends."],
+        ["session-max", None, str(SESSION_MAX), "Seconds after login at which a session ends anyway."],
+        ["session-recheck", None, str(SESSION_RECHECK), "Seconds between re-checks of open dashboards' sessions."],
+        ["login-attempts-user", None, str(LOGIN_USER_LIMIT), "Failed logins per user name per --login-window."],
+        ["login-attempts-address", None, str(LOGIN_ADDRESS_LIMIT), "Failed logins per client address per --login-window."],
+        ["login-window", None, str(LOGIN_WINDOW), "Seconds a login lock-out lasts."],
+        ["login-table-size", None, str(LOGIN_TABLE_SIZE), "User names and addresses the login throttle remembers."],
+        ["login-concurrency", None, str(LOGIN_CONCURRENCY), "Password checks (argon2id, 64 MiB each) run at once."],
+        ["users-watch", None, str(USERS_WATCH), "Seconds between looks at the users file for changes (0: SIGHUP only)."],
+        ["trusted-proxy-header", None, None, "Header holding the user name set by an authenticating proxy."],
+        ["trusted-proxies", None, "", "Addresses/networks of those proxies, comma-separated (e.g. 127.0.0.1/32)."],
         ["sim-agents", None, "8", "Simulator: number of agents."],
         ["sim-calls-per-minute", None, "4", "Simulator: caller arrivals per minute per queue."],
         ["sim-queues", None, "q-callcenter", "Simulator: queue names, comma-separated."],
@@ -140,12 +165,48 @@ class Options(usage.Options):
         self["day-starts-at"] = _hhmm(self["day-starts-at"])
         self["timezone"] = _timezone(self["timezone"])
         self["allowed-origins"] = [o.strip() for o in self["allowed-origins"].split(",") if o.strip()]
+        self._check_access()
         _check_redis_url(self["redis"])
         if not self["redis-prefix"]:
             raise usage.UsageError("--redis-prefix must not be empty")
         if not self["simulate"]:
             self["ami-secret"] = self._read_secret()
         self._check_report()
+
+    def _check_access(self) -> None:
+        from callcenter.web.origin import parse_public_url
+
+        for name in ("session-idle", "session-max", "login-window"):
+            self[name] = _positive_float(self[name], f"--{name}")
+        for name in ("session-recheck", "users-watch"):
+            self[name] = _non_negative_float(self[name], f"--{name}")
+        for name in ("login-attempts-user", "login-attempts-address", "login-table-size",
+                     "login-concurrency"):
+            self[name] = _positive_int(self[name], f"--{name}")
+        if isinstance(self["public-url"], str):
+            self["public-url"] = [u.strip() for u in self["public-url"].split(",") if u.strip()]
+        for url in self["public-url"]:
+            try:
+                parse_public_url(url)
+            except ValueError as e:
+                raise usage.UsageError(str(e)) from None
+        if isinstance(self["trusted-proxies"], str):
+            self["trusted-proxies"] = [p.strip() for p in self["trusted-proxies"].split(",") if p.strip()]
+        if self["trusted-proxy-header"]:
+            if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", self["trusted-proxy-header"]):
+                raise usage.UsageError(f"--trusted-proxy-header {self['trusted-proxy-header']!r} is not a header name")
+            if not self["users"]:
+                raise usage.UsageError("--trusted-proxy-header needs --users (roles come from it)")
+            if not self["trusted-proxies"]:
+                raise usage.UsageError("--trusted-proxy-header needs --trusted-proxies")
+        from callcenter.auth.checkers import parse_networks
+        from callcenter.web.wiring import AccessConfigError, check_exposure
+
+        try:
+            parse_networks(self["trusted-proxies"])
+            check_exposure(self["listen"], self["users"], self["public-url"])
+        except (ValueError, AccessConfigError) as e:
+            raise usage.UsageError(str(e)) from None
 
     def _check_report(self) -> None:
         from callcenter.report import ReportWriter, ReportWriterError
@@ -199,6 +260,12 @@ def _positive_float(value: str | float, name: str) -> float:
     if not f > 0 or f != f or f == float("inf"):
         raise usage.UsageError(f"{name} must be greater than 0, not {value!r}")
     return f
+
+
+def _non_negative_float(value: str | float, name: str) -> float:
+    if value in (0, "0", 0.0):
+        return 0.0
+    return _positive_float(value, name + " (or 0)")
 
 
 def _percent(value: str | float, name: str) -> float:

@@ -47,10 +47,11 @@ class Transition:
         )
         # The report is ';'-separated with no quoting: keep separators and
         # line breaks that came from the PBX out of it.
-        return ";".join(_clean(f) for f in fields) + "\n"
+        return ";".join(clean_field(f) for f in fields) + "\n"
 
 
-def _clean(value: str) -> str:
+def clean_field(value: str) -> str:
+    """A ``;``-separated field without separators or line breaks (also the audit file's)."""
     return value.replace(";", ",").replace("\n", " ").replace("\r", " ")
 
 
@@ -58,12 +59,15 @@ class ReportWriterError(Exception):
     pass
 
 
-class ReportWriter:
-    """Appends transitions to the report file; survives rotation and bad disks."""
+class AppendFile:
+    """A line file appended and flushed as lines come; survives rotation and bad disks.
 
-    def __init__(self, path: str, tz: tzinfo | None = None) -> None:
+    The report and the audit file (``callcenter.auth.audit``) are both one.
+    """
+
+    def __init__(self, path: str, label: str = "report file") -> None:
         self.path = path
-        self.tz = tz
+        self.label = label
         self._file: TextIO | None = None
         self._ino: tuple[int, int] | None = None
         self._failing = False
@@ -75,7 +79,7 @@ class ReportWriter:
             self._open()
         except OSError as e:
             raise ReportWriterError(
-                f"report file {self.path}: cannot open for writing ({e.strerror})"
+                f"{self.label} {self.path}: cannot open for writing ({e.strerror})"
             ) from None
 
     def _open(self) -> None:
@@ -94,7 +98,7 @@ class ReportWriter:
         try:
             self._open()
             self._failing = False
-            log.info("report file {path} reopened", path=self.path)
+            log.info("{label} {path} reopened", label=self.label, path=self.path)
         except OSError as e:
             self._fail(e)
 
@@ -113,10 +117,8 @@ class ReportWriter:
             return True
         return (st.st_dev, st.st_ino) != self._ino
 
-    def write(self, transitions: list[Transition]) -> None:
-        if not transitions:
-            return
-        text = "".join(t.line(self.tz) for t in transitions)
+    def write_text(self, text: str, lines: int) -> None:
+        """Append ``lines`` whole lines; on failure they are lost (one log line)."""
         try:
             if self._file is None or self._moved():
                 self._open()
@@ -127,17 +129,30 @@ class ReportWriter:
             self._fail(e)
             return
         if self._failing:
-            log.info("report file {path} writable again", path=self.path)
+            log.info("{label} {path} writable again", label=self.label, path=self.path)
             self._failing = False
-        self.lines_written += len(transitions)
+        self.lines_written += lines
 
     def _fail(self, e: OSError) -> None:
         # One line when it starts failing, not one per status change.
         if not self._failing:
             log.error(
-                "report file {path}: cannot write ({err}); lines are lost until it is writable",
+                "{label} {path}: cannot write ({err}); lines are lost until it is writable",
+                label=self.label,
                 path=self.path,
                 err=e.strerror or str(e),
             )
         self._failing = True
         self.close()
+
+
+class ReportWriter(AppendFile):
+    """Appends transitions to the report file."""
+
+    def __init__(self, path: str, tz: tzinfo | None = None) -> None:
+        super().__init__(path, "report file")
+        self.tz = tz
+
+    def write(self, transitions: list[Transition]) -> None:
+        if transitions:
+            self.write_text("".join(t.line(self.tz) for t in transitions), len(transitions))

@@ -9,7 +9,8 @@ other, each once the one before it is ready (``StartInOrder``):
    any AMI event can arrive, then writes every change;
 3. ``SimulatorService`` — only with ``--simulate``: the simulated PBX;
 4. ``PbxService`` — the AMI client (reconnecting, resync after every login);
-5. the dashboard: ``strports``-style ``StreamServerEndpointService``.
+5. ``AccessService`` — users, roles and login sessions (docs/security.md);
+6. the dashboard: ``strports``-style ``StreamServerEndpointService``.
 
 Any failure at start is one clear log line and a non-zero exit, never a
 traceback.  Stopping runs the other way round (web first, report last).
@@ -108,6 +109,11 @@ class ReportService(service.Service):
         self.writer = writer
         self.reactor = reactor
         self._old_hup: Any = None
+        self._on_hup_too: list[Any] = []
+
+    def also_on_hup(self, fn: Any) -> None:
+        """Another file to reopen on SIGHUP (the users file, the audit file)."""
+        self._on_hup_too.append(fn)
 
     def startService(self) -> None:
         super().startService()
@@ -115,6 +121,8 @@ class ReportService(service.Service):
 
     def _on_hup(self, signum: int, frame: Any) -> None:
         self.reactor.callFromThread(self.writer.reopen)
+        for fn in self._on_hup_too:
+            self.reactor.callFromThread(fn)
 
     def stopService(self) -> None:
         super().stopService()
@@ -264,6 +272,30 @@ class PbxService(service.Service):
         return None
 
 
+class AccessService(service.Service):
+    """Who may see and do what (docs/security.md): the users file and its
+    watcher, the login sessions in Redis.  Built at construction, so an unsafe
+    exposure (off loopback without users) is a one-line usage error."""
+
+    name = "access"
+
+    def __init__(self, reactor: Any, options: _BaseOptions) -> None:
+        from callcenter.web.wiring import AccessConfigError, make_access
+
+        try:
+            self.parts = make_access(options, reactor)
+        except AccessConfigError as e:
+            raise usage.UsageError(str(e)) from None
+
+    def startService(self) -> None:
+        super().startService()
+        self.parts.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.parts.stop()
+
+
 @implementer(IStreamServerEndpoint)
 class _ListenWatcher:
     """Wraps the dashboard's server endpoint so the service tree learns whether
@@ -333,7 +365,8 @@ class CallcenterService(StartInOrder):
             sla=options["sla"],
             business_day=BusinessDay(options["day-starts-at"], tz),
         )
-        ReportService(self.report, reactor).setServiceParent(self)
+        self.report_service = ReportService(self.report, reactor)
+        self.report_service.setServiceParent(self)
         self.store_service = StoreService(reactor, options, self.center, self.report)
         self.store_service.setServiceParent(self)
         self.simulator_service = SimulatorService(reactor, options) if options["simulate"] else None
@@ -341,6 +374,9 @@ class CallcenterService(StartInOrder):
             self.simulator_service.setServiceParent(self)
         self.pbx = PbxService(reactor, options, self.center, self.simulator_service)
         self.pbx.setServiceParent(self)
+        self.access = AccessService(reactor, options)
+        self.access.setServiceParent(self)
+        self.report_service.also_on_hup(self.access.parts.reload)  # users file, audit file
         self.web = WebService(reactor, options["listen"], self._make_site())
         self.web.setServiceParent(self)
         self.ready.addCallbacks(self._started, self._start_failed)
@@ -366,7 +402,7 @@ class CallcenterService(StartInOrder):
                 on_missing_assets=lambda e: log.warn(
                     "{error}; the dashboard page answers 503, everything else runs", error=e
                 ),
-                allowed_origins=opts["allowed-origins"],
+                access=self.access.parts.access,
                 reactor=self.reactor,
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],

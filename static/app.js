@@ -38,7 +38,10 @@
     errors: [],
     pauseFor: null, // agent whose pause dialog is open
     pauseText: "",
+    user: null, // {name, role, commands: all|own|none, agent?, queues?} from config.json
   });
+
+  const SESSION_ENDED = 4401; // close code: logged out, expired or revoked
 
   // ---- server connection -------------------------------------------------
 
@@ -53,10 +56,14 @@
   }
 
   function loadConfig() {
-    fetch("config.json", { cache: "no-store" })
-      .then((r) => (r.ok ? r.json() : null))
+    fetch("config.json", { cache: "no-store", credentials: "same-origin" })
+      .then((r) => {
+        if (r.status === 401) location.replace("login"); // no session (any more)
+        return r.ok ? r.json() : null;
+      })
       .then((c) => {
         if (!c) return;
+        if (c.user && typeof c.user === "object") state.user = c.user;
         if (typeof c.sla === "number") state.config.sla = c.sla;
         if (typeof c.sla_target === "number") state.config.sla_target = c.sla_target;
         if (typeof c.now === "number") {
@@ -86,10 +93,15 @@
     sock.onmessage = (ev) => {
       if (typeof ev.data === "string") handleFrame(ev.data);
     };
-    sock.onclose = () => {
+    sock.onclose = (ev) => {
       if (ws !== sock) return;
       ws = null;
       state.conn = "closed";
+      if (ev.code === SESSION_ENDED) {
+        location.reload(); // to the login page (a wallboard's ?token= logs in again)
+        return;
+      }
+      loadConfig(); // a refused handshake may mean the session is gone: login page
       scheduleReconnect();
     };
   }
@@ -189,6 +201,20 @@
 
   function avail(agentid) {
     send(`AVAIL:${agentid}`);
+  }
+
+  // Which agents' buttons this user gets: the server refuses the others anyway.
+  function mayCommand(agentid) {
+    const u = state.user;
+    if (!u) return true;
+    if (u.commands === "all") return true;
+    return u.commands === "own" && String(u.agent) === String(agentid);
+  }
+
+  function logout() {
+    fetch("logout", { method: "POST", credentials: "same-origin", cache: "no-store" })
+      .catch(() => {})
+      .finally(() => location.replace("login"));
   }
 
   function openPause(agentid) {
@@ -313,7 +339,18 @@
         day ? h("span", { class: "day" }, day) : null,
         h("span", { class: "sla-note" }, `SLA ${state.config.sla} s · target ${state.config.sla_target}%`),
         connBadge(),
+        whoAmI(),
       ]),
+    ]);
+  }
+
+  function whoAmI() {
+    const u = state.user;
+    if (!u || u.name === "anonymous") return null; // open service: nobody to log out
+    return h("span", { class: "who", "data-user": u.name, "data-role": u.role }, [
+      h("span", { class: "fw-semibold" }, u.name),
+      h("span", { class: "badge text-bg-secondary role" }, u.role),
+      h("button", { type: "button", class: "btn btn-sm btn-outline-secondary", "data-action": "logout", onClick: logout }, "Log out"),
     ]);
   }
 
@@ -444,7 +481,7 @@
         h("td", { class: `queue-col ${XXL}` }, a.queue || "—"),
         h("td", { class: `text-end ${MD}` }, num(a.calls_taken ?? null)),
         h("td", { class: `text-end ${MD}` }, a.talk_time !== undefined ? dur(a.talk_time) : "—"),
-        h("td", { class: "text-end actions" }, [
+        h("td", { class: "text-end actions" }, !mayCommand(a.agentid) ? [] : [
           h("button", { type: "button", class: "btn btn-sm btn-outline-warning", "data-action": "pause", disabled: state.conn !== "open", onClick: () => openPause(a.agentid) }, "Pause"),
           h("button", { type: "button", class: "btn btn-sm btn-outline-success", "data-action": "avail", disabled: state.conn !== "open" || a.status === "AVAIL" || a.status === "INCALL", onClick: () => avail(a.agentid) }, "Available"),
         ]),

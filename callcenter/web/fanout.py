@@ -6,7 +6,10 @@ they happen; at the end of the reactor turn (``callLater(0)``) everything
 changed in that turn goes out as one frame — the objects in event order, then
 the latest STATS only — framed once (Autobahn prepared message) and written to
 every dashboard that said HELLO.  An event's objects are never split across
-frames.  When the service is busy, one AMI read holds many events and this
+frames.  Each dashboard has a view (its user's role avatar, ``client.user``):
+dashboards whose views are equal share one frame, and a scoped view gets
+only the objects it may see (``visibility``), tested once per object and
+view, never per client.  When the service is busy, one AMI read holds many events and this
 batching keeps the writes per dashboard at one per turn instead of two per
 event: that is what holds latency down with hundreds of dashboards.
 """
@@ -19,6 +22,8 @@ from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+
+from callcenter.web.visibility import GONE, SHOW, Directory, removal, visible
 
 log = Logger(namespace="callcenter.web")
 
@@ -57,7 +62,13 @@ class Dashboards:
         # dict, not set: delivery in connection order, deterministic for tests.
         self._clients: dict[Client, None] = {}
         self._unsubscribe: Callable[[], None] | None = None
-        self._pending: list[str] = []  # encoded objects changed in this reactor turn
+        # Objects changed in this reactor turn: (their Item, the object, its encoding).
+        self._pending: list[tuple[Any, dict[str, Any], str]] = []
+        self.directory = Directory()  # every agent's and call's queues, for scoped views
+        # What the STATS last sent to each scoped view said (longest_wait aside, which
+        # the page ticks itself): an unchanged one is not sent again, so another
+        # queue's event is not even visible as a push.
+        self._last_stats: dict[Any, str] = {}
         self._stats: Any = None  # the latest Changes with a STATS, read at the flush
         self._flush_call: Any = None
 
@@ -69,6 +80,7 @@ class Dashboards:
     def start(self) -> None:
         if self._unsubscribe is None:
             self._unsubscribe = self._center.subscribe(self._on_changes)
+            self.directory.load(self._center.snapshot())
 
     def stop(self) -> None:
         """Unsubscribe and tell every dashboard we are going away (they reconnect)."""
@@ -91,7 +103,12 @@ class Dashboards:
         # What is pending predates the snapshot: existing clients get it first,
         # the newcomer gets only the snapshot, and every push after it.
         self._flush()
-        client.send_payload(encode(self._center.snapshot()))
+        view = getattr(client, "user", None)
+        objects = visible(view, self.directory, self._center.snapshot())
+        if view is not None and not view.everything and objects and objects[0].get("type") == "STATS":
+            # Flushed just above: the view's other dashboards are as current as this snapshot.
+            self._last_stats[view.view_key] = _stats_signature(objects[0])
+        client.send_payload(encode(objects))
         self._clients[client] = None
 
     def discard(self, client: Client) -> None:
@@ -99,11 +116,12 @@ class Dashboards:
 
     def _on_changes(self, changes: Any) -> None:
         # Called synchronously from the center's event handling: never raise into it.
-        if not self._clients:
-            return  # nobody to tell; a HELLO takes a fresh snapshot
         try:
+            items = [self.directory.note(o) for o in changes.objects]
+            if not self._clients:
+                return  # nobody to tell; a HELLO takes a fresh snapshot
             if changes.objects:
-                self._pending.extend(encode_each(changes.objects))
+                self._pending.extend(zip(items, changes.objects, encode_each(changes.objects), strict=True))
             if changes.has_stats:
                 self._stats = changes  # its STATS is built at the flush, once per turn
             if (changes.objects or changes.has_stats) and self._flush_call is None:
@@ -116,21 +134,55 @@ class Dashboards:
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
-        lines, self._pending = self._pending, []
+        pending, self._pending = self._pending, []
         latest, self._stats = self._stats, None
         stats = latest.stats if latest is not None else None
-        if stats is not None:
-            lines.append(encode_one(stats))
-        if lines:
-            self._broadcast("\n".join(lines).encode("utf-8"))
-
-    def _broadcast(self, payload: bytes) -> None:
-        if not self._clients:
+        if not pending and stats is None:
             return
+        views: dict[Any, tuple[Any, list[Client]]] = {}
+        for client in self._clients:
+            view = getattr(client, "user", None)
+            key = None if view is None or view.everything else view.view_key
+            views.setdefault(key, (view, []))[1].append(client)
+        for key, (view, clients) in views.items():
+            lines = self._lines_for(None if key is None else view, pending)
+            if key is not None and stats is not None:
+                scoped = view.stats(stats)
+                signature = _stats_signature(scoped)
+                if self._last_stats.get(key) != signature:
+                    self._last_stats[key] = signature
+                    lines.append(encode_one(scoped))
+            elif stats is not None:
+                lines.append(encode_one(stats))
+            if lines:
+                self._broadcast("\n".join(lines).encode("utf-8"), clients)
+
+    @staticmethod
+    def _lines_for(view: Any, pending: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
+        """The changed objects' lines ``view`` may see (None: everything)."""
+        if view is None:
+            return [line for _item, _obj, line in pending]
+        lines = []
+        for item, obj, line in pending:
+            seen = SHOW if item is None else view.sees(item)
+            if seen == SHOW:
+                lines.append(line)
+            elif seen == GONE:
+                lines.append(encode_one(removal(item, obj)))
+        return lines
+
+    def _broadcast(self, payload: bytes, clients: list[Client]) -> None:
         prepared = self._prepare(payload)
-        for client in list(self._clients):
+        for client in clients:
             try:
                 client.send_prepared(prepared)
             except Exception:  # one broken connection must not starve the others
                 log.failure("sending to a dashboard failed; dropping it")
                 self.discard(client)
+
+
+def _stats_signature(stats: dict[str, Any]) -> str:
+    """STATS without the ever-ticking longest_wait, to tell a real change."""
+    queues = {q: {k: v for k, v in f.items() if k != "longest_wait"}
+              for q, f in (stats.get("queues") or {}).items()}
+    return encode_one({k: v for k, v in stats.items() if k not in ("longest_wait", "queues")} | {"queues": queues})

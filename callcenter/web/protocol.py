@@ -1,9 +1,11 @@
 """The ``/callcenter`` WebSocket: one ``DashboardProtocol`` per supervisor page.
 
 Besides the protocol of DESIGN.md this enforces the limits that keep one bad
-client from hurting the others: text frames only, small frames, a checked
-Origin, and a bound on what the server buffers for a client that stops
-reading (it is disconnected instead).
+client from hurting the others: text frames only, small frames, and a bound
+on what the server buffers for a client that stops reading (it is
+disconnected instead).  Who may connect, see and command is ``Access``'s
+(``callcenter.web.access``): the upgrade needs our Host, our exact Origin
+and a login; the user's avatar filters what is sent and vets each command.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
-from autobahn.websocket.types import ConnectionDeny
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -21,9 +22,9 @@ from zope.interface import implementer
 
 from callcenter.ami.errors import AMIConnectionLost, AMIError, AMINotConnected
 from callcenter.center import NotConnected, UnknownAgent
+from callcenter.web.access import CLOSE_SESSION_ENDED, NOT_ALLOWED, Access
 from callcenter.web.commands import Avail, BadCommand, Hello, Pause, parse_command
 from callcenter.web.fanout import Dashboards, encode
-from callcenter.web.origin import OriginPolicy
 
 log = Logger(namespace="callcenter.web")
 
@@ -87,6 +88,8 @@ class DashboardProtocol(WebSocketServerProtocol):
         self._tokens = float(COMMAND_BURST)
         self._tokens_at: float | None = None
         self._refused = 0
+        self.user: Any = None  # the role avatar, once admitted
+        self.gone = False
 
     # -- connection life ------------------------------------------------
 
@@ -97,19 +100,16 @@ class DashboardProtocol(WebSocketServerProtocol):
         self.transport.unregisterProducer()
         self.transport.registerProducer(self._guard, True)
 
-    def onConnect(self, request: Any) -> None:
-        origin = request.headers.get("origin")
-        if not self.factory.origins.allows(origin, request.headers.get("host")):
-            log.warn(
-                "dashboard {peer} refused: origin {origin!r} not allowed",
-                peer=self.peer,
-                origin=origin,
-            )
-            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
-        return None
+    def onConnect(self, request: Any) -> Any:
+        async def admit() -> None:
+            self.user = (await self.factory.access.admit(self, request)).user
+
+        return ensureDeferred(admit())
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.gone = True
         self.factory.dashboards.discard(self)
+        self.factory.access.forget(self)
 
     # -- incoming -------------------------------------------------------
 
@@ -132,9 +132,9 @@ class DashboardProtocol(WebSocketServerProtocol):
             case Hello():
                 self.factory.dashboards.hello(self)
             case Pause(agentid, reason):
-                self._run(center.pause, agentid, reason)
+                self._command("PAUSE", agentid, reason, center.pause, agentid, reason)
             case Avail(agentid):
-                self._run(center.unpause, agentid)
+                self._command("AVAIL", agentid, "", center.unpause, agentid)
 
     def _may_command(self) -> bool:
         """Token bucket per dashboard; refusals are answered once per run."""
@@ -154,9 +154,15 @@ class DashboardProtocol(WebSocketServerProtocol):
             self.sendCloseFrame(WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLATION, b"too many commands")
         return False
 
-    def _run(self, fn: Any, *args: Any) -> None:
-        d = maybeDeferred(fn, *args)
-        d.addErrback(self._command_failed)
+    def _command(self, action: str, agentid: str, reason: str, fn: Any, *args: Any) -> None:
+        queues = self.factory.dashboards.directory.agent_queues(agentid)
+        d = self.factory.access.command(
+            self, action, agentid, reason, queues, lambda: maybeDeferred(fn, *args)
+        )
+        if d is None:
+            self.send_error(NOT_ALLOWED)  # and nothing was done
+        else:
+            d.addErrback(self._command_failed)
 
     def _command_failed(self, failure: Failure) -> None:
         message = user_message(failure.value)
@@ -180,6 +186,14 @@ class DashboardProtocol(WebSocketServerProtocol):
     def send_prepared(self, prepared: Any) -> None:
         if self.state == WebSocketProtocol.STATE_OPEN:
             self.sendPreparedMessage(prepared)
+
+    def session_ended(self) -> None:
+        """Logged out, expired or revoked: the page reloads and meets the login."""
+        self.factory.dashboards.discard(self)
+        if self.state == WebSocketProtocol.STATE_OPEN:
+            self.sendClose(CLOSE_SESSION_ENDED, "session ended")
+        elif self.transport is not None:
+            self.transport.loseConnection()
 
     def going_away(self) -> None:
         if self.state == WebSocketProtocol.STATE_OPEN:
@@ -225,13 +239,13 @@ class DashboardFactory(WebSocketServerFactory):
         center: Any,
         *,
         reactor: Any,
-        origins: OriginPolicy,
+        access: Access,
         max_buffer: int,
         max_frame: int,
     ) -> None:
         super().__init__(reactor=reactor, server="callcenter")
         self.center = center
-        self.origins = origins
+        self.access = access
         self.max_buffer = max_buffer
         self.setProtocolOptions(
             versions=[13],
@@ -243,7 +257,7 @@ class DashboardFactory(WebSocketServerFactory):
             # closeHandshakeTimeout still drops one that does not answer.
             failByDrop=False,
             webStatus=False,  # a plain GET gets an error, not a status page
-            # Origin is checked in onConnect against the Host header.
+            # Host and Origin are checked in onConnect (Access.admit) against --public-url.
             allowedOrigins=["*"],
         )
         self.dashboards = Dashboards(center, self.prepareMessage, reactor)

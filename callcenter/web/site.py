@@ -1,6 +1,9 @@
 """The dashboard web site: the page, its assets, ``/config.json`` and the WebSocket.
 
 Everything on one port, so ``--listen ssl:...`` gives HTTPS and WSS together.
+Every request must name one of our public hosts (``origin.OriginPolicy``,
+else 421); the page, ``/config.json`` and the WebSocket need a login
+(``access.Access``), the login page and the page's own code do not.
 Only files that the page needs are reachable: the top-level files of the
 static directory (never ``node_modules`` or the npm manifests) and the two
 third-party files, Vue's global build and Bootstrap's CSS, under ``/vendor/``
@@ -10,14 +13,18 @@ third-party files, Vue's global build and Bootstrap's CSS, under ``/vendor/``
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web import resource, server, static
 
+from callcenter.auth.checkers import make_portal
+from callcenter.web.access import Access
 from callcenter.web.assets import MissingAssets, PageAssets, find_assets
 from callcenter.web.origin import OriginPolicy
+from callcenter.web.pages import Guarded, Login, Logout
 from callcenter.web.protocol import DashboardFactory
 
 MiB = 1 << 20
@@ -59,7 +66,21 @@ class _Request(server.Request):
     def process(self) -> None:
         for name, value in SECURITY_HEADERS.items():
             self.setHeader(name, value)
+        if not self._our_host():
+            return
         super().process()
+
+    def _our_host(self) -> bool:
+        """DNS rebinding: a Host that is not one of our public names gets 421."""
+        host = self.getHeader(b"host")
+        origins = getattr(self.channel.site, "origins", None)
+        if origins is None or origins.host_allowed(host.decode("latin-1") if host else None, self.isSecure()):
+            return True
+        self.setResponseCode(421)
+        self.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        self.write(b"421 Misdirected Request: this service does not answer for that host name\n")
+        self.finish()
+        return False
 
 
 class DashboardSite(server.Site):
@@ -67,14 +88,18 @@ class DashboardSite(server.Site):
 
     requestFactory = _Request
     dashboards: Any  # callcenter.web.fanout.Dashboards
+    access: Access
+    origins: OriginPolicy
 
     def startFactory(self) -> None:
         super().startFactory()
         self.dashboards.start()
+        self.access.start()
 
     def stopFactory(self) -> None:
         # Last port closed (service stopping): dashboards are told to go away
         # and reconnect, which they do with backoff.
+        self.access.stop()
         self.dashboards.stop()
         super().stopFactory()
 
@@ -90,8 +115,11 @@ class _Config(resource.Resource):
     def render_GET(self, request: server.Request) -> bytes:
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Cache-Control", b"no-store")
-        # "now" lets the page correct its clock for the live-ticking timers.
-        return json.dumps(self._config | {"now": self._reactor.seconds()}).encode()
+        # "now" lets the page correct its clock for the live-ticking timers;
+        # "user" lets it show only what the role may do.
+        identity = getattr(request, "identity", None)
+        user = identity.user.describe() if identity is not None else None
+        return json.dumps(self._config | {"now": self._reactor.seconds(), "user": user}).encode()
 
 
 def _file(path: str) -> static.File:
@@ -126,6 +154,8 @@ def make_site(
     static_dir: str | None = None,
     on_missing_assets: Callable[[MissingAssets], None] | None = None,
     allowed_origins: Iterable[str] = (),
+    public_urls: Iterable[str] = (),
+    access: Access | None = None,
     reactor: Any = None,
     max_buffer: int = 1 * MiB,
     max_frame: int = 4096,
@@ -141,29 +171,44 @@ def make_site(
     If the page or its npm packages are missing, raises ``MissingAssets``;
     unless ``on_missing_assets`` is given: then it is called once with the
     error and the site serves everything but the page (``/`` answers 503).
-    Raises ``ValueError`` for a malformed allowed origin.
+    Without ``access`` the site runs open (every visitor is an admin): only
+    for loopback, where ``origins`` is then the loopback policy too.
+    Raises ``ValueError`` for a malformed allowed origin or public URL.
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
-    origins = OriginPolicy(allowed_origins)
+    if access is None:
+        origins = OriginPolicy(public_urls, allowed_origins)
+        access = Access(make_portal(None, reactor), clock=reactor, origins=origins, open_access=True)
+    origins = access.origins
 
     root = resource.Resource()
     try:
-        _page(root, find_assets(static_dir))
+        assets = find_assets(static_dir)
+        login = os.path.join(assets.directory, "login.html")
+        if not os.path.isfile(login):
+            raise MissingAssets(f"login page missing: {login}")
     except MissingAssets as e:
         if on_missing_assets is None:
             raise
         on_missing_assets(e)
         root.putChild(b"", _Unavailable())
+    else:
+        _page(root, assets)
+        root.putChild(b"", Guarded(access, _file(assets.index), page=True))
+        root.putChild(b"login", Login(access, _file(login)))
+    root.putChild(b"logout", Logout(access))
 
-    root.putChild(b"config.json", _Config({"sla": sla, "sla_target": sla_target}, reactor))
+    root.putChild(
+        b"config.json", Guarded(access, _Config({"sla": sla, "sla_target": sla_target}, reactor))
+    )
 
     factory = DashboardFactory(
         center,
         reactor=reactor,
-        origins=origins,
+        access=access,
         max_buffer=max_buffer,
         max_frame=max_frame,
     )
@@ -173,4 +218,6 @@ def make_site(
     # subject to it (Twisted stops the timer while a request is in progress).
     site = DashboardSite(root, reactor=reactor, timeout=60)
     site.dashboards = factory.dashboards
+    site.access = access
+    site.origins = origins
     return site

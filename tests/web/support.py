@@ -267,10 +267,16 @@ class Rig:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.portno}/"
 
-    async def client(self, origin: str | None = None) -> WSClient:
+    @property
+    def origin(self) -> str:
+        return self.url.rstrip("/")
+
+    async def client(self, origin: str | None = None, headers: dict[str, str] | None = None) -> WSClient:
+        """A dashboard connection; by default from our own origin, as the page's."""
         factory = WebSocketClientFactory(
             f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.portno}/callcenter",
-            origin=origin,
+            origin=origin or self.origin,
+            headers=headers or {},
             reactor=reactor,
         )
         factory.protocol = WSClient

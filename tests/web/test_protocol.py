@@ -9,7 +9,7 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from .support import HandshakeRefused, find, has, raw_request, start_rig, upgrade_request
+from .support import find, has
 
 AGENT = "Local/{}@agent-connect"
 
@@ -236,53 +236,3 @@ async def test_oversize_frame_is_refused(rig):
     c.send("x" * 4097)
     code, _reason = await c.closed
     assert code == WebSocketProtocol.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG
-
-
-@pytest.mark.parametrize(
-    "origin",
-    [
-        "http://evil.example",
-        "http://127.0.0.1:1",  # same host, other port
-        "https://127.0.0.1",
-        "null",
-        "not an origin",
-    ],
-)
-@pytest_twisted.ensureDeferred
-async def test_foreign_origin_is_refused_at_handshake(rig, origin):
-    answer = await raw_request(rig.portno, upgrade_request(rig.portno, origin))
-    assert answer.startswith(b"HTTP/1.1 403") or answer.startswith(b"HTTP/1.1 400")
-    with pytest.raises(HandshakeRefused):
-        await rig.client(origin="http://evil.example")
-    assert rig.site.dashboards.clients == []
-
-
-@pytest_twisted.ensureDeferred
-async def test_same_origin_and_clients_without_origin_are_accepted(rig):
-    port = rig.portno
-    for origin, host in [
-        (f"http://127.0.0.1:{port}", None),
-        (f"http://LOCALHOST:{port}", f"localhost:{port}"),
-        (None, None),
-    ]:
-        answer = await raw_request(port, upgrade_request(port, origin, host))
-        assert answer.startswith(b"HTTP/1.1 101"), answer[:80]
-    c = await rig.client(origin=f"http://127.0.0.1:{port}")
-    assert (await c.hello())[0]["type"] == "STATS"
-
-
-@pytest_twisted.ensureDeferred
-async def test_allowed_origins_add_to_the_same_origin():
-    rig = await start_rig(allowed_origins=["https://wall.example.com", "http://10.1.2.3:8080/"])
-    try:
-        port = rig.portno
-        for origin in ["https://wall.example.com", "https://WALL.example.com:443", "http://10.1.2.3:8080"]:
-            answer = await raw_request(port, upgrade_request(port, origin))
-            assert answer.startswith(b"HTTP/1.1 101"), (origin, answer[:80])
-        for origin in ["http://wall.example.com", "https://wall.example.com:8443"]:
-            answer = await raw_request(port, upgrade_request(port, origin))
-            assert answer.startswith(b"HTTP/1.1 403"), (origin, answer[:80])
-        c = await rig.client(origin="https://wall.example.com")
-        assert (await c.hello())[0]["type"] == "STATS"
-    finally:
-        await rig.stop()

@@ -96,7 +96,7 @@ async def test_plain_get_on_the_websocket_path_is_not_an_upgrade(site_rig):
 
 
 def test_missing_npm_packages_are_named(tmp_path, fake_center):
-    for name in ("index.html", "app.js", "app.css"):
+    for name in ("index.html", "login.html", "app.js", "app.css"):
         shutil.copy(os.path.join(STATIC_DIR, name), tmp_path / name)
     with pytest.raises(MissingAssets, match=r"vue\.global\.prod\.js.*npm ci"):
         make_site(fake_center, static_dir=str(tmp_path), reactor=reactor)

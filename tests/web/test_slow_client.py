@@ -86,7 +86,7 @@ async def test_a_client_that_never_reads_is_dropped_and_others_keep_up(fake_cent
             ctx.verify_mode = ssl.CERT_NONE
             slow_sock = ctx.wrap_socket(raw, do_handshake_on_connect=False)
             await retry(slow_sock.do_handshake, "the TLS handshake")
-        await retry(lambda: slow_sock.sendall(upgrade_request(rig.portno, None)), "sending")
+        await retry(lambda: slow_sock.sendall(upgrade_request(rig.portno, rig.origin)), "sending")
         answer = b""
         while b"\r\n\r\n" not in answer:
             answer += await retry(lambda: slow_sock.recv(4096), "the handshake answer")

@@ -9,7 +9,6 @@ from twisted.internet.task import Clock
 
 from callcenter.web.commands import Avail, BadCommand, Hello, Pause, parse_command
 from callcenter.web.fanout import Dashboards, encode
-from callcenter.web.origin import OriginPolicy
 from callcenter.web.protocol import user_message
 
 
@@ -171,40 +170,6 @@ def test_error_echo_is_short_and_printable():
     with pytest.raises(BadCommand) as e:
         parse_command("X" * 1000 + "\x00")
     assert len(str(e.value)) < 60 and "\x00" not in str(e.value)
-
-
-@pytest.mark.parametrize(
-    "origin,host,ok",
-    [
-        (None, "127.0.0.1:8080", True),  # not a browser
-        ("http://127.0.0.1:8080", "127.0.0.1:8080", True),
-        ("http://Example.COM", "example.com", True),
-        ("https://example.com", "example.com", True),
-        ("https://example.com:443", "example.com", True),
-        ("http://example.com", "example.com:80", True),
-        ("http://[::1]:8080", "[::1]:8080", True),
-        ("http://127.0.0.1:8081", "127.0.0.1:8080", False),
-        ("http://example.com.evil.net", "example.com", False),
-        ("http://evil.net", "example.com", False),
-        ("https://example.com", "example.com:8443", False),
-        ("null", "example.com", False),
-        ("file://", "example.com", False),
-        ("http://example.com", None, False),
-        ("http://example.com", "", False),
-        ("http://example.com/path", "example.com", False),
-    ],
-)
-def test_same_origin(origin, host, ok):
-    assert OriginPolicy().allows(origin, host) is ok
-
-
-def test_allowed_origins():
-    policy = OriginPolicy(["https://wall.example.com", "http://10.0.0.5:8080/"])
-    assert policy.allows("https://wall.example.com", "cti.internal:8080")
-    assert policy.allows("http://10.0.0.5:8080", "cti.internal:8080")
-    assert not policy.allows("http://wall.example.com", "cti.internal:8080")
-    with pytest.raises(ValueError):
-        OriginPolicy(["*"])
 
 
 def test_user_messages():
