@@ -43,7 +43,8 @@ from zope.interface import implementer
 
 from callcenter.ami.errors import AMIConnectionLost, AMIError, AMINotConnected
 from callcenter.ami.message import Message
-from callcenter.ami.protocol import AMIProtocol, LogThrottle
+from callcenter.ami.protocol import AMIProtocol
+from callcenter.logthrottle import LogThrottle
 
 log = Logger()
 

@@ -14,7 +14,9 @@ from twisted.logger import Logger
 from callcenter.center import PAST_DAYS
 from callcenter.kpi import DayBook
 from callcenter.model import Agent, Call, Connection
+from callcenter.report import is_report_line
 from callcenter.store.connection import RedisProtocol, ResponseError
+from callcenter.store.journal import read_journal
 from callcenter.store.records import (
     AGENT,
     CALL,
@@ -151,30 +153,86 @@ async def read_state(proto: RedisProtocol, keys: Keys, today: str, logged: set[s
     return saved
 
 
-async def recover_outbox(proto: RedisProtocol, keys: Keys, path: str, end: int) -> None:
-    """Append the report lines a killed process committed but did not write.
+async def replay_journal(proto: RedisProtocol, keys: Keys, path: str) -> int:
+    """Send Redis the journaled transactions it lacks (see journal.py); returns how many.
+
+    Each journaled transaction ends by setting ``P report:applied`` to its
+    ``epoch:seq``, and Redis applies one connection's transactions in order:
+    the ones after the marker are those it never got.
+    """
+    records, bad = read_journal(path)
+    if bad:
+        log.warn(
+            "report journal {path}: {n} torn or unreadable record(s) ignored (a kill while "
+            "writing; their lines were not in the file yet)",
+            path=path,
+            n=bad,
+        )
+    if not records:
+        return 0
+    marker = await proto.execute_command(b"GET", keys.applied)
+    epoch, _, seq = (marker or b"").decode("ascii", "replace").partition(":")
+    applied = int(seq) if seq.isdigit() else -1
+    todo = [r for r in records if not (r.epoch == epoch and r.seq <= applied)]
+    if not todo:
+        return 0
+    replies = await defer.gatherResults(
+        [proto.transaction(r.commands) for r in todo], consumeErrors=True
+    )
+    for reply in replies:
+        if not isinstance(reply, list):
+            raise ResponseError(f"journal replay discarded ({reply!r})")
+        errors = [r for r in reply if isinstance(r, Exception)]
+        if errors:
+            raise errors[0]
+    log.info(
+        "report journal {path}: replayed {n} transaction(s) Redis did not have",
+        path=path,
+        n=len(todo),
+    )
+    return len(todo)
+
+
+async def recover_outbox(proto: RedisProtocol, keys: Keys, path: str, end: int) -> list[str]:
+    """The report lines a killed process committed but did not write.
 
     The file is written in outbox order and the outbox trimmed only after
     that, so the file (up to ``end``, where it ended before this process wrote
-    to it) ends with the first j outbox lines: find the longest such j and
-    append the rest.  (If Redis only answered after this process wrote lines,
-    those go after them.)
+    to it) ends with the first j outbox lines: find the longest such j; the
+    rest are returned, to be appended.  Entries that are not whole report
+    lines (someone else's data in the list) are logged and left out, so
+    nothing glues onto a line in the file.
     """
     raw = await proto.execute_command(b"LRANGE", keys.outbox, b"0", b"-1")
-    lines = [r.decode("utf-8", "replace") for r in raw or ()]
+    lines: list[str] = []
+    bad = 0
+    for r in raw or ():
+        text = r.decode("utf-8", "replace") if isinstance(r, bytes) else str(r)
+        if is_report_line(text):
+            lines.append(text)
+        else:
+            bad += 1
+            if bad == 1:
+                log.warn(
+                    "Redis key {key}: entry {entry!r:.80} is not a report line; skipped",
+                    key=decode(keys.outbox),
+                    entry=text,
+                )
+    if bad > 1:
+        log.warn("Redis key {key}: {n} entries were not report lines; skipped",
+                 key=decode(keys.outbox), n=bad)
     if not lines:
-        return
+        return []
     tail = _tail(path, sum(len(x.encode()) for x in lines) + 1, end)
     done = next(j for j in range(len(lines), -1, -1) if tail.endswith("".join(lines[:j])))
     missing = lines[done:]
     if missing:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write("".join(missing))
         log.info(
-            "report file {path}: appended {n} line(s) written to Redis before a stop",
+            "report file {path}: {n} line(s) written to Redis before a stop are appended",
             path=path,
             n=len(missing),
         )
+    return missing
 
 
 def file_size(path: str) -> int:

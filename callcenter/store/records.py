@@ -10,6 +10,8 @@ Layout under a prefix P (``callcenter:`` by default), one key per entity::
                           "summary": DayBook.summary()}
     P report:outbox       list of report lines committed with their event, not yet
                           known to be in the report file (only with a report writer)
+    P report:applied      "<epoch>:<seq>" of the last transaction applied, so a start
+                          knows which of the local journal's transactions Redis lacks
 
 Values are ASCII JSON, so any id or pause reason the PBX sends survives the
 round trip.  Everything read back is checked as strictly as an AMI event: a
@@ -41,6 +43,7 @@ class Keys:
         self._entity = {kind: self._p + kind.encode() + b":" for kind in KINDS}
         self._day = self._p + b"day:"
         self.outbox = self._p + b"report:outbox"  # report lines in Redis, not yet in the file
+        self.applied = self._p + b"report:applied"  # "<epoch>:<seq>" of the last transaction
 
     def entity(self, kind: str, ident: str) -> bytes:
         return self._entity[kind] + encode(ident)

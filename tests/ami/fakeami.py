@@ -35,6 +35,8 @@ __all__ = ["BANNER", "CHALLENGE", "FULLY_BOOTED", "TRACES", "Answer", "FakeAMIFa
 
 # The recorded traces live beside the repository: <repo>/../shared/ami-traces.
 TRACES = Path(__file__).resolve().parents[3] / "shared" / "ami-traces"
+if not TRACES.is_dir():  # the tree may live elsewhere; the traces sit beside it
+    TRACES = Path("/work/shared/ami-traces")
 
 FULLY_BOOTED = fully_booted(13)
 

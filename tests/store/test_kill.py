@@ -34,6 +34,7 @@ from .support import (
     busiest_cut,
     parse_block,
     redis_is,
+    state_dump,
     trace_blocks,
     wait_for,
 )
@@ -177,7 +178,7 @@ async def test_sigkill_and_restart_equals_uninterrupted_run(tmp_path, redis_serv
 
         # Nothing lost, nothing twice: B's report and state are A's, and the replay's.
         assert _lines(report_b) == _lines(report_a) == whole.lines
-        assert redis_server.dump("callcenter:", 2) == redis_server.dump("callcenter:", 1)
+        assert state_dump(redis_server, 2) == state_dump(redis_server, 1)
         assert_redis_is(redis_server, whole.center, db=2)
         assert "restored" in b2.log.read_text()
     finally:
