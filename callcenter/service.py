@@ -65,7 +65,7 @@ class CallcenterService(service.MultiService):
         self.reactor = reactor
         self.options = options
         tz = options["timezone"]
-        self.report = ReportWriter(options["report"], tz)
+        self.report = ReportWriter(options["report"], tz, fsync=options.get("report-fsync", True))
         try:
             self.report.open()
         except ReportWriterError as e:
@@ -147,6 +147,8 @@ class CallcenterService(service.MultiService):
                 self.options["redis-prefix"],
                 self.center,
                 report=self.report,
+                report_wait=self.options.get("report-wait", 2.0),
+                max_record_age=self.options.get("max-record-age", 400.0) * 86400,
             )
         except ValueError as e:
             raise StartupError(str(e)) from None

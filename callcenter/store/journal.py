@@ -32,6 +32,9 @@ from twisted.logger import Logger
 log = Logger()
 
 JOURNAL_SUFFIX = ".journal"
+# Seconds a report line waits for Redis to acknowledge its event before it goes
+# to the file through this journal instead (--report-wait).
+REPORT_WAIT = 2.0
 
 Command = list[bytes]
 
@@ -162,4 +165,4 @@ class Journal:
             self._fd = None
 
 
-__all__ = ["JOURNAL_SUFFIX", "Journal", "Record", "decode_record", "encode_record", "read_journal"]
+__all__ = ["JOURNAL_SUFFIX", "REPORT_WAIT", "Journal", "Record", "decode_record", "encode_record", "read_journal"]

@@ -24,11 +24,13 @@ from callcenter.store.records import (
     KINDS,
     BadRecord,
     Keys,
+    Window,
     decode,
     parse_agent,
     parse_call,
     parse_connection,
     parse_day,
+    repair_counters,
 )
 
 log = Logger()
@@ -91,8 +93,13 @@ async def _scan(proto: RedisProtocol, start: bytes) -> list[str]:
             return sorted(found)
 
 
-async def read_state(proto: RedisProtocol, keys: Keys, today: str, logged: set[str]) -> Saved:
-    """Entities and the day counters of ``today`` and the PAST_DAYS before it."""
+async def read_state(
+    proto: RedisProtocol, keys: Keys, today: str, logged: set[str], window: Window | None = None
+) -> Saved:
+    """Entities and the day counters of ``today`` and the PAST_DAYS before it.
+
+    With a ``window``, every time must lie in it; day counters that contradict
+    each other are repaired (and logged), see ``records.repair_counters``."""
     indexes, broken = await read_indexes(proto, keys, logged)
     saved = Saved(bad={"index": broken, "unfinished": [], **{k: [] for k in KINDS}})
     first = date.fromisoformat(today)
@@ -118,11 +125,17 @@ async def read_state(proto: RedisProtocol, keys: Keys, today: str, logged: set[s
         try:
             if kind == "day":
                 book, finished = parse_day(ident, raw)
+                for what in repair_counters(book):
+                    log.warn("Redis key {key}: {what}; repaired", key=decode(key), what=what)
                 saved.books[ident] = book
                 if ident < today and not finished:
                     saved.bad["unfinished"].append(ident)
             else:
-                loaded[kind].append(parsers[kind](ident, raw))
+                loaded[kind].append(parsers[kind](ident, raw, window))
+                if window is not None and window.repairs:
+                    for what in window.repairs:
+                        log.warn("Redis key {key}: {what}", key=decode(key), what=what)
+                    window.repairs.clear()
         except BadRecord as e:
             log.warn("Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
             if kind != "day":

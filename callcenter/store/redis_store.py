@@ -47,13 +47,15 @@ from callcenter.report import ReportWriter
 from callcenter.store import connection as conn_mod
 from callcenter.store import reading
 from callcenter.store.connection import ConnectionError, RedisProtocol, ResponseError
-from callcenter.store.journal import JOURNAL_SUFFIX, Journal, encode_record
+from callcenter.store.journal import JOURNAL_SUFFIX, REPORT_WAIT, Journal, encode_record
 from callcenter.store.records import (
     AGENT,
     CALL,
     CONN,
     KINDS,
+    MAX_RECORD_AGE,
     Keys,
+    Window,
     day_value,
     dumps,
     encode,
@@ -64,9 +66,6 @@ log = Logger()
 
 DOWN, PENDING, UP = "down", "pending", "up"
 CHUNK = 1000  # keys per MGET/MSET/SADD, so no single command or reply gets huge
-# Seconds a report line waits for Redis to acknowledge its event before it goes
-# to the file through the local journal instead (--report-wait).
-REPORT_WAIT = 2.0
 # Seconds between attempts to write held lines to a full (or failing) disk.
 REPORT_RETRY = 1.0
 
@@ -87,10 +86,12 @@ class RedisStore:
         center: Callcenter,
         report: ReportWriter | None = None,
         report_wait: float = REPORT_WAIT,
+        max_record_age: float = MAX_RECORD_AGE,
     ) -> None:
         self.reactor = reactor
         self.report = report
         self.report_wait = report_wait
+        self.max_record_age = max_record_age
         self.journal = (
             Journal(report.path + JOURNAL_SUFFIX, fsync=report.fsync) if report is not None else None
         )
@@ -684,7 +685,8 @@ class RedisStore:
     async def _read_and_restore(self, proto: RedisProtocol) -> None:
         await self._recover_outbox(proto)
         saved = await reading.read_state(
-            proto, self.keys, self.center.book.day, self._broken_logged
+            proto, self.keys, self.center.book.day, self._broken_logged,
+            Window(self.reactor.seconds(), self.max_record_age),
         )
         agents, calls, conns, books, bad = (
             saved.agents,
@@ -790,7 +792,8 @@ class RedisStore:
         """
         await self._recover_outbox(proto)
         saved = await reading.read_state(
-            proto, self.keys, self.center.book.day, self._broken_logged
+            proto, self.keys, self.center.book.day, self._broken_logged,
+            Window(self.reactor.seconds(), self.max_record_age),
         )
         calls, books = saved.calls, saved.books
         if self._proto is not proto or self._stopping:
