@@ -56,7 +56,10 @@ def _shift(start: float, end: float) -> int:
 
 
 class Service:
-    def __init__(self, tmp: Path, name: str, ami_port: int, redis_url: str, report: Path) -> None:
+    def __init__(
+        self, tmp: Path, name: str, ami_port: int, redis_url: str, report: Path,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.log = tmp / f"{name}.log"
         env = dict(os.environ, PYTHONPATH=str(MAIN))
         env.pop("CALLCENTER_AMI_SECRET", None)
@@ -79,6 +82,7 @@ class Service:
                     str(report),
                     "--timezone",
                     "UTC",
+                    *extra,
                 ],
                 env=env,
                 cwd=tmp,
