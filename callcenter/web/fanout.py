@@ -9,6 +9,13 @@ every dashboard that said HELLO.  An event's objects are never split across
 frames.  When the service is busy, one AMI read holds many events and this
 batching keeps the writes per dashboard at one per turn instead of two per
 event: that is what holds latency down with hundreds of dashboards.
+
+HELLOs are served the same way: a HELLO only puts its dashboard on a list;
+at the end of the turn, after the commands and the pushes of that turn, one
+snapshot is built, framed once and sent to everyone on the list.  So a HELLO
+flood from hundreds of clients costs one snapshot per turn, and commands go
+ahead of it (each connection may also HELLO only once per ``hello_interval``:
+``protocol.py``).
 """
 
 from __future__ import annotations
@@ -60,6 +67,9 @@ class Dashboards:
         self._pending: list[str] = []  # encoded objects changed in this reactor turn
         self._stats: dict[str, Any] | None = None
         self._flush_call: Any = None
+        self._hellos: dict[Client, None] = {}  # waiting for the end-of-turn snapshot
+        self._hello_call: Any = None
+        self.snapshots = 0  # snapshots built, for tests and the benchmark
 
     @property
     def clients(self) -> list[Client]:
@@ -78,9 +88,13 @@ class Dashboards:
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
+        if self._hello_call is not None and self._hello_call.active():
+            self._hello_call.cancel()
+        self._hello_call = None
         self._pending = []
         self._stats = None
-        clients, self._clients = list(self._clients), {}
+        clients, self._clients = list(self._clients) + list(self._hellos), {}
+        self._hellos = {}
         for client in clients:
             try:
                 client.going_away()
@@ -88,14 +102,36 @@ class Dashboards:
                 log.failure("closing a dashboard failed")
 
     def hello(self, client: Client) -> None:
+        """``client`` gets a snapshot at the end of this turn, then every push."""
+        self._hellos[client] = None
+        if self._hello_call is None:
+            self._hello_call = self._reactor.callLater(0, self._serve_hellos)
+
+    def _serve_hellos(self) -> None:
+        self._hello_call = None
+        waiting, self._hellos = list(self._hellos), {}
+        if not waiting:
+            return
         # What is pending predates the snapshot: existing clients get it first,
-        # the newcomer gets only the snapshot, and every push after it.
+        # the newcomers get only the snapshot, and every push after it.
         self._flush()
-        client.send_payload(encode(self._center.snapshot()))
-        self._clients[client] = None
+        try:
+            prepared = self._prepare(encode(self._center.snapshot()))
+        except Exception:
+            log.failure("building the dashboard snapshot failed")
+            return
+        self.snapshots += 1
+        for client in waiting:
+            try:
+                client.send_prepared(prepared)
+            except Exception:
+                log.failure("sending a snapshot to a dashboard failed; dropping it")
+                continue
+            self._clients[client] = None
 
     def discard(self, client: Client) -> None:
         self._clients.pop(client, None)
+        self._hellos.pop(client, None)
 
     def _on_changes(self, changes: Any) -> None:
         # Called synchronously from the center's event handling: never raise into it.

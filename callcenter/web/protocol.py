@@ -23,6 +23,7 @@ from callcenter.ami.errors import AMIConnectionLost, AMIError, AMINotConnected
 from callcenter.center import NotConnected, UnknownAgent
 from callcenter.web.commands import Avail, BadCommand, Hello, Pause, parse_command
 from callcenter.web.fanout import Dashboards, encode
+from callcenter.web.limits import WebLimits, real_transport
 from callcenter.web.origin import OriginPolicy
 
 log = Logger(namespace="callcenter.web")
@@ -87,8 +88,17 @@ class DashboardProtocol(WebSocketServerProtocol):
         self._tokens = float(COMMAND_BURST)
         self._tokens_at: float | None = None
         self._refused = 0
+        self._hello_at: float | None = None
+        self._hello_later: Any = None  # a HELLO waiting for the end of the interval
 
     # -- connection life ------------------------------------------------
+
+    def makeConnection(self, transport: Any) -> None:
+        # The connection limiter's counting wrapper stays the socket's protocol
+        # (it relays the bytes and the close, so the count follows the
+        # connection); we write to the real transport, which Autobahn needs
+        # to see as TLS for wss://.
+        super().makeConnection(real_transport(transport))
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -100,7 +110,8 @@ class DashboardProtocol(WebSocketServerProtocol):
     def onConnect(self, request: Any) -> None:
         origin = request.headers.get("origin")
         if not self.factory.origins.allows(origin, request.headers.get("host")):
-            log.warn(
+            self.factory.throttle.warn(
+                "web.origin",
                 "dashboard {peer} refused: origin {origin!r} not allowed",
                 peer=self.peer,
                 origin=origin,
@@ -109,6 +120,9 @@ class DashboardProtocol(WebSocketServerProtocol):
         return None
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self._hello_later is not None and self._hello_later.active():
+            self._hello_later.cancel()
+        self._hello_later = None
         self.factory.dashboards.discard(self)
 
     # -- incoming -------------------------------------------------------
@@ -130,11 +144,31 @@ class DashboardProtocol(WebSocketServerProtocol):
         center = self.factory.center
         match command:
             case Hello():
-                self.factory.dashboards.hello(self)
+                self._hello()
             case Pause(agentid, reason):
                 self._run(center.pause, agentid, reason)
             case Avail(agentid):
                 self._run(center.unpause, agentid)
+
+    def _hello(self) -> None:
+        """One snapshot per ``hello_interval`` per connection: a HELLO sooner
+        than that is answered when the interval is over, and further ones in
+        the meantime share that answer, so a HELLO loop cannot make us build
+        (or send) more than one snapshot per interval."""
+        if self._hello_later is not None:
+            return  # coalesced with the one already waiting
+        now = self.factory.reactor.seconds()
+        wait = self.factory.limits.hello_interval - (now - self._hello_at) if self._hello_at is not None else 0
+        if wait > 0:
+            self._hello_later = self.factory.reactor.callLater(wait, self._hello_due)
+            return
+        self._hello_at = now
+        self.factory.dashboards.hello(self)
+
+    def _hello_due(self) -> None:
+        self._hello_later = None
+        if self.state == WebSocketProtocol.STATE_OPEN:
+            self._hello()
 
     def _may_command(self) -> bool:
         """Token bucket per dashboard; refusals are answered once per run."""
@@ -150,7 +184,8 @@ class DashboardProtocol(WebSocketServerProtocol):
         if self._refused == 1:
             self.send_error(f"too many commands: at most {COMMAND_RATE:g} a second")
         elif self._refused == COMMAND_ABUSE:
-            log.warn("dashboard {peer} cut off: {n} commands over the rate", peer=self.peer, n=self._refused)
+            self.factory.throttle.warn(
+                "web.rate", "dashboard {peer} cut off: {n} commands over the rate", peer=self.peer, n=self._refused)
             self.sendCloseFrame(WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLATION, b"too many commands")
         return False
 
@@ -196,7 +231,7 @@ class DashboardProtocol(WebSocketServerProtocol):
             if guard.pending > self.factory.max_buffer:
                 self._drop(guard.pending)
                 return
-        if sync or chopsize or self.send_queue:
+        if sync or chopsize or autobahn_has_queued(self):
             super().sendData(data, sync, chopsize)
         else:
             # Autobahn's own path formats a debug log record on every call,
@@ -205,7 +240,8 @@ class DashboardProtocol(WebSocketServerProtocol):
 
     def _drop(self, pending: int) -> None:
         self._dropped = True
-        log.warn(
+        self.factory.throttle.warn(
+            "web.slow-reader",
             "dashboard {peer} dropped: not reading, {pending} bytes over the full "
             "send buffer (limit {limit})",
             peer=self.peer,
@@ -215,6 +251,18 @@ class DashboardProtocol(WebSocketServerProtocol):
         self.factory.dashboards.discard(self)
         # abort, not lose: a clean close would wait for the peer to read.
         self.transport.abortConnection()
+
+
+def autobahn_has_queued(proto: WebSocketServerProtocol) -> bool:
+    """Adapter for Autobahn's ``send_queue`` (no public API says "bytes queued").
+
+    Autobahn queues data in ``send_queue`` only for its ``sync``/``chopsize``
+    sends; our fast path writes to the transport directly and must not
+    overtake such queued bytes.  ``tests/web/test_limits.py`` fails if the
+    attribute disappears or changes type, so an Autobahn upgrade cannot
+    silently reorder frames.
+    """
+    return bool(proto.send_queue)
 
 
 class DashboardFactory(WebSocketServerFactory):
@@ -228,8 +276,11 @@ class DashboardFactory(WebSocketServerFactory):
         origins: OriginPolicy,
         max_buffer: int,
         max_frame: int,
+        limits: WebLimits | None = None,
     ) -> None:
         super().__init__(reactor=reactor, server="callcenter")
+        self.limits = limits or WebLimits()
+        self.throttle = self.limits.log(reactor)
         self.center = center
         self.origins = origins
         self.max_buffer = max_buffer

@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
-from twisted.web import resource, server, static
+from twisted.web import http, resource, server, static
 
+from callcenter.web.limits import ConnectionLimiter, LimitedChannel, WebLimits
 from callcenter.web.origin import OriginPolicy
 from callcenter.web.protocol import DashboardFactory
 
@@ -66,6 +67,20 @@ class DashboardSite(server.Site):
 
     requestFactory = _Request
     dashboards: Any  # callcenter.web.fanout.Dashboards
+    limiter: ConnectionLimiter | None = None
+    channel: type[LimitedChannel] = LimitedChannel
+
+    def protocol(self) -> Any:  # HTTPFactory calls it as a method, as Twisted's own factory
+        return http._GenericHTTPChannelProtocol(self.channel())
+
+    def buildProtocol(self, addr: Any) -> Any:
+        # Over a limit: None, and Twisted closes the socket before any work.
+        if self.limiter is not None and not self.limiter.admit(addr):
+            return None
+        proto = super().buildProtocol(addr)
+        if self.limiter is not None and proto is not None:
+            return self.limiter.wrap(proto, addr)
+        return proto
 
     def startFactory(self) -> None:
         super().startFactory()
@@ -109,6 +124,7 @@ def make_site(
     max_frame: int = 4096,
     sla: int = 10,
     sla_target: float = 80.0,
+    limits: WebLimits | None = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
 
@@ -116,13 +132,16 @@ def make_site(
     the center when the site starts listening and, when the last port stops,
     unsubscribes and closes every dashboard (they reconnect by themselves).
     Raises ``MissingAssets`` if the page or its npm packages are missing,
-    ``ValueError`` for a malformed allowed origin.
+    ``ValueError`` for a malformed allowed origin.  ``limits`` bounds
+    connections, request deadlines and bodies, and HELLOs (``limits.py``).
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
     origins = OriginPolicy(allowed_origins)
+    limits = limits or WebLimits()
+    throttle = limits.log(reactor)
     static_dir = os.path.abspath(static_dir)
 
     root = resource.Resource()
@@ -159,6 +178,7 @@ def make_site(
         origins=origins,
         max_buffer=max_buffer,
         max_frame=max_frame,
+        limits=limits,
     )
     root.putChild(b"callcenter", WebSocketResource(factory))
 
@@ -166,4 +186,7 @@ def make_site(
     # subject to it (Twisted stops the timer while a request is in progress).
     site = DashboardSite(root, reactor=reactor, timeout=60)
     site.dashboards = factory.dashboards
+    site.limiter = ConnectionLimiter(limits, reactor)
+    # One channel class per site, carrying its limits and its log throttle.
+    site.channel = type("_Channel", (LimitedChannel,), {"limits": limits, "throttle": throttle})
     return site
