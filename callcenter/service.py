@@ -188,6 +188,7 @@ class CallcenterService(service.MultiService):
                 reactor=self.reactor,
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],
+                limits=_web_limits(opts),
             )
         except (MissingAssets, ValueError) as e:
             raise StartupError(str(e)) from None
@@ -223,6 +224,21 @@ class CallcenterService(service.MultiService):
         d = defer.DeferredList(ds, consumeErrors=True)
         d.addCallback(lambda _: self.report.close())
         return d
+
+
+def _web_limits(opts: Any) -> Any:
+    from callcenter.web.limits import WebLimits
+
+    defaults = WebLimits()
+    return WebLimits(
+        max_connections=opts.get("max-connections", defaults.max_connections),
+        max_per_address=opts.get("max-per-address", defaults.max_per_address),
+        fd_reserve=opts.get("fd-reserve", defaults.fd_reserve),
+        hello_interval=opts.get("hello-interval", defaults.hello_interval),
+        request_timeout=opts.get("request-timeout", defaults.request_timeout),
+        max_body=opts.get("max-body", defaults.max_body),
+        log_interval=opts.get("log-interval", defaults.log_interval),
+    )
 
 
 class StartupError(Exception):

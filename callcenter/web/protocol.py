@@ -15,12 +15,13 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from callcenter.ami.errors import AMIConnectionLost, AMIError, AMINotConnected
 from callcenter.center import NotConnected, UnknownAgent
+from callcenter.logthrottle import LogThrottle
 from callcenter.web.commands import Avail, BadCommand, Hello, Pause, parse_command
 from callcenter.web.fanout import Dashboards, encode
 from callcenter.web.limits import WebLimits, real_transport
@@ -101,6 +102,9 @@ class DashboardProtocol(WebSocketServerProtocol):
         super().makeConnection(real_transport(transport))
 
     def connectionMade(self) -> None:
+        # Autobahn's own lines (two per refused handshake) go through the
+        # site's log throttle too, so a flood of refusals is a few lines.
+        self.log = self.factory.autobahn_log
         super().connectionMade()
         # Twisted Web's HTTPChannel is still registered as the producer of the
         # transport WebSocketResource took over from it: replace it by ours.
@@ -253,6 +257,41 @@ class DashboardProtocol(WebSocketServerProtocol):
         self.transport.abortConnection()
 
 
+class ThrottledTxaioLog:
+    """Stands in for Autobahn's txaio logger on our protocols.
+
+    Debug and trace lines are dropped (as twistd's default level would);
+    the rest go through the site's ``LogThrottle``, keyed by their format
+    string (constant text in Autobahn's source, never the peer's data).
+    """
+
+    def __init__(self, throttle: LogThrottle) -> None:
+        self._throttle = throttle
+
+    def _emit(self, level: LogLevel, fmt: str, **fields: Any) -> None:
+        fields.pop("log_failure", None)
+        self._throttle.emit(level, "web.autobahn:" + fmt, "autobahn: " + fmt, **fields)
+
+    def info(self, fmt: str, **fields: Any) -> None:
+        self._emit(LogLevel.info, fmt, **fields)
+
+    def warn(self, fmt: str, **fields: Any) -> None:
+        self._emit(LogLevel.warn, fmt, **fields)
+
+    def error(self, fmt: str, **fields: Any) -> None:
+        self._emit(LogLevel.error, fmt, **fields)
+
+    critical = error
+
+    def failure(self, fmt: str | None = None, failure: Any = None, **fields: Any) -> None:
+        self._emit(LogLevel.error, fmt or "unhandled error", **fields)
+
+    def debug(self, fmt: str = "", **fields: Any) -> None:
+        pass
+
+    trace = debug
+
+
 def autobahn_has_queued(proto: WebSocketServerProtocol) -> bool:
     """Adapter for Autobahn's ``send_queue`` (no public API says "bytes queued").
 
@@ -281,6 +320,7 @@ class DashboardFactory(WebSocketServerFactory):
         super().__init__(reactor=reactor, server="callcenter")
         self.limits = limits or WebLimits()
         self.throttle = self.limits.log(reactor)
+        self.autobahn_log = ThrottledTxaioLog(self.throttle)
         self.center = center
         self.origins = origins
         self.max_buffer = max_buffer
