@@ -76,13 +76,13 @@ class LogThrottle:
             kind.timer = self._clock.callLater(delay, self._summarise, key)
         return None
 
-    def warn(self, key: str, fmt: str, **fields: object) -> bool:
+    def warn(self, key: str, fmt: str, /, **fields: object) -> bool:
         return self.emit(LogLevel.warn, key, fmt, **fields)
 
-    def error(self, key: str, fmt: str, **fields: object) -> bool:
+    def error(self, key: str, fmt: str, /, **fields: object) -> bool:
         return self.emit(LogLevel.error, key, fmt, **fields)
 
-    def emit(self, level: LogLevel, key: str, fmt: str, **fields: object) -> bool:
+    def emit(self, level: LogLevel, key: str, fmt: str, /, **fields: object) -> bool:
         """Log ``fmt`` at ``level`` unless this key is over its budget (then count it)."""
         if self.allow(key) is None:
             self._kinds[key].last = (level, fmt, fields)
@@ -90,7 +90,7 @@ class LogThrottle:
         self._log.emit(level, fmt, **fields)
         return True
 
-    def failure(self, key: str, fmt: str, **fields: object) -> bool:
+    def failure(self, key: str, fmt: str, /, **fields: object) -> bool:
         """Like ``error`` with the current exception's traceback; call in ``except``."""
         if self.allow(key) is None:
             self._kinds[key].last = (LogLevel.error, fmt, fields)

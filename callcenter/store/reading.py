@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from callcenter.center import PAST_DAYS
 from callcenter.kpi import DayBook
+from callcenter.logthrottle import LogThrottle
 from callcenter.model import Agent, Call, Connection
 from callcenter.report import is_report_line
 from callcenter.store.connection import RedisProtocol, ResponseError
@@ -36,6 +37,7 @@ from callcenter.store.records import (
 log = Logger()
 
 CHUNK = 1000  # keys per MGET, so no single command or reply gets huge
+BAD_KEYS_LOGGED = 20  # bad keys of one kind logged in full per start; the rest are counted
 
 
 @dataclass
@@ -115,6 +117,9 @@ async def read_state(
     values: list[bytes | None] = []
     for part in await defer.gatherResults(ds, consumeErrors=True):
         values.extend(part)
+    # A poisoned Redis may hold thousands of bad keys: the first few are logged
+    # in full, then one "N more like this" line per kind at the end of the read.
+    warn = LogThrottle(log, interval=float("inf"), burst=BAD_KEYS_LOGGED)
     parsers = {AGENT: parse_agent, CALL: parse_call, CONN: parse_connection}
     loaded: dict[str, list[Any]] = {AGENT: saved.agents, CALL: saved.calls, CONN: saved.connections}
     missing: list[tuple[str, str, bytes]] = []
@@ -126,7 +131,8 @@ async def read_state(
             if kind == "day":
                 book, finished = parse_day(ident, raw)
                 for what in repair_counters(book):
-                    log.warn("Redis key {key}: {what}; repaired", key=decode(key), what=what)
+                    warn.warn("redis.repaired", "Redis key {key}: {what}; repaired",
+                              key=decode(key), what=what)
                 saved.books[ident] = book
                 if ident < today and not finished:
                     saved.bad["unfinished"].append(ident)
@@ -134,10 +140,11 @@ async def read_state(
                 loaded[kind].append(parsers[kind](ident, raw, window))
                 if window is not None and window.repairs:
                     for what in window.repairs:
-                        log.warn("Redis key {key}: {what}", key=decode(key), what=what)
+                        warn.warn("redis.repaired", "Redis key {key}: {what}",
+                                  key=decode(key), what=what)
                     window.repairs.clear()
         except BadRecord as e:
-            log.warn("Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
+            warn.warn("redis.bad", "Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
             if kind != "day":
                 saved.bad[kind].append(ident)
     if missing:
@@ -149,20 +156,21 @@ async def read_state(
             key_type = key_type.decode() if isinstance(key_type, bytes) else str(key_type)
             if kind == "day":
                 if key_type != "none":  # an absent day is normal: nothing counted yet
-                    log.warn(
-                        "Redis key {key} is a {t}, not a string; skipped",
+                    warn.warn(
+                        "redis.type", "Redis key {key} is a {t}, not a string; skipped",
                         key=decode(key),
                         t=key_type,
                     )
                 continue
             what = "missing" if key_type == "none" else f"a {key_type}, not a string"
-            log.warn(
-                "Redis key {key} is {what} (listed in {index}); skipped",
+            warn.warn(
+                "redis.missing", "Redis key {key} is {what} (listed in {index}); skipped",
                 key=decode(key),
                 what=what,
                 index=decode(keys.index[kind]),
             )
             saved.bad[kind].append(ident)
+    warn.flush()
     return saved
 
 

@@ -268,17 +268,17 @@ class ThrottledTxaioLog:
     def __init__(self, throttle: LogThrottle) -> None:
         self._throttle = throttle
 
-    def _emit(self, level: LogLevel, fmt: str, **fields: Any) -> None:
+    def _emit(self, level: LogLevel, fmt: str, /, **fields: Any) -> None:
         fields.pop("log_failure", None)
         self._throttle.emit(level, "web.autobahn:" + fmt, "autobahn: " + fmt, **fields)
 
-    def info(self, fmt: str, **fields: Any) -> None:
+    def info(self, fmt: str, /, **fields: Any) -> None:
         self._emit(LogLevel.info, fmt, **fields)
 
-    def warn(self, fmt: str, **fields: Any) -> None:
+    def warn(self, fmt: str, /, **fields: Any) -> None:
         self._emit(LogLevel.warn, fmt, **fields)
 
-    def error(self, fmt: str, **fields: Any) -> None:
+    def error(self, fmt: str, /, **fields: Any) -> None:
         self._emit(LogLevel.error, fmt, **fields)
 
     critical = error
