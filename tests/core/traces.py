@@ -18,6 +18,8 @@ from callcenter.kpi import BusinessDay
 from callcenter.model import ABANDON, AVAIL, HANGUP, INCALL, LOGGEDIN, PAUSED, QUEUED
 
 TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "ami-traces"
+if not TRACES.is_dir():  # the tree may live elsewhere; the traces sit beside it
+    TRACES = Path("/work/shared/ami-traces")
 UTC = ZoneInfo("UTC")
 # Scenario traces: a recording connection that saw every event from an empty PBX.
 EVENT_TRACES = sorted(
