@@ -102,6 +102,17 @@ class Options(usage.Options):
         ["users-watch", None, str(USERS_WATCH), "Seconds between looks at the users file for changes (0: SIGHUP only)."],
         ["trusted-proxy-header", None, None, "Header holding the user name set by an authenticating proxy."],
         ["trusted-proxies", None, "", "Addresses/networks of those proxies, comma-separated (e.g. 127.0.0.1/32)."],
+        # Hardening bounds (docs/reliability.md); defaults are the named constants.
+        ["report-wait", None, "2", "Seconds a report line waits for Redis before it goes to the file through the local journal."],
+        ["report-fsync", None, "on", "fsync the report (and journal) after each batch: on or off."],
+        ["max-record-age", None, "400", "Days: a saved record with a time older than this (or over a day ahead) is skipped."],
+        ["max-connections", None, "512", "Dashboard/HTTP connections open at once; more are closed at accept."],
+        ["max-per-address", None, "32", "Dashboard/HTTP connections open at once from one address."],
+        ["fd-reserve", None, "64", "File descriptors kept free for Redis, AMI and the report (lowers --max-connections if needed)."],
+        ["hello-interval", None, "1", "Seconds: a HELLO within this of the last one is answered from the same snapshot."],
+        ["request-timeout", None, "10", "Seconds an HTTP client has to send its request line and headers (408 after)."],
+        ["max-body", None, "4096", "Bytes of HTTP request body accepted (413 above, before reading it)."],
+        ["log-interval", None, "60", "Seconds a repeated warning of one kind is counted before its 'N more like this' line."],
         ["sim-agents", None, "8", "Simulator: number of agents."],
         ["sim-calls-per-minute", None, "4", "Simulator: caller arrivals per minute per queue."],
         ["sim-queues", None, "q-callcenter", "Simulator: queue names, comma-separated."],
@@ -161,6 +172,11 @@ class Options(usage.Options):
             self["sim-calls-per-minute"], "--sim-calls-per-minute"
         )
         self["seed"] = _int(self["seed"], "--seed")
+        for name in ("report-wait", "max-record-age", "hello-interval", "request-timeout", "log-interval"):
+            self[name] = _positive_float(self[name], "--" + name)
+        for name in ("max-connections", "max-per-address", "fd-reserve", "max-body"):
+            self[name] = _positive_int(self[name], "--" + name)
+        self["report-fsync"] = _on_off(self["report-fsync"], "--report-fsync")
         self["sim-queues"] = _names(self["sim-queues"], "--sim-queues")
         self["day-starts-at"] = _hhmm(self["day-starts-at"])
         self["timezone"] = _timezone(self["timezone"])
@@ -266,6 +282,17 @@ def _non_negative_float(value: str | float, name: str) -> float:
     if value in (0, "0", 0.0):
         return 0.0
     return _positive_float(value, name + " (or 0)")
+
+
+def _on_off(value: str | bool, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "on", "yes", "true"):
+        return True
+    if text in ("0", "off", "no", "false"):
+        return False
+    raise usage.UsageError(f"{name} must be on or off, not {value!r}")
 
 
 def _percent(value: str | float, name: str) -> float:

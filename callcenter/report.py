@@ -5,14 +5,23 @@ or agent id, the status that just ended, whole seconds spent in it, queue,
 the call's Asterisk unique id (empty for agents).  The file is opened for
 append, never truncated; it is reopened on SIGHUP (logrotate) and when it has
 been moved or deleted under us.
+
+A line is either wholly in the file or not at all: writes go straight to the
+descriptor (no stdio buffer), a write cut short (a full disk) is cut back to
+the last whole line, and a torn last line left by a kill or a crash is moved
+aside to ``<report>.torn`` when the file is opened, so the next line never
+glues onto it.  ``write_lines`` says how many lines made it (optionally
+``fsync``ed); the caller keeps the rest and retries (the Redis store holds
+them in its outbox, see docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import TextIO
 
 from twisted.logger import Logger
 
@@ -47,7 +56,7 @@ class Transition:
         )
         # The report is ';'-separated with no quoting: keep separators and
         # line breaks that came from the PBX out of it.
-        return ";".join(clean_field(f) for f in fields) + "\n"
+        return ";".join(_clean(f) for f in fields) + "\n"
 
 
 def clean_field(value: str) -> str:
@@ -55,23 +64,45 @@ def clean_field(value: str) -> str:
     return value.replace(";", ",").replace("\n", " ").replace("\r", " ")
 
 
+_clean = clean_field
+
+
+# What a report line looks like (DESIGN.md): anything else in the outbox is
+# refused before it reaches the file.
+REPORT_LINE = re.compile(
+    r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2};(?:CALL|AGENT);[^;\r\n]*;[^;\r\n]+;\d+;[^;\r\n]*;[^;\r\n]*\n"
+)
+# A torn tail longer than this is not looked at as a line: moved aside whole.
+TORN_SUFFIX = ".torn"
+
+
+def is_report_line(text: str) -> bool:
+    return REPORT_LINE.fullmatch(text) is not None
+
+
 class ReportWriterError(Exception):
     pass
 
 
-class AppendFile:
-    """A line file appended and flushed as lines come; survives rotation and bad disks.
+class ReportWriter:
+    """Appends report lines; survives rotation, full disks and torn lines."""
 
-    The report and the audit file (``callcenter.auth.audit``) are both one.
-    """
+    label = "report file"
 
-    def __init__(self, path: str, label: str = "report file") -> None:
+    def __init__(self, path: str, tz: tzinfo | None = None, fsync: bool = True) -> None:
         self.path = path
-        self.label = label
-        self._file: TextIO | None = None
+        self.tz = tz
+        self.fsync = fsync  # fsync after each batch (measured: ~0.7 ms on ext4/virtio)
+        self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
         self._failing = False
         self.lines_written = 0
+        self.failed_writes = 0  # for tests, health and the benchmark
+
+    @property
+    def failing(self) -> bool:
+        """True from a failed write until the next one that works (one log line each)."""
+        return self._failing
 
     def open(self) -> None:
         """Open for append; raises ReportWriterError with one clear line if impossible."""
@@ -84,31 +115,66 @@ class AppendFile:
 
     def _open(self) -> None:
         self.close()
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         try:
-            f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open on purpose
+            fd = os.open(self.path, flags, 0o640)
         except FileNotFoundError:
             # A missing directory is created (a fresh /var/lib/callcenter, ./var).
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-        st = os.fstat(f.fileno())
-        self._file, self._ino = f, (st.st_dev, st.st_ino)
+            fd = os.open(self.path, flags, 0o640)
+        st = os.fstat(fd)
+        self._fd, self._ino = fd, (st.st_dev, st.st_ino)
+        self._move_torn_tail(fd, st.st_size)
+
+    def _move_torn_tail(self, fd: int, size: int) -> None:
+        """A last line without its newline (a kill mid-write): move it aside."""
+        if size <= 0:
+            return
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(max(0, size - 65536))
+                tail = f.read()
+        except OSError:
+            return
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        keep = size - len(tail) + cut + 1 if cut >= 0 else max(0, size - len(tail))
+        fragment = tail[cut + 1 :] if cut >= 0 else tail
+        try:
+            with open(self.path + TORN_SUFFIX, "ab") as aside:
+                aside.write(fragment + b"\n")
+            os.ftruncate(fd, keep)
+        except OSError as e:
+            log.error(
+                "report file {path}: its last line is torn and could not be moved aside ({err})",
+                path=self.path,
+                err=e.strerror,
+            )
+            return
+        log.warn(
+            "report file {path}: torn last line ({n} bytes, no newline) moved to {aside}",
+            path=self.path,
+            n=len(fragment),
+            aside=self.path + TORN_SUFFIX,
+        )
 
     def reopen(self) -> None:
         """After logrotate moved the file (SIGHUP): start a new one at the path."""
         try:
             self._open()
             self._failing = False
-            log.info("{label} {path} reopened", label=self.label, path=self.path)
+            log.info("report file {path} reopened", path=self.path)
         except OSError as e:
-            self._fail(e)
+            self._fail(e, 0)
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._fd is not None:
             try:
-                self._file.close()
+                os.close(self._fd)
             except OSError:
                 pass
-            self._file = None
+            self._fd = None
 
     def _moved(self) -> bool:
         try:
@@ -117,42 +183,106 @@ class AppendFile:
             return True
         return (st.st_dev, st.st_ino) != self._ino
 
-    def write_text(self, text: str, lines: int) -> None:
-        """Append ``lines`` whole lines; on failure they are lost (one log line)."""
-        try:
-            if self._file is None or self._moved():
-                self._open()
-            assert self._file is not None
-            self._file.write(text)
-            self._file.flush()
-        except OSError as e:
-            self._fail(e)
-            return
-        if self._failing:
-            log.info("{label} {path} writable again", label=self.label, path=self.path)
-            self._failing = False
-        self.lines_written += lines
+    def write(self, transitions: list[Transition]) -> bool:
+        """Append these transitions' lines; True if all of them are in the file."""
+        lines = [t.line(self.tz) for t in transitions]
+        return self.write_lines(lines) == len(lines)
 
-    def _fail(self, e: OSError) -> None:
+    def write_lines(self, lines: list[str]) -> int:
+        """Append whole lines in order; returns how many are in the file (a prefix).
+
+        The rest are not in the file at all (a partial line is cut back), so
+        the caller can hold them and call again later.
+        """
+        if not lines:
+            return 0
+        data = [line.encode("utf-8", "surrogateescape") for line in lines]
+        done = 0
+        try:
+            if self._fd is None or self._moved():
+                self._open()
+            assert self._fd is not None
+            fd = self._fd
+            blob = b"".join(data)
+            written = 0
+            try:
+                while written < len(blob):
+                    n = os.write(fd, memoryview(blob)[written:])
+                    if n <= 0:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    written += n
+                if self.fsync:
+                    _fsync(fd)
+            except OSError:
+                whole = _whole_lines(data, written)
+                self._cut_back(fd, written - sum(len(d) for d in data[:whole]))
+                done = whole
+                raise
+            done = len(lines)
+        except OSError as e:
+            self._fail(e, len(lines) - done)
+            self.lines_written += done
+            return done
+        if self._failing:
+            log.info("report file {path} writable again", path=self.path)
+            self._failing = False
+        self.lines_written += done
+        return done
+
+    def _cut_back(self, fd: int, extra: int) -> None:
+        """Remove the ``extra`` bytes of a line written in part (never glue the next one)."""
+        if extra <= 0:
+            return
+        try:
+            size = os.fstat(fd).st_size
+            os.ftruncate(fd, max(0, size - extra))
+        except OSError:
+            # Left for the next open to move aside (the descriptor is closed below).
+            pass
+
+    def _fail(self, e: OSError, held: int) -> None:
         # One line when it starts failing, not one per status change.
+        self.failed_writes += 1
         if not self._failing:
             log.error(
-                "{label} {path}: cannot write ({err}); lines are lost until it is writable",
+                "{label} {path}: cannot write ({err}); {held} line(s) held until it is "
+                "writable again",
                 label=self.label,
                 path=self.path,
                 err=e.strerror or str(e),
+                held=held,
             )
         self._failing = True
         self.close()
 
 
-class ReportWriter(AppendFile):
-    """Appends transitions to the report file."""
+def _whole_lines(data: list[bytes], written: int) -> int:
+    n = 0
+    for d in data:
+        if written < len(d):
+            break
+        written -= len(d)
+        n += 1
+    return n
 
-    def __init__(self, path: str, tz: tzinfo | None = None) -> None:
-        super().__init__(path, "report file")
-        self.tz = tz
 
-    def write(self, transitions: list[Transition]) -> None:
-        if transitions:
-            self.write_text("".join(t.line(self.tz) for t in transitions), len(transitions))
+def _fsync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno in (errno.EINVAL, errno.EROFS):  # a pipe or a device: nothing to sync
+            return
+        raise
+
+
+class AppendFile(ReportWriter):
+    """Another line file kept like the report (append, fsync, rotation, torn
+    tails): the audit file (``callcenter.auth.audit``)."""
+
+    def __init__(self, path: str, label: str, fsync: bool = True) -> None:
+        super().__init__(path, None, fsync)
+        self.label = label
+
+    def write_text(self, text: str, lines: int) -> None:
+        """Append whole lines; what a failing disk refuses is logged, not kept."""
+        self.write_lines(text.splitlines(keepends=True))

@@ -170,6 +170,8 @@ class StoreService(service.Service):
                 self.options["redis-prefix"],
                 self.center,
                 report=self.report,
+                report_wait=self.options.get("report-wait", 2.0),
+                max_record_age=self.options.get("max-record-age", 400.0) * 86400,
             )
         except ValueError as e:
             raise StartupError(str(e)) from None
@@ -355,7 +357,7 @@ class CallcenterService(StartInOrder):
         self.reactor = reactor
         self.options = options
         tz = options["timezone"]
-        self.report = ReportWriter(options["report"], tz)
+        self.report = ReportWriter(options["report"], tz, fsync=options.get("report-fsync", True))
         try:
             self.report.open()
         except ReportWriterError as e:
@@ -404,6 +406,7 @@ class CallcenterService(StartInOrder):
                 ),
                 access=self.access.parts.access,
                 reactor=self.reactor,
+                limits=_web_limits(opts),
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],
             )
@@ -435,6 +438,21 @@ class CallcenterService(StartInOrder):
     def stopService(self) -> defer.Deferred:
         self.center.stop()
         return super().stopService()
+
+
+def _web_limits(opts: Any) -> Any:
+    from callcenter.web.limits import WebLimits
+
+    defaults = WebLimits()
+    return WebLimits(
+        max_connections=opts.get("max-connections", defaults.max_connections),
+        max_per_address=opts.get("max-per-address", defaults.max_per_address),
+        fd_reserve=opts.get("fd-reserve", defaults.fd_reserve),
+        hello_interval=opts.get("hello-interval", defaults.hello_interval),
+        request_timeout=opts.get("request-timeout", defaults.request_timeout),
+        max_body=opts.get("max-body", defaults.max_body),
+        log_interval=opts.get("log-interval", defaults.log_interval),
+    )
 
 
 def makeService(options: _BaseOptions) -> service.IService:

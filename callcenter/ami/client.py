@@ -38,8 +38,9 @@ from zope.interface import implementer
 
 from callcenter.ami.errors import AMIConnectionLost, AMIError, AMINotConnected
 from callcenter.ami.message import Message
-from callcenter.ami.protocol import AMIProtocol, LogThrottle
+from callcenter.ami.protocol import AMIProtocol
 from callcenter.ami.twisted_internals import QuietClientService, describe_endpoint
+from callcenter.logthrottle import LogThrottle
 
 __all__ = ["ALL_EVENTS", "AMIClient", "describe_endpoint"]
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from twisted.logger import Logger
 
 from callcenter.ami.message import Message
-from callcenter.ami.protocol import LogThrottle
+from callcenter.logthrottle import LogThrottle
 
 # Junk can arrive at line rate: one line per kind a minute, with a count.
 log = LogThrottle(Logger())

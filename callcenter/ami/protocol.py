@@ -17,67 +17,24 @@ from __future__ import annotations
 import hashlib
 import itertools
 import secrets
-import time
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from callcenter.ami.errors import AMIConnectionLost, AMIError
 from callcenter.ami.message import FramingError, Message, Splitter, format_action, parse_text
+from callcenter.logthrottle import LogThrottle
 
 log = Logger()
 
 # Response words that mean the action worked (Pong: Asterisk 1.4's Ping answer).
 _SUCCESS = frozenset({"Success", "Follows", "Goodbye", "Pong"})
 _ACTIONID = b"\nActionID: "
-
-
-class LogThrottle:
-    """At most one warning per ``key`` every ``interval`` seconds; the next one
-    says how many were suppressed.  For input an attacker or a broken peer can
-    repeat at line rate."""
-
-    def __init__(self, logger: Logger, clock: IReactorTime | None = None, interval: float = 60.0) -> None:
-        self._log = logger
-        self._now = clock.seconds if clock is not None else time.monotonic
-        self._interval = interval
-        self._state: dict[str, list[float]] = {}  # key -> [last logged at, suppressed]
-
-    def allow(self, key: str) -> int | None:
-        """None to stay quiet, else how many were suppressed since the last report."""
-        now = self._now()
-        state = self._state.get(key)
-        if state is not None and now - state[0] < self._interval:
-            state[1] += 1
-            return None
-        suppressed = int(state[1]) if state is not None else 0
-        self._state[key] = [now, 0]
-        return suppressed
-
-    def warn(self, key: str, fmt: str, **fields: object) -> bool:
-        suppressed = self.allow(key)
-        if suppressed is None:
-            return False
-        self._log.warn(fmt + "{suppressed_note}", suppressed_note=_note(suppressed), **fields)
-        return True
-
-    def failure(self, key: str, fmt: str, **fields: object) -> bool:
-        """Like ``warn`` with the current exception's traceback; call in ``except``."""
-        suppressed = self.allow(key)
-        if suppressed is None:
-            return False
-        self._log.failure(
-            fmt + "{suppressed_note}", level=LogLevel.error, suppressed_note=_note(suppressed), **fields)
-        return True
-
-
-def _note(suppressed: int) -> str:
-    return f" ({suppressed} similar suppressed)" if suppressed else ""
 
 
 #: Most items one list action (QueueStatus, CoreShowChannels) may collect: a
@@ -208,7 +165,7 @@ class AMIProtocol(Protocol):
                 handle(block)
             except Exception:
                 self._throttle.failure(
-                    "handler", "Error while handling AMI message {sample!r}", sample=block[:80])
+                    "ami.handler", "Error while handling AMI message {sample!r}", sample=block[:80])
             if self._closing:
                 return
         if error is not None:
@@ -274,14 +231,14 @@ class AMIProtocol(Protocol):
             # QueueCallerJoin); the bad bytes become U+FFFD.
             text = block.decode("utf-8", "replace")
             self._throttle.warn(
-                "utf8", "Non-UTF-8 bytes in AMI message {first!r} from {peer} replaced by U+FFFD",
+                "ami.utf8", "Non-UTF-8 bytes in AMI message {first!r} from {peer} replaced by U+FFFD",
                 first=text.partition("\n")[0], peer=self._peer())
         msg = parse_text(text)
         # A lazy message has no line without ": " (or one hidden by a line with
         # two, which the cheap check cannot see: it is skipped all the same).
         if not msg.lazy and msg.body and msg.name != "Follows":
             self._throttle.warn(
-                "nocolon", "Skipped {n} line(s) without a colon in AMI message {first!r}: {line!r}",
+                "ami.nocolon", "Skipped {n} line(s) without a colon in AMI message {first!r}: {line!r}",
                 n=len(msg.body), first=text.partition("\n")[0], line=msg.body[0][:80])
         return msg
 
@@ -293,12 +250,12 @@ class AMIProtocol(Protocol):
         if starts:
             i = min(starts) + 1
             self._throttle.warn(
-                "junk", "Skipped {n} bytes of non-AMI data from {peer}: {sample!r}",
+                "ami.junk", "Skipped {n} bytes of non-AMI data from {peer}: {sample!r}",
                 n=i, peer=self._peer(), sample=block[: min(i, 80)])
             self._handle_block(block[i:])
         else:
             self._throttle.warn(
-                "junk", "Skipped a malformed AMI message ({n} bytes) from {peer}: {sample!r}",
+                "ami.junk", "Skipped a malformed AMI message ({n} bytes) from {peer}: {sample!r}",
                 n=len(block), peer=self._peer(), sample=block[:80])
 
     def _response(self, msg: Message) -> None:
@@ -342,7 +299,7 @@ class AMIProtocol(Protocol):
     def unhandled_response(self, msg: Message) -> None:
         """A response to no pending action of ours (late, or not ours)."""
         self._throttle.warn(
-            "unmatched", "Ignored AMI response {response!r} with ActionID {aid!r}: no such pending action",
+            "ami.unmatched", "Ignored AMI response {response!r} with ActionID {aid!r}: no such pending action",
             response=msg.name, aid=msg.action_id)
 
     def _fully_booted(self) -> None:

@@ -13,8 +13,11 @@ from twisted.logger import Logger
 
 from callcenter.center import PAST_DAYS
 from callcenter.kpi import DayBook
+from callcenter.logthrottle import LogThrottle
 from callcenter.model import Agent, Call, Connection
+from callcenter.report import is_report_line
 from callcenter.store.connection import RedisProtocol, ResponseError
+from callcenter.store.journal import read_journal
 from callcenter.store.records import (
     AGENT,
     CALL,
@@ -22,16 +25,19 @@ from callcenter.store.records import (
     KINDS,
     BadRecord,
     Keys,
+    Window,
     decode,
     parse_agent,
     parse_call,
     parse_connection,
     parse_day,
+    repair_counters,
 )
 
 log = Logger()
 
 CHUNK = 1000  # keys per MGET, so no single command or reply gets huge
+BAD_KEYS_LOGGED = 20  # bad keys of one kind logged in full per start; the rest are counted
 
 
 @dataclass
@@ -89,8 +95,13 @@ async def _scan(proto: RedisProtocol, start: bytes) -> list[str]:
             return sorted(found)
 
 
-async def read_state(proto: RedisProtocol, keys: Keys, today: str, logged: set[str]) -> Saved:
-    """Entities and the day counters of ``today`` and the PAST_DAYS before it."""
+async def read_state(
+    proto: RedisProtocol, keys: Keys, today: str, logged: set[str], window: Window | None = None
+) -> Saved:
+    """Entities and the day counters of ``today`` and the PAST_DAYS before it.
+
+    With a ``window``, every time must lie in it; day counters that contradict
+    each other are repaired (and logged), see ``records.repair_counters``."""
     indexes, broken = await read_indexes(proto, keys, logged)
     saved = Saved(bad={"index": broken, "unfinished": [], **{k: [] for k in KINDS}})
     first = date.fromisoformat(today)
@@ -106,6 +117,9 @@ async def read_state(proto: RedisProtocol, keys: Keys, today: str, logged: set[s
     values: list[bytes | None] = []
     for part in await defer.gatherResults(ds, consumeErrors=True):
         values.extend(part)
+    # A poisoned Redis may hold thousands of bad keys: the first few are logged
+    # in full, then one "N more like this" line per kind at the end of the read.
+    warn = LogThrottle(log, interval=float("inf"), burst=BAD_KEYS_LOGGED)
     parsers = {AGENT: parse_agent, CALL: parse_call, CONN: parse_connection}
     loaded: dict[str, list[Any]] = {AGENT: saved.agents, CALL: saved.calls, CONN: saved.connections}
     missing: list[tuple[str, str, bytes]] = []
@@ -116,13 +130,21 @@ async def read_state(proto: RedisProtocol, keys: Keys, today: str, logged: set[s
         try:
             if kind == "day":
                 book, finished = parse_day(ident, raw)
+                for what in repair_counters(book):
+                    warn.warn("redis.repaired", "Redis key {key}: {what}; repaired",
+                              key=decode(key), what=what)
                 saved.books[ident] = book
                 if ident < today and not finished:
                     saved.bad["unfinished"].append(ident)
             else:
-                loaded[kind].append(parsers[kind](ident, raw))
+                loaded[kind].append(parsers[kind](ident, raw, window))
+                if window is not None and window.repairs:
+                    for what in window.repairs:
+                        warn.warn("redis.repaired", "Redis key {key}: {what}",
+                                  key=decode(key), what=what)
+                    window.repairs.clear()
         except BadRecord as e:
-            log.warn("Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
+            warn.warn("redis.bad", "Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
             if kind != "day":
                 saved.bad[kind].append(ident)
     if missing:
@@ -134,47 +156,104 @@ async def read_state(proto: RedisProtocol, keys: Keys, today: str, logged: set[s
             key_type = key_type.decode() if isinstance(key_type, bytes) else str(key_type)
             if kind == "day":
                 if key_type != "none":  # an absent day is normal: nothing counted yet
-                    log.warn(
-                        "Redis key {key} is a {t}, not a string; skipped",
+                    warn.warn(
+                        "redis.type", "Redis key {key} is a {t}, not a string; skipped",
                         key=decode(key),
                         t=key_type,
                     )
                 continue
             what = "missing" if key_type == "none" else f"a {key_type}, not a string"
-            log.warn(
-                "Redis key {key} is {what} (listed in {index}); skipped",
+            warn.warn(
+                "redis.missing", "Redis key {key} is {what} (listed in {index}); skipped",
                 key=decode(key),
                 what=what,
                 index=decode(keys.index[kind]),
             )
             saved.bad[kind].append(ident)
+    warn.flush()
     return saved
 
 
-async def recover_outbox(proto: RedisProtocol, keys: Keys, path: str, end: int) -> None:
-    """Append the report lines a killed process committed but did not write.
+async def replay_journal(proto: RedisProtocol, keys: Keys, path: str) -> int:
+    """Send Redis the journaled transactions it lacks (see journal.py); returns how many.
+
+    Each journaled transaction ends by setting ``P report:applied`` to its
+    ``epoch:seq``, and Redis applies one connection's transactions in order:
+    the ones after the marker are those it never got.
+    """
+    records, bad = read_journal(path)
+    if bad:
+        log.warn(
+            "report journal {path}: {n} torn or unreadable record(s) ignored (a kill while "
+            "writing; their lines were not in the file yet)",
+            path=path,
+            n=bad,
+        )
+    if not records:
+        return 0
+    marker = await proto.execute_command(b"GET", keys.applied)
+    epoch, _, seq = (marker or b"").decode("ascii", "replace").partition(":")
+    applied = int(seq) if seq.isdigit() else -1
+    todo = [r for r in records if not (r.epoch == epoch and r.seq <= applied)]
+    if not todo:
+        return 0
+    replies = await defer.gatherResults(
+        [proto.transaction(r.commands) for r in todo], consumeErrors=True
+    )
+    for reply in replies:
+        if not isinstance(reply, list):
+            raise ResponseError(f"journal replay discarded ({reply!r})")
+        errors = [r for r in reply if isinstance(r, Exception)]
+        if errors:
+            raise errors[0]
+    log.info(
+        "report journal {path}: replayed {n} transaction(s) Redis did not have",
+        path=path,
+        n=len(todo),
+    )
+    return len(todo)
+
+
+async def recover_outbox(proto: RedisProtocol, keys: Keys, path: str, end: int) -> list[str]:
+    """The report lines a killed process committed but did not write.
 
     The file is written in outbox order and the outbox trimmed only after
     that, so the file (up to ``end``, where it ended before this process wrote
-    to it) ends with the first j outbox lines: find the longest such j and
-    append the rest.  (If Redis only answered after this process wrote lines,
-    those go after them.)
+    to it) ends with the first j outbox lines: find the longest such j; the
+    rest are returned, to be appended.  Entries that are not whole report
+    lines (someone else's data in the list) are logged and left out, so
+    nothing glues onto a line in the file.
     """
     raw = await proto.execute_command(b"LRANGE", keys.outbox, b"0", b"-1")
-    lines = [r.decode("utf-8", "replace") for r in raw or ()]
+    lines: list[str] = []
+    bad = 0
+    for r in raw or ():
+        text = r.decode("utf-8", "replace") if isinstance(r, bytes) else str(r)
+        if is_report_line(text):
+            lines.append(text)
+        else:
+            bad += 1
+            if bad == 1:
+                log.warn(
+                    "Redis key {key}: entry {entry!r:.80} is not a report line; skipped",
+                    key=decode(keys.outbox),
+                    entry=text,
+                )
+    if bad > 1:
+        log.warn("Redis key {key}: {n} entries were not report lines; skipped",
+                 key=decode(keys.outbox), n=bad)
     if not lines:
-        return
+        return []
     tail = _tail(path, sum(len(x.encode()) for x in lines) + 1, end)
     done = next(j for j in range(len(lines), -1, -1) if tail.endswith("".join(lines[:j])))
     missing = lines[done:]
     if missing:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write("".join(missing))
         log.info(
-            "report file {path}: appended {n} line(s) written to Redis before a stop",
+            "report file {path}: {n} line(s) written to Redis before a stop are appended",
             path=path,
             n=len(missing),
         )
+    return missing
 
 
 def file_size(path: str) -> int:

@@ -10,6 +10,8 @@ Layout under a prefix P (``callcenter:`` by default), one key per entity::
                           "summary": DayBook.summary()}
     P report:outbox       list of report lines committed with their event, not yet
                           known to be in the report file (only with a report writer)
+    P report:applied      "<epoch>:<seq>" of the last transaction applied, so a start
+                          knows which of the local journal's transactions Redis lacks
 
 Values are ASCII JSON, so any id or pause reason the PBX sends survives the
 round trip.  Everything read back is checked as strictly as an AMI event: a
@@ -27,6 +29,10 @@ from callcenter.kpi import DayBook
 from callcenter.model import INCALL, QUEUED, Agent, Call, Connection
 
 AGENT, CALL, CONN = "agent", "call", "conn"
+# A saved time further from now than this is not ours (a poisoned or corrupt
+# record: ``since: 1e18`` would break every report line and STATS built on it).
+MAX_RECORD_AGE = 400 * 86400.0  # seconds back (--max-record-age, in days)
+MAX_RECORD_AHEAD = 86400.0  # seconds ahead: the same day of slack as AMI Timestamps
 KINDS = (AGENT, CALL, CONN)
 INDEX = {AGENT: "agents", CALL: "calls", CONN: "connections"}
 
@@ -41,6 +47,7 @@ class Keys:
         self._entity = {kind: self._p + kind.encode() + b":" for kind in KINDS}
         self._day = self._p + b"day:"
         self.outbox = self._p + b"report:outbox"  # report lines in Redis, not yet in the file
+        self.applied = self._p + b"report:applied"  # "<epoch>:<seq>" of the last transaction
 
     def entity(self, kind: str, ident: str) -> bytes:
         return self._entity[kind] + encode(ident)
@@ -77,6 +84,32 @@ class BadRecord(ValueError):
     pass
 
 
+class Window:
+    """The times a loaded record may hold: ``[now - max_age, now + MAX_RECORD_AHEAD]``."""
+
+    def __init__(self, now: float, max_age: float = MAX_RECORD_AGE) -> None:
+        self.now = now
+        self.low = now - max_age
+        self.high = now + MAX_RECORD_AHEAD
+        self.repairs: list[str] = []  # what was repaired in the last record parsed
+
+    def repair_time(self, value: float, name: str) -> float:
+        """A status start time out of the window becomes now (and is noted)."""
+        if self.low <= value <= self.high:
+            return value
+        self.repairs.append(f"{name} {value!r:.24} is not a time near now; set to now")
+        return self.now
+
+    def check(self, value: float | None, name: str) -> None:
+        if value is not None and not self.low <= value <= self.high:
+            raise BadRecord(f"{name} {value!r:.24} is not a time near now")
+
+    def seconds(self, value: float | int | None, name: str) -> None:
+        """A duration: at most the window's length."""
+        if value is not None and value > self.high - self.low:
+            raise BadRecord(f"{name} {value!r:.24} is longer than any record can be")
+
+
 def _loads(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw.decode("utf-8"))
@@ -104,7 +137,7 @@ def _queue_name(value: Any, name: str) -> None:
         raise BadRecord(f"{name} is not a queue name: {value!r:.40}")
 
 
-def parse_agent(ident: str, raw: bytes) -> Agent:
+def parse_agent(ident: str, raw: bytes, window: Window | None = None) -> Agent:
     d = _loads(raw)
     queues = d.get("queues")
     if not isinstance(queues, dict) or not all(isinstance(m, dict) for m in queues.values()):
@@ -125,10 +158,15 @@ def parse_agent(ident: str, raw: bytes) -> Agent:
         raise BadRecord("call is not a call id")
     if not isinstance(agent.fresh_login, bool) or not isinstance(agent.since_queue, str):
         raise BadRecord("fresh_login/since_queue have the wrong type")
+    if window is not None:
+        # Only the current status's duration depends on it: repaired, not
+        # skipped, so the agent's calls and connection survive the start.
+        agent.since = window.repair_time(agent.since, "since")
+        window.seconds(agent.talk_time, "talk_time")
     return agent
 
 
-def parse_call(ident: str, raw: bytes) -> Call:
+def parse_call(ident: str, raw: bytes, window: Window | None = None) -> Call:
     d = _loads(raw)
     try:
         call = Call.from_record(d)
@@ -148,10 +186,16 @@ def parse_call(ident: str, raw: bytes) -> Call:
         _queue_name(call.queue, "queue")
         if not call.day or call.entered is None:
             raise BadRecord(f"{call.status} call without its queue entry day/time")
+    if window is not None:
+        for name in ("since", "entered", "answered"):
+            window.check(getattr(call, name), name)
+        window.seconds(call.hold, "hold")
+    if call.entered is not None and call.answered is not None and call.answered < call.entered:
+        raise BadRecord("answered before it entered the queue")
     return call
 
 
-def parse_connection(ident: str, raw: bytes) -> Connection:
+def parse_connection(ident: str, raw: bytes, window: Window | None = None) -> Connection:
     d = _loads(raw)
     try:
         conn = Connection.from_record(d)
@@ -160,6 +204,8 @@ def parse_connection(ident: str, raw: bytes) -> Connection:
     _same_id(conn.id, ident)
     _queue_name(conn.queue, "queue")
     _number(conn.since, "since")
+    if window is not None:
+        window.check(conn.since, "since")
     return conn
 
 
@@ -182,6 +228,29 @@ def parse_day(day: str, raw: bytes) -> tuple[DayBook, bool]:
     if book.day != day:
         raise BadRecord(f"holds day {book.day!r}")
     return book, d.get("finished") is True
+
+
+def repair_counters(book: DayBook) -> list[str]:
+    """Make a loaded day's counters consistent; returns what was changed (to log).
+
+    The counters' meaning is kpi.py's: a part is never more than its whole
+    (answered in SLA <= answered, completed <= answered, abandoned in SLA <=
+    abandoned) and every outcome was received first.  A part over its whole is
+    cut to it; a whole under its parts is raised to them, so no percentage
+    exceeds 100 and no count that was made is thrown away.
+    """
+    fixed: list[str] = []
+    for queue, c in sorted(book.queues.items()):
+        for part, whole in (("answered_in_sla", "answered"), ("completed", "answered"),
+                            ("abandoned_in_sla", "abandoned")):
+            if getattr(c, part) > getattr(c, whole):
+                fixed.append(f"{queue}.{part} {getattr(c, part)} > {whole} {getattr(c, whole)}")
+                setattr(c, part, getattr(c, whole))
+        outcomes = c.answered + c.abandoned + c.timeout
+        if c.received < outcomes:
+            fixed.append(f"{queue}.received {c.received} < answered+abandoned+timeout {outcomes}")
+            c.received = outcomes
+    return fixed
 
 
 def _same_id(found: str, ident: str) -> None:

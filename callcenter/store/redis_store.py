@@ -18,12 +18,19 @@ The Callcenter owns the state; this adapter mirrors it (layout in
   and reach the file once Redis has the event; at start, outbox lines missing
   from the file's tail are appended.  Without it, a kill between the file
   write and the Redis write duplicates lines (the restart's resync reports the
-  same status change again).
+  same status change again).  A line stays in the outbox until it is in the
+  file (written, fsynced): a full disk holds lines, it never drops them;
+- when Redis does not answer within ``report_wait`` seconds (or is down),
+  lines stop waiting for it: each event's transaction goes to the local
+  journal (``journal.py``) and then its lines to the file; the next start
+  replays the journaled transactions Redis lacks.  So a SIGKILL at any moment
+  neither loses nor repeats a line (docs/reliability.md says exactly when).
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -35,17 +42,21 @@ from twisted.logger import Logger
 from callcenter.center import Callcenter, Changes
 from callcenter.core.counting import uncount_answer, uncount_entry
 from callcenter.kpi import DayBook
+from callcenter.logthrottle import LogThrottle
 from callcenter.model import INCALL, QUEUED
-from callcenter.report import ReportWriter, Transition
+from callcenter.report import ReportWriter
 from callcenter.store import connection as conn_mod
 from callcenter.store import reading
 from callcenter.store.connection import ConnectionError, RedisProtocol, ResponseError
+from callcenter.store.journal import JOURNAL_SUFFIX, REPORT_WAIT, Journal, encode_record
 from callcenter.store.records import (
     AGENT,
     CALL,
     CONN,
     KINDS,
+    MAX_RECORD_AGE,
     Keys,
+    Window,
     day_value,
     dumps,
     encode,
@@ -56,6 +67,8 @@ log = Logger()
 
 DOWN, PENDING, UP = "down", "pending", "up"
 CHUNK = 1000  # keys per MGET/MSET/SADD, so no single command or reply gets huge
+# Seconds between attempts to write held lines to a full (or failing) disk.
+REPORT_RETRY = 1.0
 
 Command = list[bytes]
 
@@ -73,9 +86,29 @@ class RedisStore:
         prefix: str,
         center: Callcenter,
         report: ReportWriter | None = None,
+        report_wait: float = REPORT_WAIT,
+        max_record_age: float = MAX_RECORD_AGE,
     ) -> None:
         self.reactor = reactor
         self.report = report
+        self.report_wait = report_wait
+        self.max_record_age = max_record_age
+        self.journal = (
+            Journal(report.path + JOURNAL_SUFFIX, fsync=report.fsync) if report is not None else None
+        )
+        # Each process numbers its transactions; Redis keeps the last one it
+        # applied (``P report:applied``), so a start knows which journaled ones it lacks.
+        self._epoch = secrets.token_hex(6)
+        self._seq = 0
+        self._applied = 0  # highest seq Redis acknowledged
+        self._journaled = 0  # highest seq in the journal
+        self._unacked: deque[_Txn] = deque()  # sent to Redis, not answered yet, in order
+        self._to_journal: list[_Txn] = []  # waiting for the journal (or for disk space)
+        self._journaling = False  # Redis slow or down: lines wait for the journal, not Redis
+        self._wait_timer: IDelayedCall | None = None
+        self._io_call: IDelayedCall | None = None
+        self._io_retry: IDelayedCall | None = None
+        self._throttle = LogThrottle(log, reactor)
         # Where the file ended before this process wrote to it: a previous
         # process's unwritten lines are looked for before that point.
         self._report_start = reading.file_size(report.path) if report is not None else 0
@@ -126,23 +159,42 @@ class RedisStore:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for timer in (self._retry, self._sync_timer):
+        for timer in (self._retry, self._sync_timer, self._wait_timer):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._retry = self._sync_timer = None
+        self._retry = self._sync_timer = self._wait_timer = None
         proto = self._proto
         if proto is None:
+            self._stop_io()
             return defer.succeed(None)
         gone = proto.whenDisconnected()
         d = self.flush()
+        d.addBoth(lambda _: self._stop_io())
         d.addBoth(lambda _: proto.transport.loseConnection())
         d.addCallback(lambda _: gone)
         d.addCallback(lambda _: None)
         return d
 
     def flush(self) -> defer.Deferred:
-        """Fires once every transaction sent so far has been answered (or failed)."""
-        return defer.DeferredList(list(self._inflight), consumeErrors=True)
+        """Fires once every transaction sent so far has been answered (or failed)
+        and the report lines that were then due have been written (or held)."""
+        d = defer.DeferredList(list(self._inflight), consumeErrors=True)
+        d.addCallback(lambda _: self._run_io())
+        return d
+
+    @property
+    def held_lines(self) -> int:
+        """Report lines not in the file yet (waiting for Redis, the journal or the disk)."""
+        return sum(len(e.lines) for e in self._lines)
+
+    def _stop_io(self) -> None:
+        self._run_io()
+        for timer in (self._io_call, self._io_retry):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._io_call = self._io_retry = None
+        if self.journal is not None:
+            self.journal.close()
 
     # ------------------------------------------------------------------ connecting
 
@@ -248,49 +300,201 @@ class RedisStore:
     def _on_changes(self, ch: Changes) -> None:
         if not self._loaded:
             self._track_counted(ch)
-        lines = ch.transitions if self.report is not None else []
+        lines = self._lines_of(ch)
         if self.state != UP:
             # The full write on reconnect covers this event; only finished days
             # could fall out of the center's memory before then.
             for book in ch.rolled:
                 self._pending_days[book.day] = book
-            if lines:
-                self._queue_lines(lines, defer.succeed(False), None)  # no Redis to be exact with
+            if self.report is None:
+                return
+            if not self._loaded:
+                # Redis's state is not known yet (it will be merged): no
+                # journal to be exact with, the lines go straight to the file.
+                if lines:
+                    self._add_lines(lines, None).ready = True
+                    self._schedule_io()
+                return
+            # Redis is behind: the event waits in the journal, its lines go on.
+            self._seq += 1
+            entry = self._add_lines(lines, None) if lines else None
+            self._journal_txn(_Txn(self._seq, self._with_marker(self._event_commands(ch), lines, self._seq), entry, 0.0))
             return
         cmds = self._event_commands(ch)
-        if lines:
-            assert self.report is not None
-            tz = self.report.tz
-            cmds.append([b"RPUSH", self.keys.outbox, *(encode(t.line(tz)) for t in lines)])
-        if cmds:
-            d = self._send(self._proto, cmds)
-            if lines:
-                self._queue_lines(lines, d, self._proto)
+        if self.report is None:
+            if cmds:
+                self._send(self._proto, cmds)
+            return
+        self._seq += 1
+        cmds = self._with_marker(cmds, lines, self._seq)
+        entry = self._add_lines(lines, self._proto) if lines else None
+        txn = _Txn(self._seq, cmds, entry, self.reactor.seconds())
+        d = self._send(self._proto, cmds)
+        self._unacked.append(txn)
+        d.addCallback(self._answered, txn)
+        if self._journaling:
+            self._journal_txn(txn)  # Redis is slow: do not wait for its answer
+        else:
+            self._arm_wait()
 
-    def _queue_lines(
-        self, lines: list[Transition], outcome: defer.Deferred, proto: RedisProtocol | None
-    ) -> None:
-        """Report lines go to the file in event order, each after its transaction's outcome."""
+    def _lines_of(self, ch: Changes) -> list[str]:
+        if self.report is None or not ch.transitions:
+            return []
+        tz, out = self.report.tz, []
+        for t in ch.transitions:
+            try:
+                out.append(t.line(tz))
+            except (ValueError, OverflowError, OSError) as e:  # a time out of range
+                self._throttle.error(
+                    "report.line", "report line of {kind} {ident} skipped: {err}",
+                    kind=t.kind, ident=t.ident, err=str(e))
+        return out
+
+    def _with_marker(self, cmds: list[Command], lines: list[str], seq: int) -> list[Command]:
+        """The event's commands, its report lines for the outbox, and its number."""
+        if lines:
+            cmds.append([b"RPUSH", self.keys.outbox, *(encode(x) for x in lines)])
+        cmds.append([b"SET", self.keys.applied, self._marker(seq)])
+        return cmds
+
+    def _marker(self, seq: int) -> bytes:
+        return f"{self._epoch}:{seq}".encode()
+
+    def _add_lines(self, lines: list[str], proto: RedisProtocol | None) -> _Lines:
         entry = _Lines(lines, proto)
         self._lines.append(entry)
+        return entry
 
-        def landed(applied: bool) -> None:
-            entry.applied, entry.ready = bool(applied), True
-            self._drain_lines()
+    def _answered(self, applied: bool, txn: _Txn) -> None:
+        """Redis answered an event's transaction (or it failed)."""
+        try:
+            self._unacked.remove(txn)
+        except ValueError:
+            pass
+        if applied:
+            self._applied = max(self._applied, txn.seq)
+            if txn.entry is not None and not txn.journaled:
+                txn.entry.ready = True
+            txn.commands = []
+        elif not txn.journaled:
+            # Redis did not take it: the journal must, before its lines go to the file.
+            self._journal_txn(txn)
+        self._caught_up()
+        self._schedule_io()
 
-        outcome.addCallback(landed)
+    def _arm_wait(self) -> None:
+        if self._wait_timer is not None or not self._unacked:
+            return
+        due = self._unacked[0].sent + self.report_wait - self.reactor.seconds()
+        self._wait_timer = self.reactor.callLater(max(0.0, due), self._waited)
 
-    def _drain_lines(self) -> None:
+    def _waited(self) -> None:
+        self._wait_timer = None
+        if self._journaling or not self._unacked:
+            return
+        if self.reactor.seconds() - self._unacked[0].sent + 1e-6 < self.report_wait:
+            self._arm_wait()
+            return
+        self._journaling = True
+        assert self.journal is not None
+        log.warn(
+            "Redis at {url}: no answer for {wait:g} s; report lines now go to the file "
+            "through the journal {journal} until Redis has caught up",
+            url=str(self.url),
+            wait=self.report_wait,
+            journal=self.journal.path,
+        )
+        for txn in list(self._unacked):
+            self._journal_txn(txn)
+
+    def _caught_up(self) -> None:
+        """Redis has everything: leave journal mode, empty the journal."""
+        if self.state != UP or self._unacked or self._to_journal or self.journal is None:
+            return
+        if self._applied >= self._journaled and self.journal.size:
+            self.journal.clear()
+        if self._journaling:
+            self._journaling = False
+            log.info("Redis at {url} answers again; report lines wait for it again", url=str(self.url))
+
+    def _journal_txn(self, txn: _Txn) -> None:
+        if txn.journaled or txn.queued:
+            return
+        txn.queued = True
+        self._to_journal.append(txn)
+        self._schedule_io()
+
+    # ------------------------------------------------------------------ journal and file
+
+    def _schedule_io(self) -> None:
+        # Once per reactor turn: one journal write and one report write (and
+        # at most one fsync each) for everything that became due in the turn.
+        if self._io_call is None and not self._stopping:
+            self._io_call = self.reactor.callLater(0, self._run_io)
+
+    def _run_io(self) -> None:
+        if self._io_call is not None and self._io_call.active():
+            self._io_call.cancel()
+        self._io_call = None
+        if self.report is None:
+            return
+        stuck = False
+        if self._to_journal:
+            assert self.journal is not None
+            batch = self._to_journal
+            if self.journal.append([encode_record(self._epoch, t.seq, t.commands) for t in batch]):
+                self._to_journal = []
+                for t in batch:
+                    t.journaled = True
+                    t.commands = []
+                    self._journaled = max(self._journaled, t.seq)
+                    if t.entry is not None:
+                        t.entry.ready = True
+            else:
+                stuck = True
+        if not self._drain_lines():
+            stuck = True
+        self._caught_up()
+        if stuck and self._io_retry is None and not self._stopping:
+            self._io_retry = self.reactor.callLater(REPORT_RETRY, self._retry_io)
+
+    def _retry_io(self) -> None:
+        self._io_retry = None
+        self._run_io()
+
+    def _drain_lines(self) -> bool:
+        """Write the due lines in order; False if some are held (the disk refused)."""
         assert self.report is not None
-        while self._lines and self._lines[0].ready:
-            entry = self._lines.popleft()
-            self.report.write(entry.lines)
-            proto = entry.proto
-            if entry.applied and proto is self._proto and proto is not None and proto.connected:
-                # In the file now: drop them from the outbox (the oldest: it is FIFO).
-                n = str(len(entry.lines)).encode()
-                d = proto.execute_command(b"LTRIM", self.keys.outbox, n, b"-1", apply_timeout=False)
-                d.addErrback(lambda _: None)  # if lost, the next full write clears the outbox
+        due: list[_Lines] = []
+        for entry in self._lines:
+            if not entry.ready:
+                break
+            due.append(entry)
+        if not due:
+            return True
+        text = [line for entry in due for line in entry.lines]
+        written = self.report.write_lines(text)
+        trim = 0
+        proto = self._proto
+        live = proto is not None and proto.connected
+        for entry in due:
+            if written <= 0:
+                break
+            n = min(written, len(entry.lines))
+            written -= n
+            if live and entry.proto is proto:
+                trim += n
+            if n == len(entry.lines):
+                self._lines.popleft()
+            else:
+                entry.lines = entry.lines[n:]
+        if trim and proto is not None:
+            # In the file now: drop them from the outbox (the oldest: it is FIFO).
+            d = proto.execute_command(
+                b"LTRIM", self.keys.outbox, str(trim).encode(), b"-1", apply_timeout=False
+            )
+            d.addErrback(lambda _: None)  # if lost, the next full write rewrites the outbox
+        return not self._lines or not self._lines[0].ready
 
     def _event_commands(self, ch: Changes) -> list[Command]:
         center, keys = self.center, self.keys
@@ -408,10 +612,15 @@ class RedisStore:
         # From here to _send nothing yields: the snapshot is memory at this
         # instant, and later events are pipelined behind it.
         cmds = self._full_commands(old)
+        seq = self._seq
+        for entry in self._lines:
+            entry.proto = proto  # the full write puts them in this connection's outbox
         self.state = UP
         self.full_syncs += 1
         if not await self._send(proto, cmds):
             return  # retried later with _pending_days still held
+        self._applied = max(self._applied, seq)
+        self._caught_up()
         self._pending_days.clear()
         self._sync_attempt = 0
         if self._failing and self.state == UP:
@@ -430,10 +639,16 @@ class RedisStore:
         for kind in KINDS:
             stale += [keys.entity(kind, i) for i in old[kind] if i not in live[kind]]
         if self.report is not None:
-            # Every outbox line is in the file by now (delivered on ack or on failure).
             stale.append(keys.outbox)
         for chunk in _chunks(stale):
             cmds.append([b"DEL", *chunk])
+        if self.report is not None:
+            # The outbox becomes exactly the lines not in the file yet (held by
+            # a full disk, or waiting), in order; they are trimmed once written.
+            held = [encode(line) for entry in self._lines for line in entry.lines]
+            for chunk in _chunks(held):
+                cmds.append([b"RPUSH", keys.outbox, *chunk])
+            cmds.append([b"SET", keys.applied, self._marker(self._seq)])
         for kind in KINDS:
             items = list(live[kind].items())
             for chunk in _chunks(items):
@@ -452,13 +667,27 @@ class RedisStore:
     # ------------------------------------------------------------------ loading
 
     async def _recover_outbox(self, proto: RedisProtocol) -> None:
-        if self.report is not None:
-            await reading.recover_outbox(proto, self.keys, self.report.path, self._report_start)
+        """A previous process's journal and outbox: Redis and the file get what they lack."""
+        if self.report is None or self.journal is None:
+            return
+        await reading.replay_journal(proto, self.keys, self.journal.path)
+        missing = await reading.recover_outbox(
+            proto, self.keys, self.report.path, self._report_start
+        )
+        if missing:
+            # Written first, in order; held (and kept in the outbox) if the disk refuses.
+            entry = _Lines(missing, None)  # the outbox is rewritten after the load
+            entry.ready = True
+            self._lines.appendleft(entry)
+            self._drain_lines()
+        if not self._lines:
+            self.journal.clear()
 
     async def _read_and_restore(self, proto: RedisProtocol) -> None:
         await self._recover_outbox(proto)
         saved = await reading.read_state(
-            proto, self.keys, self.center.book.day, self._broken_logged
+            proto, self.keys, self.center.book.day, self._broken_logged,
+            Window(self.reactor.seconds(), self.max_record_age),
         )
         agents, calls, conns, books, bad = (
             saved.agents,
@@ -491,6 +720,11 @@ class RedisStore:
         cmds = self._fixup_commands(before, loaded, bad, books)
         if self.report is not None:
             cmds.append([b"DEL", self.keys.outbox])
+            held = [encode(line) for entry in self._lines for line in entry.lines]
+            if held:
+                cmds.append([b"RPUSH", self.keys.outbox, *held])
+            for entry in self._lines:
+                entry.proto = proto
         self.state = UP
         if cmds:
             self._send(proto, cmds)
@@ -559,7 +793,8 @@ class RedisStore:
         """
         await self._recover_outbox(proto)
         saved = await reading.read_state(
-            proto, self.keys, self.center.book.day, self._broken_logged
+            proto, self.keys, self.center.book.day, self._broken_logged,
+            Window(self.reactor.seconds(), self.max_record_age),
         )
         calls, books = saved.calls, saved.books
         if self._proto is not proto or self._stopping:
@@ -601,13 +836,28 @@ class RedisStore:
 
 
 class _Lines:
-    __slots__ = ("lines", "proto", "ready", "applied")
+    """One event's report lines, until they are in the file."""
 
-    def __init__(self, lines: list[Transition], proto: RedisProtocol | None) -> None:
+    __slots__ = ("lines", "proto", "ready")
+
+    def __init__(self, lines: list[str], proto: RedisProtocol | None) -> None:
         self.lines = lines
-        self.proto = proto
-        self.ready = False
-        self.applied = False
+        self.proto = proto  # the connection whose outbox holds them (None: not in Redis)
+        self.ready = False  # Redis or the journal has the event: the file may have them
+
+
+class _Txn:
+    """One event's transaction, until Redis or the journal has it."""
+
+    __slots__ = ("seq", "commands", "entry", "sent", "journaled", "queued")
+
+    def __init__(self, seq: int, commands: list[Command], entry: _Lines | None, sent: float) -> None:
+        self.seq = seq
+        self.commands = commands
+        self.entry = entry
+        self.sent = sent
+        self.journaled = False
+        self.queued = False  # waiting for the journal
 
 
 class _Counted:

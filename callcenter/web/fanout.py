@@ -12,6 +12,13 @@ only the objects it may see (``visibility``), tested once per object and
 view, never per client.  When the service is busy, one AMI read holds many events and this
 batching keeps the writes per dashboard at one per turn instead of two per
 event: that is what holds latency down with hundreds of dashboards.
+
+HELLOs are served the same way: a HELLO only puts its dashboard on a list;
+at the end of the turn, after the commands and the pushes of that turn, one
+snapshot is built, framed once and sent to everyone on the list.  So a HELLO
+flood from hundreds of clients costs one snapshot per turn, and commands go
+ahead of it (each connection may also HELLO only once per ``hello_interval``:
+``protocol.py``).
 """
 
 from __future__ import annotations
@@ -71,6 +78,9 @@ class Dashboards:
         self._last_stats: dict[Any, str] = {}
         self._stats: Any = None  # the latest Changes with a STATS, read at the flush
         self._flush_call: Any = None
+        self._hellos: dict[Client, None] = {}  # waiting for the end-of-turn snapshot
+        self._hello_call: Any = None
+        self.snapshots = 0  # snapshots built, for tests and the benchmark
 
     @property
     def clients(self) -> list[Client]:
@@ -90,9 +100,13 @@ class Dashboards:
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
+        if self._hello_call is not None and self._hello_call.active():
+            self._hello_call.cancel()
+        self._hello_call = None
         self._pending = []
         self._stats = None
-        clients, self._clients = list(self._clients), {}
+        clients, self._clients = list(self._clients) + list(self._hellos), {}
+        self._hellos = {}
         for client in clients:
             try:
                 client.going_away()
@@ -100,19 +114,47 @@ class Dashboards:
                 log.failure("closing a dashboard failed")
 
     def hello(self, client: Client) -> None:
+        """``client`` gets a snapshot at the end of this turn, then every push."""
+        self._hellos[client] = None
+        if self._hello_call is None:
+            self._hello_call = self._reactor.callLater(0, self._serve_hellos)
+
+    def _serve_hellos(self) -> None:
+        self._hello_call = None
+        waiting, self._hellos = list(self._hellos), {}
+        if not waiting:
+            return
         # What is pending predates the snapshot: existing clients get it first,
-        # the newcomer gets only the snapshot, and every push after it.
+        # the newcomers get only the snapshot, and every push after it.
         self._flush()
-        view = getattr(client, "user", None)
-        objects = visible(view, self.directory, self._center.snapshot())
-        if view is not None and not view.everything and objects and objects[0].get("type") == "STATS":
-            # Flushed just above: the view's other dashboards are as current as this snapshot.
-            self._last_stats[view.view_key] = _stats_signature(objects[0])
-        client.send_payload(encode(objects))
-        self._clients[client] = None
+        try:
+            snapshot = self._center.snapshot()
+        except Exception:
+            log.failure("building the dashboard snapshot failed")
+            return
+        self.snapshots += 1
+        prepared_by_view: dict[Any, Any] = {}  # one filtered, framed snapshot per view
+        for client in waiting:
+            view = getattr(client, "user", None)
+            key = view.view_key if view is not None else None
+            try:
+                prepared = prepared_by_view.get(key)
+                if prepared is None:
+                    objects = visible(view, self.directory, snapshot)
+                    if (view is not None and not view.everything and objects
+                            and objects[0].get("type") == "STATS"):
+                        # Flushed just above: the view's other dashboards are as current.
+                        self._last_stats[view.view_key] = _stats_signature(objects[0])
+                    prepared = prepared_by_view[key] = self._prepare(encode(objects))
+                client.send_prepared(prepared)
+            except Exception:
+                log.failure("sending a snapshot to a dashboard failed; dropping it")
+                continue
+            self._clients[client] = None
 
     def discard(self, client: Client) -> None:
         self._clients.pop(client, None)
+        self._hellos.pop(client, None)
 
     def _on_changes(self, changes: Any) -> None:
         # Called synchronously from the center's event handling: never raise into it.

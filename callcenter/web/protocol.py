@@ -16,15 +16,17 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from callcenter.ami.errors import AMIConnectionLost, AMIError, AMINotConnected
 from callcenter.center import NotConnected, UnknownAgent
+from callcenter.logthrottle import LogThrottle
 from callcenter.web.access import CLOSE_SESSION_ENDED, NOT_ALLOWED, Access
 from callcenter.web.commands import Avail, BadCommand, Hello, Pause, parse_command
 from callcenter.web.fanout import Dashboards, encode
+from callcenter.web.limits import WebLimits, real_transport
 
 log = Logger(namespace="callcenter.web")
 
@@ -90,10 +92,22 @@ class DashboardProtocol(WebSocketServerProtocol):
         self._refused = 0
         self.user: Any = None  # the role avatar, once admitted
         self.gone = False
+        self._hello_at: float | None = None
+        self._hello_later: Any = None  # a HELLO waiting for the end of the interval
 
     # -- connection life ------------------------------------------------
 
+    def makeConnection(self, transport: Any) -> None:
+        # The connection limiter's counting wrapper stays the socket's protocol
+        # (it relays the bytes and the close, so the count follows the
+        # connection); we write to the real transport, which Autobahn needs
+        # to see as TLS for wss://.
+        super().makeConnection(real_transport(transport))
+
     def connectionMade(self) -> None:
+        # Autobahn's own lines (two per refused handshake) go through the
+        # site's log throttle too, so a flood of refusals is a few lines.
+        self.log = self.factory.autobahn_log
         super().connectionMade()
         # Twisted Web's HTTPChannel is still registered as the producer of the
         # transport WebSocketResource took over from it: replace it by ours.
@@ -108,6 +122,9 @@ class DashboardProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.gone = True
+        if self._hello_later is not None and self._hello_later.active():
+            self._hello_later.cancel()
+        self._hello_later = None
         self.factory.dashboards.discard(self)
         self.factory.access.forget(self)
 
@@ -130,11 +147,31 @@ class DashboardProtocol(WebSocketServerProtocol):
         center = self.factory.center
         match command:
             case Hello():
-                self.factory.dashboards.hello(self)
+                self._hello()
             case Pause(agentid, reason):
                 self._command("PAUSE", agentid, reason, center.pause, agentid, reason)
             case Avail(agentid):
                 self._command("AVAIL", agentid, "", center.unpause, agentid)
+
+    def _hello(self) -> None:
+        """One snapshot per ``hello_interval`` per connection: a HELLO sooner
+        than that is answered when the interval is over, and further ones in
+        the meantime share that answer, so a HELLO loop cannot make us build
+        (or send) more than one snapshot per interval."""
+        if self._hello_later is not None:
+            return  # coalesced with the one already waiting
+        now = self.factory.reactor.seconds()
+        wait = self.factory.limits.hello_interval - (now - self._hello_at) if self._hello_at is not None else 0
+        if wait > 0:
+            self._hello_later = self.factory.reactor.callLater(wait, self._hello_due)
+            return
+        self._hello_at = now
+        self.factory.dashboards.hello(self)
+
+    def _hello_due(self) -> None:
+        self._hello_later = None
+        if self.state == WebSocketProtocol.STATE_OPEN:
+            self._hello()
 
     def _may_command(self) -> bool:
         """Token bucket per dashboard; refusals are answered once per run."""
@@ -150,7 +187,8 @@ class DashboardProtocol(WebSocketServerProtocol):
         if self._refused == 1:
             self.send_error(f"too many commands: at most {COMMAND_RATE:g} a second")
         elif self._refused == COMMAND_ABUSE:
-            log.warn("dashboard {peer} cut off: {n} commands over the rate", peer=self.peer, n=self._refused)
+            self.factory.throttle.warn(
+                "web.rate", "dashboard {peer} cut off: {n} commands over the rate", peer=self.peer, n=self._refused)
             self.sendCloseFrame(WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLATION, b"too many commands")
         return False
 
@@ -210,7 +248,7 @@ class DashboardProtocol(WebSocketServerProtocol):
             if guard.pending > self.factory.max_buffer:
                 self._drop(guard.pending)
                 return
-        if sync or chopsize or self.send_queue:
+        if sync or chopsize or autobahn_has_queued(self):
             super().sendData(data, sync, chopsize)
         else:
             # Autobahn's own path formats a debug log record on every call,
@@ -219,7 +257,8 @@ class DashboardProtocol(WebSocketServerProtocol):
 
     def _drop(self, pending: int) -> None:
         self._dropped = True
-        log.warn(
+        self.factory.throttle.warn(
+            "web.slow-reader",
             "dashboard {peer} dropped: not reading, {pending} bytes over the full "
             "send buffer (limit {limit})",
             peer=self.peer,
@@ -229,6 +268,53 @@ class DashboardProtocol(WebSocketServerProtocol):
         self.factory.dashboards.discard(self)
         # abort, not lose: a clean close would wait for the peer to read.
         self.transport.abortConnection()
+
+
+class ThrottledTxaioLog:
+    """Stands in for Autobahn's txaio logger on our protocols.
+
+    Debug and trace lines are dropped (as twistd's default level would);
+    the rest go through the site's ``LogThrottle``, keyed by their format
+    string (constant text in Autobahn's source, never the peer's data).
+    """
+
+    def __init__(self, throttle: LogThrottle) -> None:
+        self._throttle = throttle
+
+    def _emit(self, level: LogLevel, fmt: str, /, **fields: Any) -> None:
+        fields.pop("log_failure", None)
+        self._throttle.emit(level, "web.autobahn:" + fmt, "autobahn: " + fmt, **fields)
+
+    def info(self, fmt: str, /, **fields: Any) -> None:
+        self._emit(LogLevel.info, fmt, **fields)
+
+    def warn(self, fmt: str, /, **fields: Any) -> None:
+        self._emit(LogLevel.warn, fmt, **fields)
+
+    def error(self, fmt: str, /, **fields: Any) -> None:
+        self._emit(LogLevel.error, fmt, **fields)
+
+    critical = error
+
+    def failure(self, fmt: str | None = None, failure: Any = None, **fields: Any) -> None:
+        self._emit(LogLevel.error, fmt or "unhandled error", **fields)
+
+    def debug(self, fmt: str = "", **fields: Any) -> None:
+        pass
+
+    trace = debug
+
+
+def autobahn_has_queued(proto: WebSocketServerProtocol) -> bool:
+    """Adapter for Autobahn's ``send_queue`` (no public API says "bytes queued").
+
+    Autobahn queues data in ``send_queue`` only for its ``sync``/``chopsize``
+    sends; our fast path writes to the transport directly and must not
+    overtake such queued bytes.  ``tests/web/test_limits.py`` fails if the
+    attribute disappears or changes type, so an Autobahn upgrade cannot
+    silently reorder frames.
+    """
+    return bool(proto.send_queue)
 
 
 class DashboardFactory(WebSocketServerFactory):
@@ -242,8 +328,12 @@ class DashboardFactory(WebSocketServerFactory):
         access: Access,
         max_buffer: int,
         max_frame: int,
+        limits: WebLimits | None = None,
     ) -> None:
         super().__init__(reactor=reactor, server="callcenter")
+        self.limits = limits or WebLimits()
+        self.throttle = self.limits.log(reactor)
+        self.autobahn_log = ThrottledTxaioLog(self.throttle)
         self.center = center
         self.access = access
         self.max_buffer = max_buffer

@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
-from twisted.web import resource, server, static
+from twisted.web import http, resource, server, static
 
 from callcenter.auth.checkers import make_portal
 from callcenter.web.access import Access
 from callcenter.web.assets import MissingAssets, PageAssets, find_assets
+from callcenter.web.limits import ConnectionLimiter, LimitedChannel, WebLimits
 from callcenter.web.origin import OriginPolicy
 from callcenter.web.pages import Guarded, Login, Logout
 from callcenter.web.protocol import DashboardFactory
@@ -90,6 +91,20 @@ class DashboardSite(server.Site):
     dashboards: Any  # callcenter.web.fanout.Dashboards
     access: Access
     origins: OriginPolicy
+    limiter: ConnectionLimiter | None = None
+    channel: type[LimitedChannel] = LimitedChannel
+
+    def protocol(self) -> Any:  # HTTPFactory calls it as a method, as Twisted's own factory
+        return http._GenericHTTPChannelProtocol(self.channel())
+
+    def buildProtocol(self, addr: Any) -> Any:
+        # Over a limit: None, and Twisted closes the socket before any work.
+        if self.limiter is not None and not self.limiter.admit(addr):
+            return None
+        proto = super().buildProtocol(addr)
+        if self.limiter is not None and proto is not None:
+            return self.limiter.wrap(proto, addr)
+        return proto
 
     def startFactory(self) -> None:
         super().startFactory()
@@ -161,6 +176,7 @@ def make_site(
     max_frame: int = 4096,
     sla: int = 10,
     sla_target: float = 80.0,
+    limits: WebLimits | None = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
 
@@ -174,6 +190,8 @@ def make_site(
     Without ``access`` the site runs open (every visitor is an admin): only
     for loopback, where ``origins`` is then the loopback policy too.
     Raises ``ValueError`` for a malformed allowed origin or public URL.
+    ``limits`` bounds connections, request deadlines and bodies, and HELLOs
+    (``limits.py``).
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -183,6 +201,8 @@ def make_site(
         origins = OriginPolicy(public_urls, allowed_origins)
         access = Access(make_portal(None, reactor), clock=reactor, origins=origins, open_access=True)
     origins = access.origins
+    limits = limits or WebLimits()
+    throttle = limits.log(reactor)
 
     root = resource.Resource()
     try:
@@ -211,6 +231,7 @@ def make_site(
         access=access,
         max_buffer=max_buffer,
         max_frame=max_frame,
+        limits=limits,
     )
     root.putChild(b"callcenter", WebSocketResource(factory))
 
@@ -220,4 +241,7 @@ def make_site(
     site.dashboards = factory.dashboards
     site.access = access
     site.origins = origins
+    site.limiter = ConnectionLimiter(limits, reactor)
+    # One channel class per site, carrying its limits and its log throttle.
+    site.channel = type("_Channel", (LimitedChannel,), {"limits": limits, "throttle": throttle})
     return site

@@ -37,6 +37,7 @@ from .support import (
     busiest_cut,
     parse_block,
     redis_is,
+    state_dump,
     trace_blocks,
     wait_for,
 )
@@ -58,7 +59,10 @@ def _shift(start: float, end: float) -> int:
 
 
 class Service:
-    def __init__(self, tmp: Path, name: str, ami_port: int, redis_url: str, report: Path) -> None:
+    def __init__(
+        self, tmp: Path, name: str, ami_port: int, redis_url: str, report: Path,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.log = tmp / f"{name}.log"
         env = dict(os.environ, PYTHONPATH=str(MAIN))
         env.pop("CALLCENTER_AMI_SECRET", None)
@@ -81,6 +85,7 @@ class Service:
                     str(report),
                     "--timezone",
                     "UTC",
+                    *extra,
                 ],
                 env=env,
                 cwd=tmp,
@@ -203,7 +208,7 @@ async def test_sigkill_and_restart_equals_uninterrupted_run(tmp_path, redis_serv
 
         # Nothing lost, nothing twice: B's report and state are A's, and the replay's.
         assert _lines(report_b) == _lines(report_a) == whole.lines
-        assert redis_server.dump("callcenter:", 2) == redis_server.dump("callcenter:", 1)
+        assert state_dump(redis_server, 2) == state_dump(redis_server, 1)
         assert_redis_is(redis_server, whole.center, db=2)
         assert "restored" in b2.log.read_text()
     finally:

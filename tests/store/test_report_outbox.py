@@ -38,18 +38,22 @@ class Killable(ReportWriter):
 
     def kill(self) -> None:
         self.dead = True
-        if self.store is not None and self.store._proto is not None:
-            self.store._proto.transport.abortConnection()  # unsent bytes are lost, as in a kill
+        if self.store is not None:
+            if self.store.journal is not None:
+                self.store.journal.append = lambda records: False  # a dead process writes nothing
+            if self.store._proto is not None:
+                self.store._proto.transport.abortConnection()  # unsent bytes are lost, as in a kill
 
-    def write(self, transitions) -> None:
+    def write_lines(self, lines) -> int:
         if self.dead:
-            return
+            return 0
         if self.kill_at == "before-write":
             self.kill()
-            return
-        super().write(transitions)
+            return 0
+        n = super().write_lines(lines)
         if self.kill_at == "after-write":
             self.kill()
+        return n
 
 
 def _key(line: str) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 from callcenter.web import make_site
@@ -37,6 +38,8 @@ def masked_text_frame(payload: bytes) -> bytes:
 def server_buffered(proto) -> int:
     """Bytes Twisted holds for this connection (test-only peek at its buffers)."""
     t = proto.transport
+    if isinstance(t, ProtocolWrapper):  # the connection limiter's counting wrapper
+        t = t.transport
     held = 0
     if isinstance(t, TLSMemoryBIOProtocol):
         held += len(t._appSendBuffer)

@@ -42,7 +42,9 @@ def test_one_frame_per_reactor_turn_with_the_latest_stats(fake_center):
     a, b = Recorder(), Recorder()
     hub.hello(a)
     hub.hello(b)
-    assert a.frames == [[fake_center.stats()]]
+    assert a.frames == []  # snapshots go at the end of the turn, one for both
+    clock.advance(0)
+    assert a.frames == [[fake_center.stats()]] and hub.snapshots == 1
     for i in range(3):
         fake_center.waiting = i + 1
         fake_center.emit([agent(i), agent(100 + i)], stats=True)
@@ -60,6 +62,7 @@ def test_stats_only_and_objects_only_changes(fake_center):
     hub, clock = make_hub(fake_center)
     a = Recorder()
     hub.hello(a)
+    clock.advance(0)
     fake_center.emit([agent(1)], stats=False)
     clock.advance(0)
     assert a.frames[1:] == [[agent(1)]]
@@ -72,12 +75,16 @@ def test_a_hello_during_a_turn_sees_every_change_exactly_once(fake_center):
     hub, clock = make_hub(fake_center)
     a, b = Recorder(), Recorder()
     hub.hello(a)
+    clock.advance(0)
     fake_center.emit([agent(1)], stats=True)
     hub.hello(b)  # pending changes go to a first; b's snapshot already has them
     fake_center.emit([agent(2)])
     clock.advance(0)
-    assert a.frames[1:] == [[agent(1), fake_center.stats()], [agent(2)]]
-    assert b.frames == [[fake_center.stats(), agent(1)], [agent(2)]]
+    assert a.frames[1:] == [[agent(1), agent(2), fake_center.stats()]]
+    assert b.frames == [[fake_center.stats(), agent(1), agent(2)]]
+    fake_center.emit([agent(3)])
+    clock.advance(0)
+    assert a.frames[-1] == b.frames[-1] == [agent(3)]
 
 
 def test_no_work_without_dashboards(fake_center):
@@ -90,9 +97,11 @@ def test_only_hello_clients_get_pushes_and_discard_stops_them(fake_center):
     hub, clock = make_hub(fake_center)
     a, b = Recorder(), Recorder()
     hub.hello(a)
+    clock.advance(0)
     fake_center.emit([agent(1)])
     clock.advance(0)
     hub.hello(b)
+    clock.advance(0)
     hub.discard(a)
     fake_center.emit([agent(2)])
     clock.advance(0)
@@ -110,6 +119,7 @@ def test_a_failing_client_never_breaks_the_center(fake_center):
     broken, fine = Broken(), Recorder()
     hub.hello(broken)
     hub.hello(fine)
+    clock.advance(0)
     fake_center.emit([agent(1)])  # must not raise into the center's event handling
     clock.advance(0)
     assert fine.frames[-1] == [agent(1)]
@@ -120,6 +130,7 @@ def test_stop_unsubscribes_and_closes_everyone(fake_center):
     hub, clock = make_hub(fake_center)
     a = Recorder()
     hub.hello(a)
+    clock.advance(0)
     fake_center.emit([], stats=True)
     hub.stop()
     assert a.gone and fake_center.subscribers == [] and hub.clients == []
