@@ -31,7 +31,10 @@ ENV_PREFIX = "CALLCENTER_"
 # `--help` shows the options in these sections, in this order.  A new option
 # adds one line to OPTION_GROUPS (tests/core/test_plugin.py checks that every
 # option has one); an option without one is listed under the last section.
-GROUPS = ("PBX", "Web dashboard", "Redis", "KPIs and report", "Simulator", "General")
+GROUPS = (
+    "PBX", "Web dashboard", "Access control", "Redis", "KPIs and report", "Limits", "Simulator",
+    "General",
+)
 OPTION_GROUPS = {
     "ami": "PBX",
     "ami-user": "PBX",
@@ -52,6 +55,30 @@ OPTION_GROUPS = {
     "sim-calls-per-minute": "Simulator",
     "sim-queues": "Simulator",
     "seed": "Simulator",
+    "users": "Access control",
+    "public-url": "Access control",
+    "audit": "Access control",
+    "session-idle": "Access control",
+    "session-max": "Access control",
+    "session-recheck": "Access control",
+    "login-attempts-user": "Access control",
+    "login-attempts-address": "Access control",
+    "login-window": "Access control",
+    "login-table-size": "Access control",
+    "login-concurrency": "Access control",
+    "users-watch": "Access control",
+    "trusted-proxy-header": "Access control",
+    "trusted-proxies": "Access control",
+    "report-wait": "KPIs and report",
+    "report-fsync": "KPIs and report",
+    "max-record-age": "Redis",
+    "max-connections": "Limits",
+    "max-per-address": "Limits",
+    "fd-reserve": "Limits",
+    "hello-interval": "Limits",
+    "request-timeout": "Limits",
+    "max-body": "Limits",
+    "log-interval": "Limits",
 }
 
 

@@ -34,6 +34,7 @@ from callcenter.auth.audit import AuditLog
 from callcenter.auth.checkers import ANONYMOUS_NAME, ProxyUser, SessionId
 from callcenter.auth.roles import IDashboardUser
 from callcenter.auth.sessions import SessionStoreDown
+from callcenter.logthrottle import LogThrottle
 from callcenter.web.origin import OriginPolicy
 
 log = Logger(namespace="callcenter.web")
@@ -94,6 +95,9 @@ class Access:
         self.recheck = recheck
         self.login_page = login_page
         self.connections: dict[Any, Identity] = {}
+        # Refusals an attacker can repeat at line rate: counted, not each logged.
+        # make_site hands over the site's own throttle, so one count covers both.
+        self.log_throttle = LogThrottle(log, clock)
         self._loop: LoopingCall | None = None
         self._rechecking = False
 
@@ -107,7 +111,7 @@ class Access:
             if asserted:
                 if self.trusted(peer):
                     return ProxyUser(asserted.strip(), peer), None
-                log.warn("ignoring {header} from {peer}: not a trusted proxy",
+                self.log_throttle.warn("web.proxy", "ignoring {header} from {peer}: not a trusted proxy",
                          header=self.proxy_header, peer=peer)
         sid = session_cookie(headers("cookie"))
         if sid:
@@ -145,10 +149,13 @@ class Access:
         peer = getattr(conn.transport.getPeer(), "host", "")
         host, origin = headers.get("host"), headers.get("origin")
         if not self.origins.host_allowed(host, secure):
-            log.warn("dashboard {peer} refused: Host {host!r} is not ours", peer=peer, host=host)
+            self.log_throttle.warn(
+                "web.host", "dashboard {peer} refused: Host {host!r} is not ours", peer=peer, host=host)
             raise ConnectionDeny(421, "misdirected request")
         if not self.origins.origin_allowed(origin, host, secure):
-            log.warn("dashboard {peer} refused: origin {origin!r} not allowed", peer=peer, origin=origin)
+            self.log_throttle.warn(
+                "web.origin", "dashboard {peer} refused: origin {origin!r} not allowed",
+                peer=peer, origin=origin)
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
         try:
             identity = await self.identify(headers.get, peer)

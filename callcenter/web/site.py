@@ -203,6 +203,7 @@ def make_site(
     origins = access.origins
     limits = limits or WebLimits()
     throttle = limits.log(reactor)
+    access.log_throttle = throttle
 
     root = resource.Resource()
     try:

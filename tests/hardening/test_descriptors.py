@@ -59,7 +59,7 @@ async def test_an_attack_under_a_descriptor_limit_leaves_room_for_redis(tmp_path
         await _until(lambda: b"dashboard at" in log.read_bytes(), 30, f"the service ({log})")
         text = log.read_text()
         assert "dashboard connections limited to" in text
-        rig = SimpleNamespace(portno=port, tls=False, clients=[])
+        rig = SimpleNamespace(portno=port, tls=False, clients=[], origin=f"http://127.0.0.1:{port}")
         dashboard = await Rig.client(rig)
         await dashboard.hello()
 

@@ -22,11 +22,11 @@ from datetime import datetime
 
 import pytest
 import pytest_twisted
-from store.ami_server import PBX
-from store.pbx import pbx_status
 from store.support import UTC, Rig, assert_redis_is, redis_is, sleep, wait_for
-from store.test_kill import SECRET, Service, _lines
+from store.test_kill import PBX, SECRET, Service, _lines
 from twisted.internet import reactor
+
+from tests.support.pbxstate import PbxState
 
 from .traffic import messages, toggle_blocks
 
@@ -80,7 +80,7 @@ async def test_hung_redis_then_sigkill_loses_and_doubles_no_line(tmp_path, redis
         else:
             redis_server.command("CLIENT", "PAUSE", "60000", "WRITE")
         stopped = True
-        pbx1.peers[-1].send(b"".join(b for _, b in blocks[cut1:cut2]))
+        pbx1.connections[-1].send(b"".join(b for _, b in blocks[cut1:cut2]))
         # Within the bounded wait (not the 30 s reply timeout) the lines are in the file.
         await wait_for(lambda: len(_lines(report)) == len(at_kill.lines), timeout=20,
                        what=f"the lines written while Redis hangs ({s1.log})")
@@ -91,7 +91,7 @@ async def test_hung_redis_then_sigkill_loses_and_doubles_no_line(tmp_path, redis
         stopped = False
         assert _lines(report) == at_kill.lines
 
-        items, channels = pbx_status(at_kill.center)
+        items, channels = PbxState().feed(events[:cut2]).answers()
         pbx2 = PBX(SECRET, [b for _, b in blocks[cut2:]], items, channels)
         ports.append(reactor.listenTCP(0, pbx2, interface="127.0.0.1"))
         s2 = Service(tmp_path, "s2", ports[-1].getHost().port, redis_server.url, report)

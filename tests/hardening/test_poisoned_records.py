@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from store.pbx import pbx_status
 from store.support import UTC, Rig, assert_redis_is, busiest_cut, trace_events
 from twisted.internet import reactor
 
@@ -26,6 +25,7 @@ from callcenter.kpi import Counters, DayBook
 from callcenter.report import ReportWriter, is_report_line
 from callcenter.store.records import BadRecord, Window, parse_call, repair_counters
 from callcenter.store.redis_store import RedisStore
+from tests.support.pbxstate import PbxState
 
 
 async def _start(redis, prefix: str, path: Path, rig: Rig) -> RedisStore:
@@ -67,7 +67,7 @@ async def _run(tmp_path: Path, redis, prefix: str, poison: bool) -> tuple[list[s
     end.feed(events)
     second = Rig(first.clock.seconds())
     store = await _start(redis, prefix, path, second)
-    second.center.reconcile(*pbx_status(end.center))
+    second.center.reconcile(*PbxState().feed(events).answers())
     await _stop(store)
     assert_redis_is(redis, second.center, prefix)
     return path.read_text().splitlines(keepends=True), second

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest_twisted
 from pkgsupport import PAGE, clean_env, free_port, get, hello, no_node_env, start
 
-PAGE_FILES = {"index.html", "app.js", "app.css", "favicon.svg"}
+PAGE_FILES = {"index.html", "app.js", "app.css", "favicon.svg", "login.html", "login.js"}
 # The libraries as the lockfile pins them: where npm puts each served file.
 VENDOR = {
     "vue.global.prod.js": ("vue", "dist/vue.global.prod.js"),
