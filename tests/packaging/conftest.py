@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pkgsupport import REPO, Process, run
+from pkgsupport import REPO, Process, no_node_env, run
 from store.conftest import RedisServer
 
 # What .gitignore keeps out of a clone (for a tree without git).
@@ -52,8 +52,9 @@ def installed(wheel: Path, tmp_path_factory) -> Path:
     """A fresh venv with the wheel installed by its pip (dependencies from the
     index), as an admin does; nothing of the checkout is reachable from it."""
     venv = tmp_path_factory.mktemp("installed") / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], cwd="/")
-    run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], cwd="/", timeout=900)
+    # With a PATH holding no node or npm, as on a server without Node.js.
+    run([sys.executable, "-m", "venv", str(venv)], cwd="/", **no_node_env())
+    run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], cwd="/", timeout=900, **no_node_env())
     return venv
 
 

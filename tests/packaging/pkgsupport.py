@@ -57,6 +57,14 @@ def site_packages(venv: Path) -> Path:
     return next((venv / "lib").glob("python3*/site-packages"))
 
 
+def _like_a_shell_job() -> None:
+    # Its own process group (Ctrl-C goes to the group), with SIGINT as a
+    # terminal's job has it: the test process may have it ignored, and an
+    # ignored signal stays ignored in children (bash cannot even trap it).
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Process:
     """A child process with its output in a file, in its own process group."""
 
@@ -64,7 +72,7 @@ class Process:
         self.log = log
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         preexec_fn=_like_a_shell_job)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
