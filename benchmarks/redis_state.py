@@ -44,10 +44,32 @@ from twisted.internet.task import Clock  # noqa: E402
 from callcenter.ami.message import Message  # noqa: E402
 from callcenter.center import Callcenter  # noqa: E402
 from callcenter.kpi import BusinessDay  # noqa: E402
+from callcenter.store import connection as conn_mod  # noqa: E402
 from callcenter.store.redis_store import UP, RedisStore  # noqa: E402
 
 T0 = 1795665000.0
 QUEUE = "q-bench"
+
+
+def _hiredis_candidate() -> type:
+    """txredisapi's own hiredis protocol, transactions through its public execute_command
+    (``--client hiredis``: the alternative to the shipped adapter, for comparison)."""
+    import txredisapi
+
+    if txredisapi.hiredis is None:
+        raise SystemExit("--client hiredis needs the hiredis package: pip install hiredis")
+
+    class Candidate(txredisapi.HiredisProtocol):
+        def transaction(self, commands: list[list[bytes]]) -> defer.Deferred:
+            if not self.connected:
+                raise conn_mod.ConnectionError("Not connected")
+            queued = [self.execute_command(b"MULTI", apply_timeout=False)]
+            queued += [self.execute_command(*c, apply_timeout=False) for c in commands]
+            for d in queued:
+                d.addErrback(lambda _: None)  # EXEC reports a refused command as EXECABORT
+            return self.execute_command(b"EXEC")
+
+    return Candidate
 
 
 def _free_port() -> int:
@@ -271,5 +293,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[10, 1000, 10000]
     )
+    parser.add_argument("--client", choices=["shipped", "hiredis"], default="shipped")
     a = parser.parse_args()
+    if a.client != "shipped":
+        conn_mod._Protocol = _hiredis_candidate()  # type: ignore[misc]
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, a)))
