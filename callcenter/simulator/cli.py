@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorCore
 from twisted.python import usage
 
 from callcenter.simulator.pbx import SimulatedPBX, start_simulator
+from callcenter.simulator.traffic import Behaviour
 
 SECRET_ENV = "CALLCENTER_PBX_SIM_SECRET"
 
@@ -41,6 +42,8 @@ class Options(usage.Options):
         ["calls-per-minute", None, "4", "Caller arrivals per minute, per queue (Poisson)."],
         ["queues", None, "q-callcenter", "Queue names, comma-separated."],
         ["seed", None, "1", "Random seed (same seed, same calls)."],
+        ["login-spacing", None, str(Behaviour.login_spacing),
+         "Seconds between two agents' logins at start (a big center logs in faster with less)."],
     ]
 
     def postOptions(self) -> None:
@@ -48,10 +51,12 @@ class Options(usage.Options):
             self["agents"] = int(self["agents"])
             self["calls-per-minute"] = float(self["calls-per-minute"])
             self["seed"] = int(self["seed"])
+            self["login-spacing"] = float(self["login-spacing"])
         except ValueError as e:
             raise usage.UsageError(f"bad number: {e}") from None
-        if self["agents"] < 0 or self["calls-per-minute"] < 0:
-            raise usage.UsageError("--agents and --calls-per-minute must not be negative")
+        if self["agents"] < 0 or self["calls-per-minute"] < 0 or not self["login-spacing"] >= 0:
+            raise usage.UsageError(
+                "--agents, --calls-per-minute and --login-spacing must not be negative")
         queues = [q.strip() for q in self["queues"].split(",") if q.strip()]
         if not queues:
             raise usage.UsageError("--queues needs at least one queue name")
@@ -75,7 +80,8 @@ def start(reactor: IReactorCore, opts: Options) -> defer.Deferred[tuple[IListeni
         reactor, opts["listen"], username=opts["username"], secret=opts["secret"],
         agents=opts["agents"], calls_per_minute=opts["calls-per-minute"], queues=opts["queues"],
         seed=opts["seed"], timestampevents=not opts["no-timestamps"],
-        legacy_pause_name=bool(opts["legacy-pause-event"]))
+        legacy_pause_name=bool(opts["legacy-pause-event"]),
+        behaviour=Behaviour(login_spacing=opts["login-spacing"]))
 
 
 def summary(pbx: SimulatedPBX) -> str:
