@@ -38,10 +38,13 @@ test: system setup lint
 demo: system setup
 	@bash scripts/demo.sh
 
-bench: setup
+# make bench — every benchmark, by hand (figures and method: docs/performance.md)
+bench: system setup
 	$(PY) benchmarks/ami_throughput.py
 	$(PY) benchmarks/redis_state.py
+	$(PY) benchmarks/restore.py
 	$(PY) benchmarks/dashboard_fanout.py
+	$(PY) benchmarks/realistic_load.py
 	$(PY) benchmarks/simulator_rate.py
 
 clean:
