@@ -102,10 +102,36 @@ class Dashboard:
                               + bytes(b ^ mask[i % 4] for i, b in enumerate(b"HELLO")))
             self.open = True
             self.buf = b""
-        data = self.buf + data  # server frames are unmasked: the JSON is plain
-        for m in QUEUED.finditer(data):
-            self.seen.setdefault(m.group(1).decode(), now)
-        self.buf = data[-160:]
+        self.buf += data
+        self._frames(now)
+
+    def _frames(self, now: float) -> None:
+        """Server frames are unmasked: read each one's JSON as is; answer pings
+        (the service drops a dashboard that does not pong)."""
+        buf, pos = self.buf, 0
+        while len(buf) - pos >= 2:
+            opcode, n = buf[pos] & 0x0F, buf[pos + 1] & 0x7F
+            head = 2
+            if n == 126:
+                if len(buf) - pos < 4:
+                    break
+                n, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif n == 127:
+                if len(buf) - pos < 10:
+                    break
+                n, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            if len(buf) - pos < head + n:
+                break
+            payload = buf[pos + head : pos + head + n]
+            pos += head + n
+            if opcode == 0x9:  # ping: pong with the same payload, masked as a client must
+                mask = os.urandom(4)
+                self.sock.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask
+                                  + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+            elif b'"QUEUED"' in payload:
+                for m in QUEUED.finditer(payload):
+                    self.seen.setdefault(m.group(1).decode(), now)
+        self.buf = buf[pos:]
 
 
 def dashboards_child(port: int, n: int, out: str) -> None:
@@ -126,7 +152,7 @@ def dashboards_child(port: int, n: int, out: str) -> None:
                 continue
             try:
                 key.data.readable()
-            except OSError:  # the service dropped it (e.g. as a slow client)
+            except (OSError, RuntimeError):  # the service dropped it
                 sel.unregister(key.fileobj)
                 dropped += 1
 
@@ -149,7 +175,7 @@ def dashboards_child(port: int, n: int, out: str) -> None:
             if key.data is not None:
                 try:
                     key.data.readable()
-                except OSError:
+                except (OSError, RuntimeError):
                     sel.unregister(key.fileobj)
                     dropped += 1
 

@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twisted.internet import defer, task  # noqa: E402
 from twisted.internet.task import Clock  # noqa: E402
 
+from benchmarks.common import command_line, load_average  # noqa: E402
 from callcenter.ami.message import Message  # noqa: E402
 from callcenter.center import Callcenter  # noqa: E402
 from callcenter.kpi import BusinessDay  # noqa: E402
@@ -211,6 +212,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 break
             time.sleep(0.02)
         url = f"redis://127.0.0.1:{port}/0"
+        print(f"$ {command_line()}  [client: {args.client}; load average {load_average()}]")
         print(
             f"python {sys.version.split()[0]}, redis-server on 127.0.0.1:{port}, "
             f"{args.events} measured events per size\n"
@@ -230,12 +232,15 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
         rtts: dict[int, list[float]] = {n: [] for n in args.sizes}
         centers: dict[int, list[float]] = {n: [] for n in args.sizes}
         redis_us: dict[int, list[float]] = {n: [] for n in args.sizes}
+        cpus: dict[int, list[float]] = {n: [] for n in args.sizes}
         per_round = max(1, args.events // args.rounds)
         for _ in range(args.rounds):
             for n, bench in benches.items():
                 gc.collect()
                 calls0, usec0 = _exec_usec(cli)
+                cpu0 = time.process_time()
                 b, r, c = await bench.measure(per_round)
+                cpus[n].append((time.process_time() - cpu0) / len(r))
                 calls1, usec1 = _exec_usec(cli)
                 builds[n] += b
                 rtts[n] += r
@@ -254,6 +259,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 f"       {_us(statistics.mean(cost[n]))} {_us(_pct(cost[n], 99))} |"
                 f" {statistics.mean(redis_us[n]):13.1f} | {_us(statistics.mean(centers[n]))}"
             )
+        print("this process's CPU per event (center + store + reply parsing), µs: " + ", ".join(
+            f"{n:,}: {_us(statistics.median(cpus[n])).strip()}" for n in args.sizes))
         lo, hi = min(args.sizes), max(args.sizes)
         ratio = _pct(cost[hi], 99) / _pct(cost[lo], 99)
         print(
