@@ -15,6 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+NEEDS_PAGE = pytest.mark.skipif(
+    not (ROOT / "static" / "node_modules").is_dir(),
+    reason="the dashboard site needs the page's libraries: cd static && npm ci")
+
+
 def _run(script: str, *args: str, timeout: float = 240) -> str:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
@@ -38,19 +43,20 @@ def test_redis_state():
     assert "p99 of the write cost" in out and "restore at start" in out
 
 
+@NEEDS_PAGE
 def test_restore():
     out = _run("restore.py", "--agents", "20", "--runs", "1")
     assert "reconciled and serving in" in out and "reconcile writes nothing:" in out
 
 
+@NEEDS_PAGE
 def test_dashboard_fanout():
     out = _run("dashboard_fanout.py", "--dashboards", "2", "--rate", "50", "--seconds", "1",
                "--runs", "1", "--agents", "5", "--calls", "2")
     assert "(snapshot held 7 agents+calls)" in out and "median (range)" in out
 
 
-@pytest.mark.skipif(not (ROOT / "static" / "node_modules").is_dir(),
-                    reason="the service needs the page's libraries: cd static && npm ci")
+@NEEDS_PAGE
 def test_realistic_load():
     out = _run("realistic_load.py", "--agents", "6", "--queues", "2", "--calls-per-second", "2",
                "--dashboards", "2", "--seconds", "3", "--warmup", "2", "--login-spacing", "0.01")
