@@ -51,10 +51,13 @@ wheel: $(STAMP)
 	@bash scripts/setup-system.sh nodejs
 	$(PY) -m pip wheel -q --no-deps -w dist .
 
-bench: setup
+# make bench — every benchmark, by hand (figures and method: docs/performance.md)
+bench: system setup
 	$(PY) benchmarks/ami_throughput.py
 	$(PY) benchmarks/redis_state.py
+	$(PY) benchmarks/restore.py
 	$(PY) benchmarks/dashboard_fanout.py
+	$(PY) benchmarks/realistic_load.py
 	$(PY) benchmarks/simulator_rate.py
 
 clean:

@@ -6,8 +6,10 @@ Run by hand (not a test):  .venv/bin/python benchmarks/dashboard_fanout.py
 Two processes, everything on loopback:
 
 * the server (this file with ``--serve``): the real pipeline — ``AMIClient``
-  → ``Callcenter`` → ``make_site`` — wired as callcenter/service.py does,
-  minus Redis and the report file;
+  → ``Callcenter`` → ``make_site``, with a ``RedisStore`` on a throw-away
+  ``redis-server`` and the report file — wired as callcenter/service.py does;
+  it starts with a realistic state (``--agents`` agents, ``--calls`` callers
+  waiting: what the fake PBX's ``QueueStatus`` answer holds);
 * the driver (this process, plain sockets + selectors, no Twisted, so it costs
   little CPU): a fake PBX that answers Login/Ping/resync and writes
   ``QueueCallerJoin`` / ``QueueCallerAbandon`` pairs at ``--rate`` events/s,
@@ -33,34 +35,49 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
 ROOT = os.path.dirname(HERE)
 QUEUE = "q-bench"
 PROBE = re.compile(rb'"callerid":"P(\d{8})"')
+SNAPSHOT = re.compile(rb'"agentid":"a\d{4}"|"id":"1794999999\.\d+"')
 
 
 # ---------------------------------------------------------------- server side
 
 
-def serve(ami_port: int) -> None:
+def serve(ami_port: int, redis_url: str, report_path: str) -> None:
     sys.path.insert(0, ROOT)
-    from twisted.internet import reactor
+    from twisted.internet import defer, reactor
     from twisted.internet.endpoints import TCP4ClientEndpoint
 
     from callcenter.ami.client import AMIClient
     from callcenter.center import Callcenter
+    from callcenter.report import ReportWriter
+    from callcenter.store.redis_store import RedisStore
     from callcenter.web import make_site
 
     center = Callcenter(reactor, sla=10)
-    ami = AMIClient(reactor, TCP4ClientEndpoint(reactor, "127.0.0.1", ami_port), "bench", "bench")
-    center.attach(ami)
-    ami.startService()
-    site = make_site(center, static_dir=os.path.join(ROOT, "static"), reactor=reactor)
-    site.noisy = False
-    port = reactor.listenTCP(0, site, backlog=1024, interface="127.0.0.1")
-    print(f"PORT {port.getHost().port}", flush=True)
+    report = ReportWriter(report_path)
+    report.open()
+    store = RedisStore(reactor, redis_url, "fanout:", center, report=report)
+
+    async def start() -> None:
+        await store.load()
+        store.start()
+        ami = AMIClient(reactor, TCP4ClientEndpoint(reactor, "127.0.0.1", ami_port), "bench",
+                        "bench")
+        center.attach(ami)
+        ami.startService()
+        site = make_site(center, static_dir=os.path.join(ROOT, "static"), reactor=reactor)
+        site.noisy = False
+        port = reactor.listenTCP(0, site, backlog=1024, interface="127.0.0.1")
+        print(f"PORT {port.getHost().port}", flush=True)
+
+    defer.ensureDeferred(start()).addErrback(lambda f: (print(f"FAILED {f}"), reactor.stop()))
     reactor.run()
 
 
@@ -88,8 +105,10 @@ def ami_msg(*pairs: tuple[str, object]) -> bytes:
 class FakePBX:
     """Just enough Asterisk for AMIClient: Login, FullyBooted, Ping, the resync lists."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, agents: int = 0, calls: int = 0) -> None:
         self.sock = sock
+        self.agents = agents
+        self.calls = calls
         self.inbuf = b""
         self.outbuf = b""
         self.ready = False
@@ -130,12 +149,33 @@ class FakePBX:
             done = "QueueStatusComplete" if name == "queuestatus" else "CoreShowChannelsComplete"
             self.send(ami_msg(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
                               ("Message", "List will follow")))
+            items = self.state(aid) if name == "queuestatus" else []
+            self.send(b"".join(items))
             self.send(ami_msg(("Event", done), ("ActionID", aid), ("EventList", "Complete"),
-                              ("ListItems", 0)))
+                              ("ListItems", len(items))))
             if name == "queuestatus":
                 self.ready = True  # the resync is the last thing the service asks for
         else:
             self.send(ami_msg(("Response", "Success"), ("ActionID", aid), ("Ping", "Pong")))
+
+
+    def state(self, aid: str) -> list[bytes]:
+        """The realistic state: agents logged in and available, callers waiting."""
+        now = int(time.time())
+        items = [ami_msg(
+            ("Event", "QueueMember"), ("Queue", QUEUE), ("Name", f"a{i:04d}"),
+            ("Location", f"Local/a{i:04d}@agent-connect"), ("Membership", "dynamic"),
+            ("Penalty", 0), ("CallsTaken", 0), ("LastCall", 0), ("LastPause", 0),
+            ("LoginTime", now - 3600), ("InCall", 0), ("Status", 1), ("Paused", 0),
+            ("PausedReason", ""), ("Wrapuptime", 0), ("ActionID", aid))
+            for i in range(self.agents)]
+        items += [ami_msg(
+            ("Event", "QueueEntry"), ("Queue", QUEUE), ("Position", i + 1),
+            ("Channel", f"PJSIP/w-{i}"), ("Uniqueid", f"1794999999.{i}"),
+            ("CallerIDNum", f"{i:09d}"), ("CallerIDName", "unknown"), ("Wait", 30),
+            ("Priority", 0), ("ActionID", aid))
+            for i in range(self.calls)]
+        return items
 
 
 class Dashboard:
@@ -149,6 +189,7 @@ class Dashboard:
         self.state = "handshake"
         self.last_probe = -1
         self.samples: list[float] = []
+        self.snapshot: set[bytes] = set()
         self.sock.sendall(
             (f"GET /callcenter HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
              f"Origin: http://127.0.0.1:{port}\r\n"  # the upgrade needs our exact origin
@@ -177,6 +218,8 @@ class Dashboard:
         if self.state == "hello":
             self.state = "open"  # the snapshot (first bytes after HELLO)
         data = self.buf + data
+        if self.last_probe < 0:  # still the HELLO snapshot: which agents and calls it held
+            self.snapshot.update(SNAPSHOT.findall(data))
         for m in PROBE.finditer(data):
             n = int(m.group(1))
             if n > self.last_probe:  # the abandon repeats the join's caller id
@@ -185,12 +228,14 @@ class Dashboard:
         self.buf = data[-40:]
 
 
-def run(n_dashboards: int, rate: float, seconds: float, probe_every: int) -> dict:
+def run(n_dashboards: int, rate: float, seconds: float, probe_every: int, agents: int = 0,
+        calls: int = 0, redis_port: int = 0, report: str = "") -> dict:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     server = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--serve", str(listener.getsockname()[1])],
+        [sys.executable, os.path.abspath(__file__), "--serve", str(listener.getsockname()[1]),
+         "--redis-url", f"redis://127.0.0.1:{redis_port}/0", "--report", report],
         stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -203,7 +248,7 @@ def run(n_dashboards: int, rate: float, seconds: float, probe_every: int) -> dic
         # Each event leaves at once (no Nagle wait for the server's delayed ACK):
         # the measured time is the service's, not TCP's.
         ami_sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        pbx = FakePBX(ami_sock)
+        pbx = FakePBX(ami_sock, agents, calls)
         sel = selectors.DefaultSelector()
         sel.register(ami_sock, selectors.EVENT_READ, pbx)
 
@@ -304,6 +349,7 @@ def run(n_dashboards: int, rate: float, seconds: float, probe_every: int) -> dic
             "server_rss_mib": rss_kib(server.pid) / 1024,
             "server_cpu": server_cpu,
             "driver_cpu": driver_cpu,
+            "snapshot": min((len(d.snapshot) for d in dashboards), default=0),
         }
     finally:
         server.kill()
@@ -314,23 +360,45 @@ def run(n_dashboards: int, rate: float, seconds: float, probe_every: int) -> dic
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--serve", type=int, metavar="AMI_PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--redis-url", help=argparse.SUPPRESS)
+    ap.add_argument("--report", help=argparse.SUPPRESS)
     ap.add_argument("--dashboards", default="1,100,500")
     ap.add_argument("--rate", type=float, default=1000.0, help="AMI events per second")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--probe-every", type=int, default=10)
+    ap.add_argument("--agents", type=int, default=500, help="agents in the starting state")
+    ap.add_argument("--calls", type=int, default=200, help="callers waiting at the start")
+    ap.add_argument("--runs", type=int, default=3, help="runs per point")
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.redis_url, args.report)
         return
+    from benchmarks.common import command_line, load_average, med_range, redis_server
+
+    print(f"$ {command_line()}")
+    print(f"state: {args.agents} agents, {args.calls} callers waiting; Redis and the report on; "
+          f"{args.runs} run(s) per point; load average {load_average()}")
     print(f"{'dashboards':>10} {'events/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8} {'samples':>8} {'missing':>8} {'KiB/dash':>9} {'RSS MiB':>8} "
           f"{'srv CPU':>8} {'drv CPU':>8}")
+    summary = []
     for n in [int(x) for x in args.dashboards.split(",")]:
-        r = run(n, args.rate, args.seconds, args.probe_every)
-        print(f"{r['dashboards']:>10} {r['events'] / r['elapsed']:>9.0f} {r['p50_ms']:>8.1f} "
-              f"{r['p90_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['samples']:>8} "
-              f"{r['missing']:>8} {r['kib_per_dashboard']:>9.1f} {r['server_rss_mib']:>8.1f} "
-              f"{r['server_cpu']:>7.0%} {r['driver_cpu']:>7.0%}", flush=True)
+        p50s, p99s = [], []
+        for _ in range(args.runs):
+            with redis_server() as redis_port, tempfile.TemporaryDirectory() as tmp:
+                r = run(n, args.rate, args.seconds, args.probe_every, args.agents, args.calls,
+                        redis_port, os.path.join(tmp, "report.csv"))
+            p50s.append(r["p50_ms"])
+            p99s.append(r["p99_ms"])
+            print(f"{r['dashboards']:>10} {r['events'] / r['elapsed']:>9.0f} {r['p50_ms']:>8.1f} "
+                  f"{r['p90_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['samples']:>8} "
+                  f"{r['missing']:>8} {r['kib_per_dashboard']:>9.1f} {r['server_rss_mib']:>8.1f} "
+                  f"{r['server_cpu']:>7.0%} {r['driver_cpu']:>7.0%}  (snapshot held "
+                  f"{r['snapshot']} agents+calls)", flush=True)
+        summary.append((n, p50s, p99s))
+    print("\nmedian (range) over the runs of each point:")
+    for n, p50s, p99s in summary:
+        print(f"{n:>5} dashboards: p50 {med_range(p50s)} ms, p99 {med_range(p99s)} ms")
 
 
 if __name__ == "__main__":

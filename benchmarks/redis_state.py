@@ -41,13 +41,36 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twisted.internet import defer, task  # noqa: E402
 from twisted.internet.task import Clock  # noqa: E402
 
+from benchmarks.common import command_line, load_average  # noqa: E402
 from callcenter.ami.message import Message  # noqa: E402
 from callcenter.center import Callcenter  # noqa: E402
 from callcenter.kpi import BusinessDay  # noqa: E402
+from callcenter.store import connection as conn_mod  # noqa: E402
 from callcenter.store.redis_store import UP, RedisStore  # noqa: E402
 
 T0 = 1795665000.0
 QUEUE = "q-bench"
+
+
+def _hiredis_candidate() -> type:
+    """txredisapi's own hiredis protocol, transactions through its public execute_command
+    (``--client hiredis``: the alternative to the shipped adapter, for comparison)."""
+    import txredisapi
+
+    if txredisapi.hiredis is None:
+        raise SystemExit("--client hiredis needs the hiredis package: pip install hiredis")
+
+    class Candidate(txredisapi.HiredisProtocol):
+        def transaction(self, commands: list[list[bytes]]) -> defer.Deferred:
+            if not self.connected:
+                raise conn_mod.ConnectionError("Not connected")
+            queued = [self.execute_command(b"MULTI", apply_timeout=False)]
+            queued += [self.execute_command(*c, apply_timeout=False) for c in commands]
+            for d in queued:
+                d.addErrback(lambda _: None)  # EXEC reports a refused command as EXECABORT
+            return self.execute_command(b"EXEC")
+
+    return Candidate
 
 
 def _free_port() -> int:
@@ -189,6 +212,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 break
             time.sleep(0.02)
         url = f"redis://127.0.0.1:{port}/0"
+        print(f"$ {command_line()}  [client: {args.client}; load average {load_average()}]")
         print(
             f"python {sys.version.split()[0]}, redis-server on 127.0.0.1:{port}, "
             f"{args.events} measured events per size\n"
@@ -208,12 +232,15 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
         rtts: dict[int, list[float]] = {n: [] for n in args.sizes}
         centers: dict[int, list[float]] = {n: [] for n in args.sizes}
         redis_us: dict[int, list[float]] = {n: [] for n in args.sizes}
+        cpus: dict[int, list[float]] = {n: [] for n in args.sizes}
         per_round = max(1, args.events // args.rounds)
         for _ in range(args.rounds):
             for n, bench in benches.items():
                 gc.collect()
                 calls0, usec0 = _exec_usec(cli)
+                cpu0 = time.process_time()
                 b, r, c = await bench.measure(per_round)
+                cpus[n].append((time.process_time() - cpu0) / len(r))
                 calls1, usec1 = _exec_usec(cli)
                 builds[n] += b
                 rtts[n] += r
@@ -232,6 +259,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 f"       {_us(statistics.mean(cost[n]))} {_us(_pct(cost[n], 99))} |"
                 f" {statistics.mean(redis_us[n]):13.1f} | {_us(statistics.mean(centers[n]))}"
             )
+        print("this process's CPU per event (center + store + reply parsing), µs: " + ", ".join(
+            f"{n:,}: {_us(statistics.median(cpus[n])).strip()}" for n in args.sizes))
         lo, hi = min(args.sizes), max(args.sizes)
         ratio = _pct(cost[hi], 99) / _pct(cost[lo], 99)
         print(
@@ -271,5 +300,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[10, 1000, 10000]
     )
+    parser.add_argument("--client", choices=["shipped", "hiredis"], default="shipped")
     a = parser.parse_args()
+    if a.client != "shipped":
+        conn_mod._Protocol = _hiredis_candidate()  # type: ignore[misc]
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, a)))

@@ -203,7 +203,8 @@ class Message:
         return [v for k, v in self._pairs if k == key]
 
     def as_dict(self) -> dict[str, str]:
-        return dict(self._parse())
+        first = self._first
+        return (first if first is not None else self._parse()).copy()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.headers)
@@ -376,6 +377,10 @@ class Splitter:
             self._parts = []
         else:
             buf = data
+        if not self._expect_banner:
+            fast = self._split_plain(buf)
+            if fast is not None:
+                return fast
         blocks: list[bytes] = []
         pos = 0
         if self._expect_banner:
@@ -411,6 +416,26 @@ class Splitter:
             blocks.append(buf[pos:end])
             pos = end + 2
         self._keep(buf, pos)
+        self._check_size(self._size, blocks)
+        return blocks
+
+    def _split_plain(self, buf: bytes) -> list[bytes] | None:
+        """The common case in C-level calls: ``split`` at every blank line.
+        The blocks are those the loop in ``feed`` cuts when no block is empty
+        or starts with a newline (stray blank lines), none is old-style
+        command output and each is within the size limit; otherwise None,
+        and the loop decides (and raises ``FramingError`` where it would)."""
+        if b"Response: Follows" in buf:
+            return None
+        blocks = buf.split(b"\n\n")
+        rest = blocks.pop()  # after the last blank line: the next message's start, or b""
+        if rest.startswith(b"\n"):
+            return None
+        # The smallest block, bytewise, is empty or starts with a byte <= "\n"
+        # if any does; a block and its first "\n" must fit in max.
+        if blocks and (min(blocks)[:1] <= b"\n" or max(map(len, blocks)) >= self._max):
+            return None
+        self._keep(rest, 0)
         self._check_size(self._size, blocks)
         return blocks
 

@@ -22,6 +22,7 @@ from twisted.python import usage
 
 from callcenter.simulator.pbx import SimulatedPBX, start_simulator
 from callcenter.simulator.server import SHIPPED_READ, event_mask
+from callcenter.simulator.traffic import Behaviour
 
 SECRET_ENV = "CALLCENTER_PBX_SIM_SECRET"
 READ_ENV = "CALLCENTER_PBX_SIM_READ"
@@ -48,6 +49,8 @@ class Options(usage.Options):
         ["seed", None, "1", "Random seed (same seed, same calls)."],
         ["read", None, None, f"The AMI user's read classes, as manager.conf read= (default: the shipped "
                              f"user's, {SHIPPED_READ}; 'all' for every event; or ${READ_ENV})."],
+        ["login-spacing", None, str(Behaviour.login_spacing),
+         "Seconds between two agents' logins at start (a big center logs in faster with less)."],
     ]
 
     def postOptions(self) -> None:
@@ -55,10 +58,12 @@ class Options(usage.Options):
             self["agents"] = int(self["agents"])
             self["calls-per-minute"] = float(self["calls-per-minute"])
             self["seed"] = int(self["seed"])
+            self["login-spacing"] = float(self["login-spacing"])
         except ValueError as e:
             raise usage.UsageError(f"bad number: {e}") from None
-        if self["agents"] < 0 or self["calls-per-minute"] < 0:
-            raise usage.UsageError("--agents and --calls-per-minute must not be negative")
+        if self["agents"] < 0 or self["calls-per-minute"] < 0 or not self["login-spacing"] >= 0:
+            raise usage.UsageError(
+                "--agents, --calls-per-minute and --login-spacing must not be negative")
         queues = [q.strip() for q in self["queues"].split(",") if q.strip()]
         if not queues:
             raise usage.UsageError("--queues needs at least one queue name")
@@ -86,7 +91,8 @@ def start(reactor: IReactorCore, opts: Options) -> defer.Deferred[tuple[IListeni
         reactor, opts["listen"], username=opts["username"], secret=opts["secret"],
         agents=opts["agents"], calls_per_minute=opts["calls-per-minute"], queues=opts["queues"],
         seed=opts["seed"], read=opts["read"], timestampevents=not opts["no-timestamps"],
-        legacy_pause_name=bool(opts["legacy-pause-event"]))
+        legacy_pause_name=bool(opts["legacy-pause-event"]),
+        behaviour=Behaviour(login_spacing=opts["login-spacing"]))
 
 
 def summary(pbx: SimulatedPBX) -> str:

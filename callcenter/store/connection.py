@@ -75,6 +75,18 @@ def _parse_one(buf: bytes, pos: int) -> tuple[Any, int]:
     raise txredisapi.InvalidResponse(f"unexpected reply type {bytes([kind])!r}")
 
 
+# --- adapter: the only place that uses txredisapi internals -----------------------
+# Kept after measuring txredisapi's own alternative: its ``HiredisProtocol``
+# (what txredisapi uses when the ``hiredis`` package is installed) with
+# transactions through the public ``execute_command`` restored 30,000
+# records faster, but cost every event's write 60-100 us more reactor time
+# (a Deferred, an encoding pass and a reply timer per command), which is the
+# cost paid all day (docs/performance.md, "Redis client").  The internals:
+# ``dataReceived`` is replaced and hands each reply to ``replyReceived``;
+# ``transaction`` takes replies from ``replyQueue`` through ``handle_reply``.
+# tests/store/test_connection.py fails if a txredisapi release changes them.
+
+
 class _Protocol(RedisProtocol):
     """txredisapi's protocol with a streaming reply parser.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -217,3 +219,35 @@ def test_lazy_lookups_equal_the_full_parse(text: str, keys: list[str]) -> None:
     assert msg.body == oracle.body
     assert msg.get_ci("A") == oracle.get_ci("A")
     assert msg.as_dict() == oracle.as_dict()
+
+
+# An independent statement of the framing for streams without old-style command
+# output: drop "\r", blocks are what lies between runs of two or more "\n"
+# (leading newlines skipped); what follows the last blank line is not a block yet.
+def reference_blocks(stream: bytes) -> list[bytes]:
+    pieces = re.split(rb"\n\n+", stream.replace(b"\r", b"").lstrip(b"\n"))
+    return [p for p in pieces[:-1] if p]
+
+
+_LINE = st.sampled_from([b"Event: Hangup", b"Uniqueid: 17.1", b"Queue: q", b"Value: a: b",
+                         b"Junk", b"Empty:", b"\r", b"", b"\n"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(_LINE, max_size=60),
+    cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=20),
+)
+def test_blocks_equal_the_reference_whatever_the_fragmentation(
+    lines: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"Event: First\n" + b"\n".join(lines) + b"\n\nEvent: Last\n\n"
+    s = Splitter(expect_banner=False)
+    got: list[bytes] = []
+    pos = 0
+    for n in cuts:  # uneven pieces, then the rest in one go (the bulk path)
+        got.extend(s.feed(stream[pos : pos + n]))
+        pos += n
+    got.extend(s.feed(stream[pos:]))
+    assert got == reference_blocks(stream)
+    assert s.pending == 0

@@ -130,3 +130,15 @@ def test_cli_main_rejects_bad_options(capsys, monkeypatch):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("callcenter-pbx-sim: ")
+
+
+def test_cli_login_spacing_spreads_the_logins():
+    opts = cli.Options()
+    opts.parseOptions(["--secret", "S"])
+    assert opts["login-spacing"] == 0.7  # Behaviour's default: unchanged unless asked
+    opts = cli.Options()
+    opts.parseOptions(["--secret", "S", "--login-spacing", "0.02"])
+    assert opts["login-spacing"] == 0.02
+    for bad in ("-1", "x", "nan"):
+        with pytest.raises(usage.UsageError):
+            cli.Options().parseOptions(["--secret", "S", "--login-spacing", bad])
