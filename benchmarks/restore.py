@@ -76,7 +76,7 @@ def pbx_answers(center: Callcenter) -> tuple[bytes, bytes]:
     now = time.time()
     for i, (agentid, agent) in enumerate(center.agents.items()):
         for queue in agent.queues:
-            paused = agent.queues[queue] if isinstance(agent.queues, dict) else False
+            member = agent.queues[queue]
             pairs: list[tuple[str, object]] = [
                 ("Event", "QueueMember"), ("Queue", queue), ("Name", agentid),
                 ("Location", agent.interface), ("StateInterface", agent.interface),
@@ -85,7 +85,8 @@ def pbx_answers(center: Callcenter) -> tuple[bytes, bytes]:
                 ("InCall", 1 if agent.call else 0)]
             if agent.device in status_of:
                 pairs.append(("Status", status_of[agent.device]))
-            pairs += [("Paused", 1 if paused else 0), ("PausedReason", ""), ("Wrapuptime", 0),
+            pairs += [("Paused", 1 if member.paused else 0), ("PausedReason", member.reason),
+                      ("Wrapuptime", 0),
                       ("ActionID", "{AID}")]
             members.append(_msg(*pairs))
         if agent.call:
@@ -187,6 +188,7 @@ async def one_run(reactor: Any, url: str, redis_port: int, pbx_port: int, tmp: s
     store = RedisStore(reactor, url, PREFIX, center, report)
     await store.load()
     store.start()
+    await store.flush()  # the load's own clean-up transaction (outbox) belongs to the load
     t_loaded = time.perf_counter()
     before = _writes(redis_port)
 
@@ -198,16 +200,7 @@ async def one_run(reactor: Any, url: str, redis_port: int, pbx_port: int, tmp: s
     site = make_site(center, static_dir=str(ROOT / "static"), reactor=reactor)
     site.noisy = False
     web = reactor.listenTCP(0, site, interface="127.0.0.1")
-    inner = center.reconcile
-
-    def timed_reconcile(*a: Any, **kw: Any) -> Any:
-        try:
-            return inner(*a, **kw)
-        finally:
-            if not reconciled.called:
-                reconciled.callback(None)
-
-    center.reconcile = timed_reconcile  # type: ignore[method-assign]
+    center.when_reconciled().chainDeferred(reconciled)
     client = AMIClient(reactor, TCP4ClientEndpoint(reactor, "127.0.0.1", pbx_port), "bench",
                        "bench", ping_interval=0)
     center.attach(client)

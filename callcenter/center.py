@@ -329,6 +329,10 @@ class Callcenter:
         """Ask the PBX for the truth and reconcile (after every AMI login)."""
         return self.resyncer.request()
 
+    def when_reconciled(self) -> defer.Deferred:
+        """Fires once the next resync with the PBX has been applied (readiness)."""
+        return self.resyncer.when_applied()
+
     def _track(self) -> set[str]:
         self.tracker.resync_touched = set()
         return self.tracker.resync_touched

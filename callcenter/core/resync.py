@@ -59,6 +59,13 @@ class Resync:
         self._again = False
         self._done: list[defer.Deferred[None]] = []
         self.completed = 0  # resyncs applied, for health and tests
+        self._watchers: list[defer.Deferred[None]] = []
+
+    def when_applied(self) -> defer.Deferred[None]:
+        """Fires once the next resync's snapshot has been applied."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._watchers.append(d)
+        return d
 
     def request(self) -> defer.Deferred[None]:
         """Resync now, or once more after the one running; fires when state
@@ -119,5 +126,8 @@ class Resync:
             items = await self._list("QueueStatus")
             self._apply(pbx_snapshot(items, channels), touched)
             self.completed += 1
+            watchers, self._watchers = self._watchers, []
+            for d in watchers:
+                d.callback(None)
         finally:
             self._stop_tracking()

@@ -32,6 +32,8 @@ ACTION_CLASSES: dict[str, frozenset[str]] = {
 EVENT_CLASS: dict[str, str] = {
     "UserEvent": "user",
     "Hangup": "call",
+    "HangupRequest": "call",
+    "SoftHangupRequest": "call",
     **{name: "agent" for name in names.QUEUE_EVENTS},
 }
 # Of two classes that both allow an action, the one that allows less.
