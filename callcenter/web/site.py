@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
-from twisted.web import http, resource, server, static
+from twisted.web import resource, server, static
 
 from callcenter.auth.checkers import make_portal
 from callcenter.web.access import Access
@@ -94,8 +94,11 @@ class DashboardSite(server.Site):
     limiter: ConnectionLimiter | None = None
     channel: type[LimitedChannel] = LimitedChannel
 
-    def protocol(self) -> Any:  # HTTPFactory calls it as a method, as Twisted's own factory
-        return http._GenericHTTPChannelProtocol(self.channel())
+    def protocol(self) -> Any:
+        # HTTPFactory builds each connection with self.protocol(): our HTTP/1.1
+        # channel with its deadlines and body limit (no HTTP/2 negotiation,
+        # which the dashboard does not use; Twisted's wrapper for it is private).
+        return self.channel()
 
     def buildProtocol(self, addr: Any) -> Any:
         # Over a limit: None, and Twisted closes the socket before any work.
