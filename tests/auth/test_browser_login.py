@@ -24,6 +24,7 @@ def log_in(page, url: str, name: str) -> None:
 
 
 def drive(url: str) -> dict:
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     out: dict = {"errors": []}
@@ -74,8 +75,16 @@ def drive(url: str) -> dict:
 
             apage.click('[data-action="logout"]')
             apage.wait_for_url("**/login")
-            apage.goto(url)
-            apage.wait_for_url("**/login")  # the session is gone, not just the page
+            for attempt in range(3):
+                # The dashboard's own reload on its closed socket may abort this
+                # navigation (net::ERR_ABORTED); asking again is what a user does.
+                try:
+                    apage.goto(url)
+                    apage.wait_for_url("**/login")  # the session is gone, not just the page
+                    break
+                except PlaywrightError:
+                    if attempt == 2:
+                        raise
             out["supervisor_still_open"] = page.get_attribute("#conn", "data-state")
         finally:
             browser.close()
