@@ -132,7 +132,25 @@ class ReportService(service.Service):
         self.writer.close()
 
 
-class StoreService(service.Service):
+class _StartsAsync(service.Service):
+    """A child whose start is asynchronous (``_start``); ``whenReady`` fires
+    when it is done, so ``StartInOrder`` starts the next one only then."""
+
+    _ready: defer.Deferred[None] | None = None
+
+    def whenReady(self) -> defer.Deferred[None]:
+        assert self._ready is not None
+        return self._ready
+
+    def startService(self) -> None:
+        super().startService()
+        self._ready = defer.ensureDeferred(self._start())
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+
+class StoreService(_StartsAsync):
     """Redis: the saved state is loaded (or the outage logged) before the next
     child starts; the store writes the report through its outbox."""
 
@@ -144,15 +162,6 @@ class StoreService(service.Service):
         self.center = center
         self.report = report
         self.store: Any = None
-        self._ready: defer.Deferred[None] | None = None
-
-    def whenReady(self) -> defer.Deferred[None]:
-        assert self._ready is not None
-        return self._ready
-
-    def startService(self) -> None:
-        super().startService()
-        self._ready = defer.ensureDeferred(self._start())
 
     async def _start(self) -> None:
         try:
@@ -185,7 +194,7 @@ class StoreService(service.Service):
         return None
 
 
-class SimulatorService(service.Service):
+class SimulatorService(_StartsAsync):
     """``--simulate``: the simulated PBX on a loopback port of its own."""
 
     name = "simulator"
@@ -196,15 +205,6 @@ class SimulatorService(service.Service):
         self.secret = secrets.token_hex(16)
         self.port: Any = None
         self.pbx: Any = None
-        self._ready: defer.Deferred[None] | None = None
-
-    def whenReady(self) -> defer.Deferred[None]:
-        assert self._ready is not None
-        return self._ready
-
-    def startService(self) -> None:
-        super().startService()
-        self._ready = defer.ensureDeferred(self._start())
 
     async def _start(self) -> None:
         from callcenter.simulator import start_simulator
