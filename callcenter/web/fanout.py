@@ -62,8 +62,10 @@ class Dashboards:
         center: Any,
         prepare: Callable[[bytes], Any],
         reactor: IReactorTime,
+        config: dict[str, Any] | None = None,
     ) -> None:
         self._center = center
+        self._config = config  # the CONFIG object, first in every HELLO reply
         self._prepare = prepare
         self._reactor = reactor
         # dict, not set: delivery in connection order, deterministic for tests.
@@ -145,6 +147,8 @@ class Dashboards:
                             and objects[0].get("type") == "STATS"):
                         # Flushed just above: the view's other dashboards are as current.
                         self._last_stats[view.view_key] = _stats_signature(objects[0])
+                    if self._config is not None:
+                        objects = [self._config, *objects]
                     prepared = prepared_by_view[key] = self._prepare(encode(objects))
                 client.send_prepared(prepared)
             except Exception:

@@ -25,6 +25,7 @@ from callcenter.web.access import Access
 from callcenter.web.assets import MissingAssets, PageAssets, find_assets
 from callcenter.web.limits import ConnectionLimiter, LimitedChannel, WebLimits
 from callcenter.web.origin import OriginPolicy
+from callcenter.web.page_config import config_object
 from callcenter.web.pages import Guarded, Login, Logout
 from callcenter.web.protocol import DashboardFactory
 
@@ -180,6 +181,7 @@ def make_site(
     sla: int = 10,
     sla_target: float = 80.0,
     limits: WebLimits | None = None,
+    config: dict[str, Any] | None = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
 
@@ -194,7 +196,8 @@ def make_site(
     for loopback, where ``origins`` is then the loopback policy too.
     Raises ``ValueError`` for a malformed allowed origin or public URL.
     ``limits`` bounds connections, request deadlines and bodies, and HELLOs
-    (``limits.py``).
+    (``limits.py``).  ``config``: the CONFIG object every HELLO reply starts
+    with (default: ``page_config.config_object`` of the center's pause reasons).
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -236,6 +239,7 @@ def make_site(
         max_buffer=max_buffer,
         max_frame=max_frame,
         limits=limits,
+        config=config if config is not None else config_object(getattr(center, "pause_reasons", None)),
     )
     root.putChild(b"callcenter", WebSocketResource(factory))
 

@@ -81,7 +81,7 @@ async def _demo(clone: Path, tmp_path: Path, processes, web: int,
     code, _, page = await get(f"http://127.0.0.1:{web}/")
     assert code == 200 and b'<div id="app">' in page
     objects = await hello(web)
-    assert objects[0]["type"] == "STATS"
+    assert [o["type"] for o in objects[:2]] == ["CONFIG", "STATS"]  # CONFIG first (docs/protocol.md)
     for _ in range(120):
         if until():
             break
