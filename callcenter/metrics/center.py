@@ -77,6 +77,7 @@ class CenterCollector(Collector):
         for day, book in self._books():
             for q, c in book.queues.items():
                 self._seen[(day, q)] = _values(c)
+                self._totals.setdefault(q, [0] * _N)  # known queues show 0, not nothing
         if self._unsubscribe is None:
             self._unsubscribe = self.center.subscribe(self._on_changes)
 
