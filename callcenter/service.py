@@ -383,6 +383,10 @@ class CallcenterService(StartInOrder):
         self.store_service.setServiceParent(self)
         self.webhooks = self._make_webhooks()
         self._add_metrics()
+        if self.webhooks is not None:  # their figures on /metrics
+            from callcenter.webhooks.metrics import WebhookCollector
+
+            self.metrics.registry.register(WebhookCollector(self.webhooks))
         self.simulator_service = SimulatorService(reactor, options) if options["simulate"] else None
         if self.simulator_service is not None:
             self.simulator_service.setServiceParent(self)

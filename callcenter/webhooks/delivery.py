@@ -71,6 +71,7 @@ class HookSender:
         self.delivered = 0
         self.refused = 0
         self.attempts = 0
+        self.retries = 0
 
     def wake(self) -> None:
         """New events: start sending on the next reactor turn (after the store
@@ -151,6 +152,7 @@ class HookSender:
         if self.state == STOPPED:
             return
         self.failures += 1
+        self.retries += 1
         delay = self.next_delay()
         if self._failing_since is None:
             self._failing_since = self.clock.seconds()

@@ -263,3 +263,31 @@ secret_env = "WALLBOARD_SECRET"
     js.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_hooks_file(str(js), defaults, {})
+
+
+def test_metrics_count_per_hook():
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from callcenter.webhooks.metrics import WebhookCollector
+
+    clock = Clock()
+    outbox, hook, rig, events = _outbox(clock, max_queue=4, jitter=0.0)
+    sender = HookSender(clock, outbox.queues[0], outbox, FakePost(503, 400))
+
+    class Service:
+        senders = [sender]
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(WebhookCollector(Service()))
+    rig.feed(events)
+    sender.wake()
+    clock.advance(0)
+    clock.advance(hook.retry_initial)
+    text = generate_latest(registry).decode()
+    q = outbox.queues[0]
+    assert 'callcenter_webhook_retries_total{hook="t"} 1.0' in text
+    assert 'callcenter_webhook_refused_total{hook="t"} 1.0' in text
+    assert f'callcenter_webhook_delivered_total{{hook="t"}} {float(sender.delivered)}' in text
+    assert f'callcenter_webhook_dropped_total{{hook="t"}} {float(q.dropped)}' in text and q.dropped > 0
+    assert 'callcenter_webhook_queued{hook="t"} 0.0' in text
