@@ -70,7 +70,7 @@ async def test_editable_twistd_simulate_from_anywhere(clone, redis, processes, t
     assert code == 200 and b'<div id="app">' in page
     code, _, vue = await get(f"http://127.0.0.1:{web}/vendor/vue.global.prod.js")
     assert code == 200 and vue == (clone / "static/node_modules/vue/dist/vue.global.prod.js").read_bytes()
-    assert (await hello(web))[0]["type"] == "STATS"
+    assert (await hello(web))[1]["type"] == "STATS"  # after CONFIG
 
 
 async def _demo(clone: Path, tmp_path: Path, processes, web: int,
