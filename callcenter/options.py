@@ -82,6 +82,9 @@ OPTION_GROUPS = {
     # The agent page (docs/integrations.md).
     "screen-pop-url": "Web dashboard",
     "screen-pop-auto": "Web dashboard",
+    # Monitoring (issue 13; docs/operations.md).
+    "metrics-listen": "General",
+    "metrics-agents": "General",
 }
 
 
@@ -101,6 +104,7 @@ class Options(usage.Options):
     optFlags = [
         ["simulate", None, "Run against the built-in simulated PBX instead of --ami."],
         ["screen-pop-auto", None, "Agent page: open the --screen-pop-url by itself when a call connects."],
+        ["metrics-agents", None, "Metrics: also one series per agent (status, time in it); off: per queue only."],
     ]
 
     optParameters = [
@@ -150,6 +154,8 @@ class Options(usage.Options):
         ["sim-calls-per-minute", None, "4", "Simulator: caller arrivals per minute per queue."],
         ["sim-queues", None, "q-callcenter", "Simulator: queue names, comma-separated."],
         ["seed", None, "1", "Simulator: random seed."],
+        # Monitoring (docs/operations.md).
+        ["metrics-listen", None, "", "Prometheus /metrics endpoint (Twisted endpoint string, e.g. tcp:9464:interface=127.0.0.1); empty: off. Bind loopback or a management network."],
     ]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
