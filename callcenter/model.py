@@ -74,6 +74,9 @@ class Agent:
     wrapup_until: float = 0.0  # end of the wrap-up after its last call (0: none)
     login_time: float = 0.0  # the member's LoginTime (earliest of its queues)
     last_call: float = 0.0  # when its last call ended (Asterisk's LastCall)
+    # Today's seconds in PAUSED by reason ("" = none given), counted when a pause ends
+    # (counting.count_pause); the agent page shows them.
+    pause_time: dict[str, int] = field(default_factory=dict)
 
     @property
     def queue(self) -> str:
@@ -122,6 +125,8 @@ class Agent:
             "login_time": int(self.login_time),
             "last_call": int(self.last_call),
         }
+        if self.pause_time:
+            d["pause_time"] = dict(self.pause_time)
         paused = self.paused
         d["paused"] = paused
         if self.status == PAUSED:
@@ -139,6 +144,7 @@ class Agent:
             q: {"paused": m.paused, "reason": m.reason, "wrapup": m.wrapup}
             for q, m in self.queues.items()
         }
+        d["pause_time"] = dict(self.pause_time)
         return d
 
     @classmethod
@@ -186,7 +192,7 @@ class Call:
     position: int = 0  # 1-based place among the callers waiting in its queue; 0 when not
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "type": "CALL",
             "id": self.id,
             "callerid": self.callerid,
@@ -197,6 +203,9 @@ class Call:
             "callername": self.callername,
             "position": self.position,
         }
+        if self.hold is not None:  # how long the caller waited (agent page, screen pop)
+            d["hold"] = self.hold
+        return d
 
     def to_record(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -330,6 +330,7 @@ class DashboardFactory(WebSocketServerFactory):
         max_buffer: int,
         max_frame: int,
         limits: WebLimits | None = None,
+        decorate: Any = None,
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(reactor=reactor, server="callcenter")
@@ -352,4 +353,6 @@ class DashboardFactory(WebSocketServerFactory):
             # Host and Origin are checked in onConnect (Access.admit) against --public-url.
             allowedOrigins=["*"],
         )
-        self.dashboards = Dashboards(center, self.prepareMessage, reactor, config)
+        self.dashboards = Dashboards(
+            center, self.prepareMessage, reactor, decorate=decorate, config=config
+        )
