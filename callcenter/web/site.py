@@ -26,6 +26,7 @@ from callcenter.web.assets import MissingAssets, PageAssets, find_assets
 from callcenter.web.limits import ConnectionLimiter, LimitedChannel, WebLimits
 from callcenter.web.origin import OriginPolicy
 from callcenter.web.pages import Guarded, Login, Logout
+from callcenter.web.probes import PROBE_PATHS, Healthz, Readyz
 from callcenter.web.protocol import DashboardFactory
 
 MiB = 1 << 20
@@ -67,7 +68,8 @@ class _Request(server.Request):
     def process(self) -> None:
         for name, value in SECURITY_HEADERS.items():
             self.setHeader(name, value)
-        if not self._our_host():
+        # Probes name the service by address; they reveal only up/down (probes.py).
+        if self.path not in PROBE_PATHS and not self._our_host():
             return
         super().process()
 
@@ -180,6 +182,7 @@ def make_site(
     sla: int = 10,
     sla_target: float = 80.0,
     limits: WebLimits | None = None,
+    health: Any = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
 
@@ -194,7 +197,9 @@ def make_site(
     for loopback, where ``origins`` is then the loopback policy too.
     Raises ``ValueError`` for a malformed allowed origin or public URL.
     ``limits`` bounds connections, request deadlines and bodies, and HELLOs
-    (``limits.py``).
+    (``limits.py``).  ``health`` (``callcenter.health.Health``): its HEALTH
+    goes to the dashboards and ``/readyz`` answers from it (without it,
+    only ``/healthz`` is served).
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -224,6 +229,9 @@ def make_site(
         root.putChild(b"", Guarded(access, _file(assets.index), page=True))
         root.putChild(b"login", Login(access, _file(login)))
     root.putChild(b"logout", Logout(access))
+    root.putChild(b"healthz", Healthz())  # unauthenticated: up/down only (probes.py)
+    if health is not None:
+        root.putChild(b"readyz", Readyz(health))
 
     root.putChild(
         b"config.json", Guarded(access, _Config({"sla": sla, "sla_target": sla_target}, reactor))
@@ -236,6 +244,7 @@ def make_site(
         max_buffer=max_buffer,
         max_frame=max_frame,
         limits=limits,
+        health=health,
     )
     root.putChild(b"callcenter", WebSocketResource(factory))
 
