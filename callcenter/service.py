@@ -488,6 +488,7 @@ class CallcenterService(StartInOrder):
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],
                 health=self.health,
+                screen_pop=opts.get("screen-pop"),
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
