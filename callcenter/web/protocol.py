@@ -332,6 +332,7 @@ class DashboardFactory(WebSocketServerFactory):
         limits: WebLimits | None = None,
         decorate: Any = None,
         config: dict[str, Any] | None = None,
+        health: Any = None,
     ) -> None:
         super().__init__(reactor=reactor, server="callcenter")
         self.limits = limits or WebLimits()
@@ -354,5 +355,5 @@ class DashboardFactory(WebSocketServerFactory):
             allowedOrigins=["*"],
         )
         self.dashboards = Dashboards(
-            center, self.prepareMessage, reactor, decorate=decorate, config=config
+            center, self.prepareMessage, reactor, decorate=decorate, config=config, health=health
         )

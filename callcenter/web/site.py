@@ -27,6 +27,7 @@ from callcenter.web.limits import ConnectionLimiter, LimitedChannel, WebLimits
 from callcenter.web.origin import OriginPolicy
 from callcenter.web.page_config import config_object
 from callcenter.web.pages import Guarded, Login, Logout
+from callcenter.web.probes import PROBE_PATHS, Healthz, Readyz
 from callcenter.web.protocol import DashboardFactory
 from callcenter.web.screen_pop import ScreenPop
 
@@ -69,7 +70,8 @@ class _Request(server.Request):
     def process(self) -> None:
         for name, value in SECURITY_HEADERS.items():
             self.setHeader(name, value)
-        if not self._our_host():
+        # Probes name the service by address; they reveal only up/down (probes.py).
+        if self.path not in PROBE_PATHS and not self._our_host():
             return
         super().process()
 
@@ -195,6 +197,7 @@ def make_site(
     limits: WebLimits | None = None,
     screen_pop: ScreenPop | None = None,
     config: dict[str, Any] | None = None,
+    health: Any = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
 
@@ -213,6 +216,8 @@ def make_site(
     with (default: ``page_config.config_object`` of the center's pause reasons).
     ``screen_pop`` (``--screen-pop-url``): each CONNECT in progress carries its
     filled address for the agent page (``/agent``, ``static/agent.html``).
+    ``health`` (``callcenter.health.Health``): its HEALTH goes to the dashboards
+    and ``/readyz`` answers from it (without it, only ``/healthz`` is served).
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -243,6 +248,9 @@ def make_site(
         root.putChild(b"login", Login(access, _file(login)))
         _agent_page(root, access, assets)
     root.putChild(b"logout", Logout(access))
+    root.putChild(b"healthz", Healthz())  # unauthenticated: up/down only (probes.py)
+    if health is not None:
+        root.putChild(b"readyz", Readyz(health))
 
     page_config: dict[str, Any] = {"sla": sla, "sla_target": sla_target}
     # The agent page: whether a screen pop is configured and opens by itself.
@@ -259,6 +267,7 @@ def make_site(
         limits=limits,
         decorate=screen_pop.decorate if screen_pop is not None else None,
         config=config if config is not None else config_object(getattr(center, "pause_reasons", None)),
+        health=health,
     )
     root.putChild(b"callcenter", WebSocketResource(factory))
 
