@@ -127,9 +127,11 @@ class Agent:
         }
         if self.pause_time:
             d["pause_time"] = dict(self.pause_time)
-        paused = self.paused
+        status = self.status
+        # Cheap on the hot path: only INCALL needs to look at the memberships.
+        paused = status in (PAUSED, LOGGEDIN) or (status == INCALL and self.paused)
         d["paused"] = paused
-        if self.status == PAUSED:
+        if status == PAUSED:
             d["reason"] = self.reason
         elif paused:
             d["reason"] = self.pause_reason()  # e.g. a pause pending while INCALL

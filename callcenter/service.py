@@ -236,6 +236,7 @@ class SimulatorService(_StartsAsync):
             calls_per_minute=opts["sim-calls-per-minute"],
             queues=tuple(opts["sim-queues"]),
             seed=opts["seed"],
+            pause_reasons=tuple(opts.get("pause-reasons") or DEFAULT_REASONS),
         )
         address = self.port.getHost()
         log.info("simulated PBX listening on {host}:{port}", host=address.host, port=address.port)
@@ -388,6 +389,11 @@ class CallcenterService(StartInOrder):
         except ReportWriterError as e:
             raise usage.UsageError(str(e)) from None
         wrapup_default, wrapup_times = options.get("wrapup-time") or (0, {})
+        if options["simulate"] and not wrapup_default and not wrapup_times:
+            from callcenter.simulator.entities import QueueConfig
+
+            # The simulated queues' wrapuptime, which (as on Asterisk) QueueStatus does not report.
+            wrapup_default = int(QueueConfig().wrapuptime)
         self.center = Callcenter(
             reactor,
             sla=options["sla"],

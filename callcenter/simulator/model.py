@@ -72,6 +72,7 @@ class PBXModel:
         config: QueueConfig | None = None,
         default_talk: Callable[[], float] | None = None,
         hangup_unpauses: bool = False,
+        login_sends_name: bool = True,
     ) -> None:
         if not queues:
             raise ValueError("the simulated PBX needs at least one queue")
@@ -97,6 +98,8 @@ class PBXModel:
         # The shipped [hangup-handler] only sends CALLERHANGUP; the rig's original
         # one also ran UnpauseQueueMember (gotcha 4), which the recordings show.
         self.hangup_unpauses = hangup_unpauses
+        # The shipped login's LOGGEDIN has a name: header; the rig's original had none.
+        self.login_sends_name = login_sends_name
         self.stopped = False
 
     # -- plumbing ---------------------------------------------------------
@@ -299,8 +302,11 @@ class PBXModel:
             for member in list(agent.members.values()):  # PauseQueueMember
                 self._set_paused(member, True, "")
             c2.priority = 6
-            self._emit("UserEvent", c2, "LOGGEDIN",
-                       (("agentid", agent_id), ("member", agent.interface)))
+            # The shipped dialplan's LOGGEDIN: also the phone's caller-id name.
+            headers: tuple[tuple[str, str], ...] = (("agentid", agent_id), ("member", agent.interface))
+            if self.login_sends_name:
+                headers += (("name", "" if c2.cid_name == UNKNOWN else c2.cid_name),)
+            self._emit("UserEvent", c2, "LOGGEDIN", headers)
         self._feature_done(c1, c2, 7)
 
     def _logout(self, agent_id: str, c1: Chan, c2: Chan) -> None:

@@ -25,7 +25,9 @@ class SimulatedPBX:
     By default it behaves like the shipped ``asterisk-config/``: the AMI user
     reads ``SHIPPED_READ`` (no ``system``, so no ``FullyBooted``) and the
     hangup handler leaves pauses alone.  ``read="all"`` and
-    ``hangup_unpauses=True`` reproduce the rig the traces were recorded on.
+    ``hangup_unpauses=True`` (with ``login_sends_name=False``: the rig's login
+    had no ``name:`` header) reproduce the rig the traces were recorded on.
+    Simulated agents pause with ``pause_reasons`` (the service's ``--pause-reasons``).
     """
 
     def __init__(
@@ -46,17 +48,21 @@ class SimulatedPBX:
         behaviour: Behaviour | None = None,
         read: str = SHIPPED_READ,
         hangup_unpauses: bool = False,
+        pause_reasons: Sequence[str] | None = None,
+        login_sends_name: bool = True,
     ) -> None:
         self.reactor = reactor
         self.clock = clock or reactor
         rng = random.Random(seed)
         self.model = PBXModel(self.clock, list(queues), rng=random.Random(rng.random()),
-                              epoch_offset=epoch_offset, hangup_unpauses=hangup_unpauses)
+                              epoch_offset=epoch_offset, hangup_unpauses=hangup_unpauses,
+                              login_sends_name=login_sends_name)
         self.factory = AMIServerFactory(
             self.model, reactor, {username: secret}, read=read, timestampevents=timestampevents,
             legacy_pause_name=legacy_pause_name, auth_fail_delay=auth_fail_delay)
         self.traffic = Traffic(self.model, agents=agents, calls_per_minute=calls_per_minute,
-                               rng=random.Random(rng.random()), behaviour=behaviour)
+                               rng=random.Random(rng.random()), behaviour=behaviour,
+                               **({"pause_reasons": pause_reasons} if pause_reasons is not None else {}))
         self.port: IListeningPort | None = None
 
     def start(self) -> None:

@@ -20,7 +20,22 @@ from twisted.internet.interfaces import IDelayedCall
 
 from callcenter.simulator.model import DIALPLAN_DELAY, PBXModel
 
-PAUSE_REASONS = ("lunch", "break", "after call work", "training", "")
+# Phones send what agents key in: the service's --pause-reasons in any case
+# (compared ignoring case), and now and then no reason at all.
+PAUSE_REASONS = ("Break", "Lunch", "Training", "Coaching")
+# Display names the simulated phones carry as their caller-id name.
+FIRST_NAMES = (
+    "Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Gina", "Hugo", "Inès", "Jonas",
+    "Karin", "Léo", "Maya", "Nils", "Olga", "Paul", "Quentin", "Rosa", "Sami", "Tara",
+    "Ugo", "Vera", "Wim", "Xenia", "Yann", "Zoé",
+)
+SURNAMES = ("Martin", "Bernard", "Dubois", "Moreau", "Laurent", "Simon", "Michel", "Leroy",
+            "Roux", "Fournier", "Girard", "Bonnet", "Dupont", "Lambert", "Fontaine", "Rousseau")
+
+
+def agent_name(i: int) -> str:
+    """The ``i``-th agent's name: distinct for the first 416 agents."""
+    return f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {SURNAMES[(i // len(FIRST_NAMES)) % len(SURNAMES)]}"
 
 
 @dataclass
@@ -52,6 +67,7 @@ class Traffic:
         rng: random.Random | None = None,
         behaviour: Behaviour | None = None,
         first_agent: int = 1001,
+        pause_reasons: Sequence[str] = PAUSE_REASONS,
     ) -> None:
         self.model = model
         self.rng = rng or random.Random(model.rng.random())
@@ -62,6 +78,10 @@ class Traffic:
         else:
             self.rates = {q: float(calls_per_minute) for q in queues}
         self.agent_ids = [str(first_agent + i) for i in range(agents)]
+        self.names = {a: agent_name(i) for i, a in enumerate(self.agent_ids)}
+        # As keyed in on a phone: lower case now and then, and sometimes no reason.
+        reasons = list(pause_reasons) or [""]
+        self.pause_reasons = (*reasons, *(r.lower() for r in reasons[:1]), "")
         # Every agent serves the first queue; agent i also serves queue i % n.
         for i, agent_id in enumerate(self.agent_ids):
             names = [queues[0]]
@@ -116,24 +136,32 @@ class Traffic:
         patience = max(b.min_patience, rng.expovariate(1 / b.mean_patience))
         talk = max(b.min_talk, rng.expovariate(1 / b.mean_talk))
         side = "caller" if rng.random() < b.caller_hangs_up else "agent"
+        # Two callers in three have a name (CallerIDName); the others none, as
+        # from a number that withholds it.  From the number: no extra draw.
+        name = "" if int(cid) % 3 == 0 else (
+            f"{FIRST_NAMES[int(cid) % len(FIRST_NAMES)]} {SURNAMES[int(cid) // 7 % len(SURNAMES)]}")
         self.model.add_caller(queue, cid, patience=round(patience, 3), talk=round(talk, 3),
-                              end_side=side)
+                              end_side=side, cid_name=name)
 
     # -- agents ----------------------------------------------------------
 
     def _login(self, agent_id: str, on_break: bool) -> None:
         shift = self._shift[agent_id] = self._shift.get(agent_id, 0) + 1
-        self.model.originate("Local/011@public", callerid=f'"Agent {agent_id}" <{agent_id}>',
+        self.model.originate("Local/011@public", callerid=self._callerid(agent_id),
                              application="Wait", data="1")
         # The login pauses the member; the agent makes itself available (or not yet).
         wait = DIALPLAN_DELAY + self.rng.uniform(0.5, 2.0)
         if on_break:
-            self._later(wait, self._pause, agent_id, shift, self.rng.choice(PAUSE_REASONS[:2]),
+            self._later(wait, self._pause, agent_id, shift, self.rng.choice(self.pause_reasons[:2]),
                         self.rng.uniform(25.0, 70.0))
         else:
             self._later(wait, self._unpause, agent_id, shift)
         self._later(self.rng.expovariate(1 / self.b.mean_between_logouts), self._logout,
                     agent_id, shift)
+
+    def _callerid(self, agent_id: str) -> str:
+        """The phone's caller id, as the Ansible phone list sets it: "Name" <id>."""
+        return f'"{self.names.get(agent_id, "Agent " + agent_id)}" <{agent_id}>'
 
     def _on_shift(self, agent_id: str, shift: int) -> bool:
         agent = self.model.agents.get(agent_id)
@@ -155,7 +183,7 @@ class Traffic:
     def _take_break(self, agent_id: str, shift: int) -> None:
         if not self._on_shift(agent_id, shift):
             return
-        reason = self.rng.choice(PAUSE_REASONS)
+        reason = self.rng.choice(self.pause_reasons)
         self._pause(agent_id, shift, reason, self.rng.uniform(*self.b.break_length))
 
     def _logout(self, agent_id: str, shift: int) -> None:
@@ -169,7 +197,7 @@ class Traffic:
             self._later(5.0, self._logout, agent_id, shift)  # finish the call first
             return
         self._shift[agent_id] += 1  # breaks planned for this shift are void
-        self.model.originate("Local/022@public", callerid=f'"Agent {agent_id}" <{agent_id}>',
+        self.model.originate("Local/022@public", callerid=self._callerid(agent_id),
                              application="Wait", data="1")
         self._later(self.rng.uniform(*self.b.logout_length), self._login, agent_id, False)
 

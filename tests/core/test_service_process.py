@@ -147,6 +147,9 @@ async def test_demo_command_serves_page_and_hello_with_agents(tmp_path: Path) ->
         assert [o["type"] for o in objects[:2]] == ["CONFIG", "STATS"]  # CONFIG first (docs/protocol.md)
         agents = [o for o in objects if o["type"] == "AGENT"]
         assert agents and all(o["status"] in ("LOGGEDIN", "AVAIL", "PAUSED", "INCALL") for o in agents)
+        # The simulated phones' caller-id names, sent by the login (issue 15).
+        assert all(o["name"] for o in agents), agents
+        assert objects[0]["pause_reasons"] == ["Break", "Lunch", "Training", "Coaching"]
         assert "Traceback" not in (tmp_path / "twistd.log").read_text()
     finally:
         stop(proc)

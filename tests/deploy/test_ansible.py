@@ -72,6 +72,8 @@ def test_playbook_refuses_to_run_without_secrets(tmp_path):
     {"vault_callcenter_ami_secret": "has;semicolon-0123456789"},
     {"asterisk_phones": [{"id": "1001", "password": "too-short"}]},
     {"asterisk_phones": [{"id": "10x1", "password": "long-enough-password"}]},
+    # A comma would split the login's UserEvent(LOGGEDIN,…,name: ${CALLERID(name)}).
+    {"asterisk_phones": [{"id": "1001", "name": "Smith, Ann", "password": "phone-password-1001"}]},
     {"callcenter_settings": {"timezone": "$HOME"}},
     {"asterisk_sip_bind_address": "0.0.0.0; evil"},
     {"asterisk_sip_port": 70000},

@@ -129,9 +129,13 @@ def test_login_and_logout_events_carry_agentid_and_member(contexts):
     for name in ("LOGGEDIN", "LOGGEDOUT"):
         for body in events[name]:
             headers = dict(h.split(":", 1) for h in body)
+            # The login also sends the phone's caller-id name (issue 15), read by the
+            # service as AgentLoggedIn.name; the old fields stay as they were.
+            extra = {"name": "${CALLERID(name)}"} if name == "LOGGEDIN" else {}
             assert {k.strip(): v.strip() for k, v in headers.items()} == {
                 "agentid": "${agentid}",
                 "member": "${member}",
+                **extra,
             }
     for name in ("CALLER", "CALLERHANGUP"):
         assert events[name] == [[]]

@@ -34,7 +34,10 @@ def test_service_kpis_match_the_simulated_truth():
     port, pbx = yield start_simulator(reactor, username="callcenter", secret="gt-secret",
                                       agents=8, calls_per_minute=4.0, queues=QUEUES, seed=11,
                                       clock=clock)
-    center = Callcenter(clock, sla=10)
+    # The simulated queues' wrapuptime (entities.QueueConfig), as --simulate sets it.
+    center = Callcenter(clock, sla=10, wrapup_default=2)
+    seen: list[tuple[float, dict]] = []
+    center.subscribe(lambda ch: seen.extend((ch.ts, o) for o in ch.objects if o["type"] == "AGENT"))
     client = AMIClient(reactor, TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port),
                        "callcenter", "gt-secret", ping_interval=0)
     center.attach(client)
@@ -52,6 +55,24 @@ def test_service_kpis_match_the_simulated_truth():
         center.stop()
         yield defer.maybeDeferred(client.stopService)
         yield pbx.stop()
+
+    # Issue 15: the simulated phones ring (AgentCalled) and wrap up like Asterisk's:
+    # no agent rings before its wrap-up is over; agents have names (from the
+    # login's LOGGEDIN, just after the member events); reasons are the
+    # configured ones, in their spelling.
+    wrapup: dict[str, int] = {}
+    names: dict[str, str] = {}
+    rings = 0
+    for ts, a in seen:
+        if a["ringing"] and a["agentid"] in wrapup:
+            assert ts >= wrapup[a["agentid"]] - 1, (ts, a)  # Asterisk's whole-second clock
+            rings += 1
+        if a["status"] != "LOGGEDOUT":
+            wrapup[a["agentid"]] = a["wrapup_until"]
+            names[a["agentid"]] = a["name"]
+            assert a.get("reason", "") in ("", "Break", "Lunch", "Training", "Coaching"), a
+    assert rings > 50 and any(a["wrapup_until"] for _, a in seen)
+    assert len(names) == 8 and all(names.values()), names
 
     total_offered = 0
     for name in QUEUES:

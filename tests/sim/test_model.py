@@ -306,3 +306,18 @@ def test_lively_first_minute():
     assert any(m.startswith("QueueMemberPause") for m in names)
     truth = pbx.truth()
     assert sum(t["offered"] for t in truth.values()) >= 6
+
+
+def test_traffic_names_agents_and_pauses_with_the_configured_reasons() -> None:
+    """Issue 15: the simulated phones carry names, agents key in the service's reasons."""
+    from twisted.internet.task import Clock
+
+    from callcenter.simulator.model import PBXModel
+    from callcenter.simulator.traffic import Traffic
+
+    model = PBXModel(Clock(), ["q-callcenter"])
+    traffic = Traffic(model, agents=30, pause_reasons=("Tea", "Nap"))
+    names = [traffic.names[a] for a in traffic.agent_ids]
+    assert len(set(names)) == 30 and all(" " in n for n in names)
+    assert {r.casefold() for r in traffic.pause_reasons} == {"tea", "nap", ""}
+    assert traffic._callerid("1001") == f'"{traffic.names["1001"]}" <1001>'

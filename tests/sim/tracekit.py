@@ -106,6 +106,7 @@ def make_pbx(*, start: float = 1_795_665_000.0, timestampevents: bool = True,
     kw.setdefault("auth_fail_delay", 0.0)
     kw.setdefault("read", "all")
     kw.setdefault("hangup_unpauses", True)
+    kw.setdefault("login_sends_name", False)  # the rig's login had no name: header
     pbx = SimulatedPBX(clock, username="admin", secret=secret, queues=queues, clock=clock,
                        timestampevents=timestampevents, epoch_offset=0.0,
                        **kw)  # type: ignore[arg-type]

@@ -137,6 +137,16 @@ async def test_a_burst_in_one_reactor_turn_goes_out_as_one_frame(rig):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_reason_in_another_case_is_sent_in_the_configured_spelling(rig):
+    await rig.feed(rig.peer.login("1001"))
+    c = await rig.client()
+    await c.hello()
+    c.send("PAUSE:1001:lUNCH")
+    await c.until(has("AGENT", agentid="1001", status="PAUSED", reason="Lunch"))
+    assert [p["Reason"] for p in rig.peer.pauses()] == ["Lunch"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_pause_and_avail_reach_asterisk_as_queuepause(rig):
     await rig.feed(rig.peer.login("1001"))
     c = await rig.client()
@@ -175,6 +185,8 @@ BAD_FRAMES = [
     ("PAUSE:1001:Lunch\r\nAction: Logoff", "pause reason contains control characters"),
     ("PAUSE:1001:" + "x" * 65, "pause reason longer than 64 characters"),
     ("AVAIL:10\x0001", "bad agent id '10\\x0001'"),
+    # Not one of the default --pause-reasons, and no --pause-free-text.
+    ("PAUSE:1001:Nap", "unknown pause reason 'Nap': use one of Break, Lunch, Training, Coaching"),
 ]
 
 
