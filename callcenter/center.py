@@ -28,6 +28,7 @@ from callcenter.core.connections import Switchboard
 from callcenter.core.counting import PAST_DAYS, Tally
 from callcenter.core.flow import COMPLETE_GRACE, CallFlow
 from callcenter.core.members import MemberRules
+from callcenter.core.pbx_counters import MAX_UNSEEN, Baseline, PbxCounters
 from callcenter.core.reconcile import Reconciler
 from callcenter.core.resync import ActionSender, Resync
 from callcenter.core.views import connect_json, snapshot_objects, stats_object
@@ -67,6 +68,7 @@ class Callcenter:
         sla: int = 10,
         business_day: BusinessDay | None = None,
         ivr_max_age: float = IVR_MAX_AGE,
+        counters_max_unseen: int = MAX_UNSEEN,
     ) -> None:
         self.clock = clock
         self.sla = sla
@@ -81,7 +83,13 @@ class Callcenter:
             clock, self.tally, self.roster, self.callbook, self.switchboard, self._transact
         )
         self.members = MemberRules(self.roster, self.flow)
-        self.reconciler = Reconciler(self.flow)
+        self.pbx_counters = PbxCounters(
+            self.tally,
+            self.flow.ended_unseen,
+            self.flow.caller_gone,
+            counters_max_unseen,
+        )
+        self.reconciler = Reconciler(self.flow, self.pbx_counters)
         self.resyncer = Resync(clock, self._reconcile_snapshot, self._track, self._untrack)
         self._subscribers: list[Callable[[Changes], None]] = []
         self._timers: dict[str, IDelayedCall] = {}
@@ -169,6 +177,7 @@ class Callcenter:
         calls: Iterable[Call],
         connections: Iterable[Connection],
         books: Iterable[DayBook] = (),
+        counters: Baseline | None = None,
     ) -> None:
         """Load persisted state (before the first AMI connect; reconcile follows).
 
@@ -190,6 +199,7 @@ class Callcenter:
                 agent.call, agent.call_queue = None, ""
                 agent.status = agent.derived_status()
         self.tally.restore(list(books))
+        self.pbx_counters.restore(counters)
 
     def publish_stats(self) -> None:
         """Tell subscribers the STATS now (after counters were replaced by a merge)."""

@@ -33,6 +33,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from callcenter.center import Callcenter
+from callcenter.core.pbx_counters import MAX_UNSEEN
 from callcenter.kpi import BusinessDay
 from callcenter.options import Options as _BaseOptions
 from callcenter.process_exit import exit_after_stop
@@ -366,6 +367,7 @@ class CallcenterService(StartInOrder):
             reactor,
             sla=options["sla"],
             business_day=BusinessDay(options["day-starts-at"], tz),
+            counters_max_unseen=options.get("counters-max-unseen", MAX_UNSEEN),
         )
         self.report_service = ReportService(self.report, reactor)
         self.report_service.setServiceParent(self)
