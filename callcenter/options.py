@@ -97,6 +97,7 @@ OPTION_GROUPS = {
     # Monitoring (issue 13; docs/operations.md).
     "metrics-listen": "General",
     "metrics-agents": "General",
+    "ready-timeout": "General",  # issue 13: systemd readiness (docs/operations.md)
 }
 
 
@@ -162,6 +163,8 @@ class Options(usage.Options):
         ["log-interval", None, "60", "Seconds a repeated warning of one kind is counted before its 'N more like this' line."],
         # Issue 14 (docs/reliability.md, "Without a queue log").
         ["counters-max-unseen", None, "10000", "Callers per queue a reconcile may count as come and gone unseen (from Asterisk's queue counters); 0 turns the counters' correction off."],
+        # Health (issue 13, docs/operations.md).
+        ["ready-timeout", None, "60", "Seconds after the dashboard opens before systemd is told READY=1 without a reconciled PBX link."],
         # The agent page (docs/integrations.md).
         ["screen-pop-url", None, None, "Agent page: CRM address for the call, e.g. https://crm/search?phone={callerid} (http/https only)."],
         # Webhooks (docs/integrations.md); --webhook and --webhook-secret are opt_ methods below.
@@ -249,7 +252,8 @@ class Options(usage.Options):
             self["sim-calls-per-minute"], "--sim-calls-per-minute"
         )
         self["seed"] = _int(self["seed"], "--seed")
-        for name in ("report-wait", "max-record-age", "hello-interval", "request-timeout", "log-interval"):
+        for name in ("report-wait", "max-record-age", "hello-interval", "request-timeout", "log-interval",
+                     "ready-timeout"):
             self[name] = _positive_float(self[name], "--" + name)
         for name in ("max-connections", "max-per-address", "fd-reserve", "max-body"):
             self[name] = _positive_int(self[name], "--" + name)
