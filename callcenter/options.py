@@ -79,6 +79,9 @@ OPTION_GROUPS = {
     "request-timeout": "Limits",
     "max-body": "Limits",
     "log-interval": "Limits",
+    # Monitoring (issue 13; docs/operations.md).
+    "metrics-listen": "General",
+    "metrics-agents": "General",
 }
 
 
@@ -97,6 +100,7 @@ class Options(usage.Options):
 
     optFlags = [
         ["simulate", None, "Run against the built-in simulated PBX instead of --ami."],
+        ["metrics-agents", None, "Metrics: also one series per agent (status, time in it); off: per queue only."],
     ]
 
     optParameters = [
@@ -144,6 +148,8 @@ class Options(usage.Options):
         ["sim-calls-per-minute", None, "4", "Simulator: caller arrivals per minute per queue."],
         ["sim-queues", None, "q-callcenter", "Simulator: queue names, comma-separated."],
         ["seed", None, "1", "Simulator: random seed."],
+        # Monitoring (docs/operations.md).
+        ["metrics-listen", None, "", "Prometheus /metrics endpoint (Twisted endpoint string, e.g. tcp:9464:interface=127.0.0.1); empty: off. Bind loopback or a management network."],
     ]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:

@@ -249,6 +249,7 @@ class PbxService(service.Service):
         self.center = center
         self.simulator = simulator
         self.client: Any = None
+        self.client_watchers: list[Any] = []
         if simulator is None:
             try:  # checked at construction: a bad --ami is a usage error
                 self._endpoint = clientFromString(reactor, options["ami"])
@@ -265,6 +266,8 @@ class PbxService(service.Service):
             endpoint, user, secret = self._endpoint, self.options["ami-user"], self.options["ami-secret"]
         self.client = AMIClient(self.reactor, endpoint, user, secret)
         self.center.attach(self.client)
+        for watch in self.client_watchers:  # metrics: its event counts, its logins
+            watch(self.client)
         self.client.startService()
 
     def stopService(self) -> defer.Deferred | None:
@@ -304,9 +307,10 @@ class _ListenWatcher:
     listening worked (``listening``), and a failure is our one line rather
     than the traceback ``StreamServerEndpointService`` would log."""
 
-    def __init__(self, endpoint: IStreamServerEndpoint, description: str) -> None:
+    def __init__(self, endpoint: IStreamServerEndpoint, description: str, option: str = "--listen") -> None:
         self._endpoint = endpoint
         self._description = description
+        self._option = option
         self.listening: defer.Deferred[Any] = defer.Deferred()
         self.port: Any = None
 
@@ -319,7 +323,7 @@ class _ListenWatcher:
             return port
 
         def failed(f: Any) -> None:
-            self.listening.errback(StartupError(f"--listen {self._description!r}: {f.value}"))
+            self.listening.errback(StartupError(f"{self._option} {self._description!r}: {f.value}"))
             return None  # handled here; the service sees "no port"
 
         d.addCallbacks(ok, failed)
@@ -331,12 +335,12 @@ class WebService(StreamServerEndpointService):
 
     name = "web"
 
-    def __init__(self, reactor: Any, description: str, site: Any) -> None:
+    def __init__(self, reactor: Any, description: str, site: Any, option: str = "--listen") -> None:
         try:
             endpoint = serverFromString(reactor, description)
         except Exception as e:
-            raise usage.UsageError(f"--listen {description!r}: {e}") from None
-        self.watcher = _ListenWatcher(endpoint, description)
+            raise usage.UsageError(f"{option} {description!r}: {e}") from None
+        self.watcher = _ListenWatcher(endpoint, description, option)
         self.scheme = "https" if description.startswith("ssl:") else "http"
         super().__init__(self.watcher, site)
 
@@ -371,6 +375,7 @@ class CallcenterService(StartInOrder):
         self.report_service.setServiceParent(self)
         self.store_service = StoreService(reactor, options, self.center, self.report)
         self.store_service.setServiceParent(self)
+        self._add_metrics()
         self.simulator_service = SimulatorService(reactor, options) if options["simulate"] else None
         if self.simulator_service is not None:
             self.simulator_service.setServiceParent(self)
@@ -381,7 +386,38 @@ class CallcenterService(StartInOrder):
         self.report_service.also_on_hup(self.access.parts.reload)  # users file, audit file
         self.web = WebService(reactor, options["listen"], self._make_site())
         self.web.setServiceParent(self)
+        self._wire_metrics()
         self.ready.addCallbacks(self._started, self._start_failed)
+
+    # ------------------------------------------------------------ metrics (issue 13)
+
+    def _add_metrics(self) -> None:
+        """The collectors, right after the store (docs/operations.md)."""
+        from callcenter.metrics.service import MetricsService
+
+        opts = self.options
+        self.metrics = MetricsService(
+            self.center,
+            sla_target=opts["sla-target"],
+            agent_series=bool(opts.get("metrics-agents")),
+            store=self.store_service,
+        )
+        self.metrics.setServiceParent(self)
+
+    def _wire_metrics(self) -> None:
+        """The other owners' hooks, and ``/metrics`` on its own port, last."""
+        links = self.metrics.links
+        links.report = self.report
+        self.pbx.client_watchers.append(links.watch_ami)
+        links.watch_dashboards(self.web.factory.dashboards)
+        self.metrics_web: WebService | None = None
+        listen = self.options.get("metrics-listen") or ""
+        if listen:
+            self.metrics_web = WebService(
+                self.reactor, listen, self.metrics.site(self.reactor), option="--metrics-listen"
+            )
+            self.metrics_web.setName("metrics-web")
+            self.metrics_web.setServiceParent(self)
 
     # Views for tests and the benchmarks.
     @property

@@ -32,7 +32,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet import defer
@@ -137,6 +137,8 @@ class RedisStore:
         self.last_error = ""
         self.transactions = 0
         self.full_syncs = 0
+        # Called with each event transaction's seconds from sent to answered (metrics).
+        self.write_observers: list[Callable[[float], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -372,6 +374,10 @@ class RedisStore:
         except ValueError:
             pass
         if applied:
+            if txn.sent and self.write_observers:
+                took = max(0.0, self.reactor.seconds() - txn.sent)
+                for observe in self.write_observers:
+                    observe(took)
             self._applied = max(self._applied, txn.seq)
             if txn.entry is not None and not txn.journaled:
                 txn.entry.ready = True
