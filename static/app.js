@@ -132,7 +132,7 @@
       }
     }
     // The answer to HELLO is the first frame after it and starts with STATS
-    // (after CONFIG and HEALTH, which newer servers send first):
+    // (after CONFIG, which newer servers send first; HEALTH comes last):
     // it replaces everything the page knew.
     const lead = leadingSettings(objects);
     if (expectSnapshot && objects.length > lead && objects[lead].type === "STATS") {
