@@ -127,15 +127,17 @@ class CraftedCenter(FakeCenter):
             if not self.legacy:
                 call.update({"position": pos, "callername": name})
             calls.append(call)
-        objects = [self.stats(), *agents, *calls]
-        if not self.legacy:
-            objects.insert(0, {"type": "CONFIG", "pause_reasons": ["Break", "Lunch", "Coaching"],
-                               "pause_free_text": False, "alerts": {}})
-        return objects
+        return [self.stats(), *agents, *calls]
+
+
+# The CONFIG of the HELLO answer; the old server's has none of its keys.
+CONFIG = {"type": "CONFIG", "pause_reasons": ["Break", "Lunch", "Coaching"], "pause_free_text": False}
+OLD_CONFIG = {"type": "CONFIG"}
 
 
 async def crafted_site(legacy: bool = False) -> tuple[Any, str]:
-    site = make_site(CraftedCenter(time.time(), legacy), static_dir=STATIC_DIR, reactor=reactor)
+    site = make_site(CraftedCenter(time.time(), legacy), static_dir=STATIC_DIR, reactor=reactor,
+                     config=OLD_CONFIG if legacy else CONFIG)
     port = await listen(site)
     return port, f"http://127.0.0.1:{port.getHost().port}/"
 
