@@ -29,13 +29,15 @@ FIRST_NAMES = (
     "Karin", "Léo", "Maya", "Nils", "Olga", "Paul", "Quentin", "Rosa", "Sami", "Tara",
     "Ugo", "Vera", "Wim", "Xenia", "Yann", "Zoé",
 )
-SURNAMES = ("Martin", "Bernard", "Dubois", "Moreau", "Laurent", "Simon", "Michel", "Leroy",
-            "Roux", "Fournier", "Girard", "Bonnet", "Dupont", "Lambert", "Fontaine", "Rousseau")
+# Sixteen initials, so first name + initial is distinct for 26 x 16 agents.
+SURNAMES = ("Martin", "Bernard", "Dubois", "Laurent", "Simon", "Roux", "Fournier", "Girard",
+            "Petit", "Vincent", "Henry", "Noel", "Caron", "Thomas", "Adam", "Kahn")
 
 
 def agent_name(i: int) -> str:
-    """The ``i``-th agent's name: distinct for the first 416 agents."""
-    return f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {SURNAMES[(i // len(FIRST_NAMES)) % len(SURNAMES)]}"
+    """The ``i``-th agent's name, e.g. "Maya D." (no longer than "Agent 1001", so the
+    page's layouts are tested as sized): distinct for the first 416 agents."""
+    return f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {SURNAMES[(i // len(FIRST_NAMES)) % len(SURNAMES)][0]}."
 
 
 @dataclass
@@ -138,8 +140,7 @@ class Traffic:
         side = "caller" if rng.random() < b.caller_hangs_up else "agent"
         # Two callers in three have a name (CallerIDName); the others none, as
         # from a number that withholds it.  From the number: no extra draw.
-        name = "" if int(cid) % 3 == 0 else (
-            f"{FIRST_NAMES[int(cid) % len(FIRST_NAMES)]} {SURNAMES[int(cid) // 7 % len(SURNAMES)]}")
+        name = "" if int(cid) % 3 == 0 else SURNAMES[int(cid) // 7 % len(SURNAMES)]
         self.model.add_caller(queue, cid, patience=round(patience, 3), talk=round(talk, 3),
                               end_side=side, cid_name=name)
 
