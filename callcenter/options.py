@@ -79,6 +79,9 @@ OPTION_GROUPS = {
     "request-timeout": "Limits",
     "max-body": "Limits",
     "log-interval": "Limits",
+    # The agent page (docs/integrations.md).
+    "screen-pop-url": "Web dashboard",
+    "screen-pop-auto": "Web dashboard",
     # Webhooks (issue 16, docs/integrations.md).
     "webhook": "Webhooks",
     "webhooks": "Webhooks",
@@ -111,6 +114,7 @@ class Options(usage.Options):
 
     optFlags = [
         ["simulate", None, "Run against the built-in simulated PBX instead of --ami."],
+        ["screen-pop-auto", None, "Agent page: open the --screen-pop-url by itself when a call connects."],
         ["metrics-agents", None, "Metrics: also one series per agent (status, time in it); off: per queue only."],
     ]
 
@@ -155,6 +159,8 @@ class Options(usage.Options):
         ["request-timeout", None, "10", "Seconds an HTTP client has to send its request line and headers (408 after)."],
         ["max-body", None, "4096", "Bytes of HTTP request body accepted (413 above, before reading it)."],
         ["log-interval", None, "60", "Seconds a repeated warning of one kind is counted before its 'N more like this' line."],
+        # The agent page (docs/integrations.md).
+        ["screen-pop-url", None, None, "Agent page: CRM address for the call, e.g. https://crm/search?phone={callerid} (http/https only)."],
         # Webhooks (docs/integrations.md); --webhook and --webhook-secret are opt_ methods below.
         ["webhooks", None, None, "Webhooks file (TOML, or JSON if named *.json): [[hook]] tables with url, events, secret_file or secret_env, timeout, max_queue."],
         ["webhook-secret-file", None, None, "File holding the HMAC secret of the --webhook URLs."],
@@ -250,6 +256,7 @@ class Options(usage.Options):
         self["timezone"] = _timezone(self["timezone"])
         self["allowed-origins"] = [o.strip() for o in self["allowed-origins"].split(",") if o.strip()]
         self._check_access()
+        self._check_screen_pop()
         _check_redis_url(self["redis"])
         if not self["redis-prefix"]:
             raise usage.UsageError("--redis-prefix must not be empty")
@@ -339,6 +346,21 @@ class Options(usage.Options):
             parse_networks(self["trusted-proxies"])
             check_exposure(self["listen"], self["users"], self["public-url"])
         except (ValueError, AccessConfigError) as e:
+            raise usage.UsageError(str(e)) from None
+
+    def _check_screen_pop(self) -> None:
+        """``screen-pop`` becomes the checked ScreenPop (or None)."""
+        from callcenter.web.screen_pop import ScreenPop
+
+        template = self["screen-pop-url"]
+        if not template:
+            if self["screen-pop-auto"]:
+                raise usage.UsageError("--screen-pop-auto needs --screen-pop-url")
+            self["screen-pop"] = None
+            return
+        try:
+            self["screen-pop"] = ScreenPop.parse(template, auto=bool(self["screen-pop-auto"]))
+        except ValueError as e:
             raise usage.UsageError(str(e)) from None
 
     def _check_report(self) -> None:

@@ -469,6 +469,7 @@ class CallcenterService(StartInOrder):
                 limits=_web_limits(opts),
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],
+                screen_pop=opts.get("screen-pop"),
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
