@@ -445,6 +445,7 @@ class CallcenterService(StartInOrder):
                 limits=_web_limits(opts),
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],
+                page_config=_page_config(opts),
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
@@ -489,6 +490,12 @@ def _web_limits(opts: Any) -> Any:
         max_body=opts.get("max-body", defaults.max_body),
         log_interval=opts.get("log-interval", defaults.log_interval),
     )
+
+
+def _page_config(opts: Any) -> dict[str, Any]:
+    from callcenter.web.page_config import config_object
+
+    return config_object(alerts=opts.get("alerts"))
 
 
 def makeService(options: _BaseOptions) -> service.IService:

@@ -39,6 +39,10 @@
     pauseFor: null, // agent whose pause dialog is open
     pauseText: "",
     user: null, // {name, role, commands: all|own|none, agent?, queues?} from config.json
+    // Alerts (issue 13): thresholds from CONFIG.alerts, the mute toggle, beeps played.
+    alerts: null,
+    muted: loadMuted(),
+    beeps: 0,
   });
 
   const SESSION_ENDED = 4401; // close code: logged out, expired or revoked
@@ -127,6 +131,7 @@
     }
     // The answer to HELLO is the first frame after it and starts with STATS:
     // it replaces everything the page knew.
+    while (objects.length && objects[0].type === "CONFIG") applyConfig(objects.shift());
     if (expectSnapshot && objects.length && objects[0].type === "STATS") {
       expectSnapshot = false;
       attempts = 0;
@@ -171,6 +176,9 @@
         break;
       case "ERROR":
         showError(o.message);
+        break;
+      case "CONFIG":
+        applyConfig(o);
         break;
       default:
         break;
@@ -236,6 +244,120 @@
   function dismissError(id) {
     const i = state.errors.findIndex((e) => e.id === id);
     if (i >= 0) state.errors.splice(i, 1);
+  }
+
+  // ---- alerts (issue 13: --alert-* thresholds, CONFIG.alerts) ------------------
+
+  const MUTE_KEY = "callcenter.alerts.muted";
+
+  function loadMuted() {
+    try {
+      return localStorage.getItem(MUTE_KEY) === "1";
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function toggleMute() {
+    state.muted = !state.muted;
+    try {
+      localStorage.setItem(MUTE_KEY, state.muted ? "1" : "0");
+    } catch (e) {
+      /* private mode: the toggle still holds for this page */
+    }
+  }
+
+  function positive(x) {
+    return typeof x === "number" && Number.isFinite(x) && x > 0 ? x : null;
+  }
+
+  function applyConfig(o) {
+    const a = o && typeof o.alerts === "object" && o.alerts ? o.alerts : {};
+    const pm = {};
+    if (a.pause_minutes && typeof a.pause_minutes === "object") {
+      for (const [reason, m] of Object.entries(a.pause_minutes)) if (positive(m)) pm[reason] = m;
+    }
+    state.alerts = { waiting: positive(a.waiting), longest_wait: positive(a.longest_wait), sla: positive(a.sla), pause_minutes: pm };
+  }
+
+  function pauseLimit(a) {
+    const pm = state.alerts?.pause_minutes;
+    if (!pm || a.status !== "PAUSED") return null;
+    const m = pm[a.reason || ""] ?? pm["*"];
+    return m ? m * 60 : null;
+  }
+
+  function pauseTooLong(a) {
+    const limit = pauseLimit(a);
+    const t = elapsed(a.time);
+    return limit !== null && t !== null && t > limit;
+  }
+
+  // Every threshold crossed now: {key, kind, queue?, agent?, text}.
+  function currentAlerts() {
+    const al = state.alerts;
+    if (!al || state.conn !== "open") return [];
+    const out = [];
+    const queues = state.stats?.queues || {};
+    for (const name of Object.keys(queues).sort()) {
+      const q = queues[name] || {};
+      if (al.waiting !== null && (q.calls_waiting || 0) > al.waiting) {
+        out.push({ key: `waiting:${name}`, kind: "waiting", queue: name, text: `${name}: ${q.calls_waiting} calls waiting (alert above ${al.waiting})` });
+      }
+      const lw = q.calls_waiting ? longestWait(name) : 0;
+      if (al.longest_wait !== null && lw > al.longest_wait) {
+        out.push({ key: `longest_wait:${name}`, kind: "longest_wait", queue: name, text: `${name}: a caller has waited ${dur(lw)} (alert above ${dur(al.longest_wait)})` });
+      }
+      if (al.sla !== null && q.calls_answered && q.sla < al.sla) {
+        out.push({ key: `sla:${name}`, kind: "sla", queue: name, text: `${name}: SLA ${pct(q.sla)} below ${al.sla}%` });
+      }
+    }
+    for (const a of agentsSorted()) {
+      if (pauseTooLong(a)) {
+        out.push({ key: `pause:${a.agentid}`, kind: "pause", agent: a.agentid, text: `${agentName(a)} paused (${a.reason || "no reason"}) for ${dur(elapsed(a.time))}` });
+      }
+    }
+    return out;
+  }
+
+  const TILE_ALERT = { calls_waiting: "waiting", longest_wait: "longest_wait", sla: "sla" };
+
+  function tileAlerted(key) {
+    const kind = TILE_ALERT[key];
+    return kind ? currentAlerts().some((x) => x.kind === kind) : false;
+  }
+
+  function queueAlerted(name) {
+    return currentAlerts().some((x) => x.queue === name);
+  }
+
+  let audio = null;
+
+  function beep() {
+    state.beeps += 1; // counted when asked: the observable part of "a beep was scheduled"
+    try {
+      const Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return;
+      audio = audio || new Ctx();
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.value = 0.15;
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.25);
+    } catch (e) {
+      /* no audio device: the banner still shows */
+    }
+  }
+
+  function alertsBanner() {
+    const list = currentAlerts();
+    if (!state.alerts) return null;
+    return h("div", { id: "alerts", class: ["alerts-bar", list.length ? "alerts-on" : "alerts-off"], role: "alert", "data-alerts": String(list.length), "data-muted": state.muted ? "1" : "0", "data-beeps": String(state.beeps) }, [
+      list.length ? h("ul", { class: "alerts-list" }, list.map((x) => h("li", { key: x.key, "data-alert-key": x.key }, x.text))) : null,
+      h("button", { type: "button", class: "btn btn-sm btn-outline-light alerts-mute", "data-action": "mute", "aria-pressed": state.muted ? "true" : "false", onClick: toggleMute }, state.muted ? "Sound off" : "Sound on"),
+    ]);
   }
 
   // ---- formatting ----------------------------------------------------------
@@ -355,8 +477,9 @@
   }
 
   function tile(key, label, value, level, sub, big) {
+    const alerted = tileAlerted(key);
     return h("div", { class: big ? "col-6 col-lg-3" : "col-6 col-sm-4 col-md-3 col-xxl" }, [
-      h("div", { class: ["kpi", big ? "kpi-big" : "kpi-small", `lvl-${level || "neutral"}`], "data-kpi": key }, [
+      h("div", { class: ["kpi", big ? "kpi-big" : "kpi-small", `lvl-${alerted ? "bad" : level || "neutral"}`, alerted ? "kpi-alert" : null], "data-kpi": key, "data-alert": alerted ? "on" : null }, [
         h("div", { class: "kpi-label" }, label),
         h("div", { class: "kpi-value" }, value),
         sub ? h("div", { class: "kpi-sub" }, sub) : null,
@@ -445,7 +568,8 @@
     const rows = names.map((name) => {
       const q = queues[name] || {};
       const lw = longestWait(name);
-      return h("tr", { key: name, "data-queue": name }, [
+      const qAlert = queueAlerted(name);
+      return h("tr", { key: name, "data-queue": name, class: qAlert ? "row-alert" : null, "data-alert": qAlert ? "on" : null }, [
         h("td", { class: "fw-semibold text-nowrap" }, name),
         h("td", { class: ["text-end", q.calls_waiting ? "txt-warn fw-bold" : null] }, num(q.calls_waiting)),
         h("td", { class: ["text-end", "tick", q.calls_waiting ? `txt-${waitLevel(lw)}` : null] }, q.calls_waiting ? dur(lw) : "—"),
@@ -465,7 +589,8 @@
     const agents = agentsSorted();
     const rows = agents.map((a) => {
       const [label, cls] = AGENT_STATUS[a.status] || [a.status, "other"];
-      return h("tr", { key: a.agentid, "data-agent": a.agentid, "data-status": a.status, class: `agent-${cls}` }, [
+      const aAlert = pauseTooLong(a);
+      return h("tr", { key: a.agentid, "data-agent": a.agentid, "data-status": a.status, class: [`agent-${cls}`, aAlert ? "row-alert" : null], "data-alert": aAlert ? "pause" : null }, [
         h("td", [
           h("div", { class: "agent-name" }, agentName(a)),
           a.name ? h("div", { class: "agent-id" }, a.agentid) : null,
@@ -552,6 +677,7 @@
     render() {
       return h("div", { class: ["dash", state.conn === "open" ? null : "stale"] }, [
         header(),
+        alertsBanner(),
         errorsView(),
         h("main", { class: "container-fluid px-3 px-xl-4 pb-4" }, [
           ...kpis(),
@@ -575,6 +701,14 @@
   watchEffect(() => {
     const waiting = state.stats?.calls_waiting;
     document.title = waiting ? `(${waiting}) Call center` : "Call center";
+  });
+  // A new alert (one not shown a moment ago) beeps once, unless muted.
+  let shownAlerts = new Set();
+  watchEffect(() => {
+    const keys = new Set(currentAlerts().map((x) => x.key));
+    const fresh = [...keys].some((k) => !shownAlerts.has(k));
+    shownAlerts = keys;
+    if (fresh && !state.muted) beep();
   });
   createApp(App).mount("#app");
   loadConfig();

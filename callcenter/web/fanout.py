@@ -84,6 +84,7 @@ class Dashboards:
         # Metrics: dashboards dropped for not reading, and observers called with the
         # seconds from a turn's first change to its frame being written.
         self.dropped_slow = 0
+        self.config_object: dict[str, Any] | None = None  # page_config.config_object()
         self.push_observers: list[Callable[[float], None]] = []
         self._pending_since = 0.0
 
@@ -150,6 +151,8 @@ class Dashboards:
                             and objects[0].get("type") == "STATS"):
                         # Flushed just above: the view's other dashboards are as current.
                         self._last_stats[view.view_key] = _stats_signature(objects[0])
+                    if self.config_object is not None:
+                        objects = [self.config_object, *objects]
                     prepared = prepared_by_view[key] = self._prepare(encode(objects))
                 client.send_prepared(prepared)
             except Exception:

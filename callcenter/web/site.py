@@ -180,6 +180,7 @@ def make_site(
     sla: int = 10,
     sla_target: float = 80.0,
     limits: WebLimits | None = None,
+    page_config: dict[str, Any] | None = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
 
@@ -237,6 +238,7 @@ def make_site(
         max_frame=max_frame,
         limits=limits,
     )
+    factory.dashboards.config_object = page_config  # CONFIG, first in every HELLO reply
     root.putChild(b"callcenter", WebSocketResource(factory))
 
     # Idle keep-alive HTTP connections go after a minute; WebSockets are not
