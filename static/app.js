@@ -16,6 +16,7 @@
   const RETRY_MIN_MS = 500;
   const RETRY_MAX_MS = 10000;
   const ERROR_SHOWN_MS = 8000;
+  const MUTE_KEY = "callcenter.alerts.muted"; // alerts' sound toggle, in localStorage (before `state`)
 
   const AGENT_ORDER = { INCALL: 0, AVAIL: 1, LOGGEDIN: 2, PAUSED: 3 };
   const AGENT_STATUS = {
@@ -247,8 +248,6 @@
   }
 
   // ---- alerts (issue 13: --alert-* thresholds, CONFIG.alerts) ------------------
-
-  const MUTE_KEY = "callcenter.alerts.muted";
 
   function loadMuted() {
     try {

@@ -1,7 +1,7 @@
 """Page alerts (issue 13 item 6) in headless Chromium: thresholds from
 ``--alert-*`` reach the page in CONFIG; crossing them in a replay lights the
 banner, the tile, the queue row and the paused agent's row; a new alert
-schedules one beep unless muted (the mute is kept in localStorage)."""
+schedules one beep unless muted, and the mute survives a reload."""
 
 from __future__ import annotations
 
@@ -55,6 +55,19 @@ def drive(rig) -> None:
             page.wait_for_selector('[data-kpi="longest_wait"][data-alert="on"]')
             assert page.get_attribute("#alerts", "data-beeps") == "1"  # muted: none scheduled
 
+            # The mute is remembered across a reload: the alerts are back, silent.
+            page.reload()
+            page.wait_for_selector('#conn[data-state="open"]')
+            page.wait_for_selector('#alerts[data-muted="1"] li[data-alert-key="waiting:q-callcenter"]')
+            assert page.get_attribute("#alerts", "data-beeps") == "0"
+
+            # Unmuted, the next new alert beeps.
+            page.click('#alerts [data-action="mute"]')
+            page.wait_for_selector('#alerts[data-muted="0"]')
+            on_reactor(rig.feed, peer.join(peer.new_uid(), "0633333333", queue="q-support"),
+                       peer.join(peer.new_uid(), "0644444444", queue="q-support"))
+            page.wait_for_selector('#alerts li[data-alert-key="waiting:q-support"]')
+            page.wait_for_selector('#alerts[data-beeps="1"]')
             assert not errors, errors
         finally:
             browser.close()
