@@ -31,7 +31,6 @@ class LinkCollector(Collector):
         self.store: Any = None
         self.dashboards: Any = None
         self.report: Any = None
-        self.health: Any = None  # the HEALTH owner (issue 13 items 1-3), when there is one
         self.events: dict[str, int] = {}
         self.logins = 0
         self.push = Buckets(PUSH_BUCKETS)
