@@ -492,10 +492,15 @@ def _web_limits(opts: Any) -> Any:
     )
 
 
-def _page_config(opts: Any) -> dict[str, Any]:
+def _page_config(opts: Any) -> dict[str, Any] | None:
+    """CONFIG for the HELLO reply; none while it would say nothing (no alert set),
+    so a page of a service without page settings sees STATS first as before."""
     from callcenter.web.page_config import config_object
 
-    return config_object(alerts=opts.get("alerts"))
+    alerts = opts.get("alerts")
+    if alerts is None or alerts == type(alerts)():
+        return None
+    return config_object(alerts=alerts)
 
 
 def makeService(options: _BaseOptions) -> service.IService:

@@ -43,3 +43,15 @@ def test_options_to_config_object(tmp_path: Path) -> None:
 def test_bad_alert_options_are_usage_errors(tmp_path: Path, args: list[str]) -> None:
     with pytest.raises(usage.UsageError):
         Options().parseOptions(["--simulate", "--report", str(tmp_path / "r.csv"), *args])
+
+
+def test_the_service_sends_config_only_with_an_alert_set(tmp_path: Path) -> None:
+    from callcenter.service import _page_config
+
+    opts = Options()
+    opts.parseOptions(["--simulate", "--report", str(tmp_path / "r.csv")])
+    assert _page_config(opts) is None
+    opts = Options()
+    opts.parseOptions(["--simulate", "--report", str(tmp_path / "r.csv"), "--alert-pause-minutes", "*=10"])
+    assert _page_config(opts) == {"type": "CONFIG", "alerts": {
+        "waiting": None, "longest_wait": None, "sla": None, "pause_minutes": {"*": 10}}}
