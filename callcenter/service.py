@@ -162,6 +162,7 @@ class StoreService(_StartsAsync):
         self.center = center
         self.report = report
         self.store: Any = None
+        self.parts: list[Any] = []  # more writers in each event's transaction (webhooks' outbox)
 
     async def _start(self) -> None:
         try:
@@ -169,6 +170,9 @@ class StoreService(_StartsAsync):
         except ImportError as e:  # pragma: no cover - a broken installation
             log.warn("Redis store unavailable ({err}); state is kept in memory only", err=e)
             self.center.subscribe(lambda ch: self.report.write(ch.transitions))
+            for part in self.parts:
+                part.restored()
+                self.center.subscribe(part.on_changes)
             return
         # Each event's report lines go into its Redis transaction first, so a
         # SIGKILL between file and Redis loses or repeats no line (docs/redis.md).
@@ -184,6 +188,8 @@ class StoreService(_StartsAsync):
             )
         except ValueError as e:
             raise StartupError(str(e)) from None
+        for part in self.parts:
+            self.store.add_part(part)
         await self.store.load()
         self.store.start()
 
@@ -375,7 +381,12 @@ class CallcenterService(StartInOrder):
         self.report_service.setServiceParent(self)
         self.store_service = StoreService(reactor, options, self.center, self.report)
         self.store_service.setServiceParent(self)
+        self.webhooks = self._make_webhooks()
         self._add_metrics()
+        if self.webhooks is not None:  # their figures on /metrics
+            from callcenter.webhooks.metrics import WebhookCollector
+
+            self.metrics.registry.register(WebhookCollector(self.webhooks))
         self.simulator_service = SimulatorService(reactor, options) if options["simulate"] else None
         if self.simulator_service is not None:
             self.simulator_service.setServiceParent(self)
@@ -388,6 +399,19 @@ class CallcenterService(StartInOrder):
         self.web.setServiceParent(self)
         self._wire_metrics()
         self.ready.addCallbacks(self._started, self._start_failed)
+
+    def _make_webhooks(self) -> Any:
+        """Webhooks (docs/integrations.md): their outbox rides in the store's
+        transactions, so it is handed to the store before the store loads."""
+        hooks = self.options.get("webhook-hooks") or []
+        if not hooks:
+            return None
+        from callcenter.webhooks.service import WebhookService
+
+        webhooks = WebhookService(self.reactor, self.center, hooks, self.options["redis-prefix"])
+        self.store_service.parts.append(webhooks.outbox)
+        webhooks.setServiceParent(self)
+        return webhooks
 
     # ------------------------------------------------------------ metrics (issue 13)
 
@@ -445,7 +469,8 @@ class CallcenterService(StartInOrder):
                 limits=_web_limits(opts),
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],
-                page_config=_page_config(opts),
+                screen_pop=opts.get("screen-pop"),
+                hello_config=_page_config(opts),
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None

@@ -62,10 +62,14 @@ class Dashboards:
         center: Any,
         prepare: Callable[[bytes], Any],
         reactor: IReactorTime,
+        decorate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self._center = center
         self._prepare = prepare
         self._reactor = reactor
+        # Adds what only the pages need to an object before it is encoded once for
+        # every view (the screen pop's address on a CONNECT: screen_pop.py).
+        self._decorate = decorate
         # dict, not set: delivery in connection order, deterministic for tests.
         self._clients: dict[Client, None] = {}
         self._unsubscribe: Callable[[], None] | None = None
@@ -135,6 +139,8 @@ class Dashboards:
         self._flush()
         try:
             snapshot = self._center.snapshot()
+            if self._decorate is not None:
+                snapshot = [self._decorate(o) for o in snapshot]
         except Exception:
             log.failure("building the dashboard snapshot failed")
             return
@@ -171,7 +177,10 @@ class Dashboards:
             if not self._clients:
                 return  # nobody to tell; a HELLO takes a fresh snapshot
             if changes.objects:
-                self._pending.extend(zip(items, changes.objects, encode_each(changes.objects), strict=True))
+                objects = changes.objects
+                if self._decorate is not None:
+                    objects = [self._decorate(o) for o in objects]
+                self._pending.extend(zip(items, objects, encode_each(objects), strict=True))
             if changes.has_stats:
                 self._stats = changes  # its STATS is built at the flush, once per turn
             if (changes.objects or changes.has_stats) and self._flush_call is None:

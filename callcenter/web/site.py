@@ -27,6 +27,7 @@ from callcenter.web.limits import ConnectionLimiter, LimitedChannel, WebLimits
 from callcenter.web.origin import OriginPolicy
 from callcenter.web.pages import Guarded, Login, Logout
 from callcenter.web.protocol import DashboardFactory
+from callcenter.web.screen_pop import ScreenPop
 
 MiB = 1 << 20
 
@@ -166,6 +167,17 @@ def _page(root: resource.Resource, assets: PageAssets) -> None:
     root.putChild(b"vendor", vendor)
 
 
+AGENT_PAGE = "agent.html"
+
+
+def _agent_page(root: resource.Resource, access: Access, assets: PageAssets) -> None:
+    """``/agent``: the agent's own page, behind the same login as the dashboard
+    (a login from there comes back to it: ``login?then=agent``)."""
+    path = assets.page.get(AGENT_PAGE)
+    if path is not None:
+        root.putChild(b"agent", Guarded(access, _file(path), page=True, login=b"login?then=agent"))
+
+
 def make_site(
     center: Any,
     *,
@@ -180,7 +192,8 @@ def make_site(
     sla: int = 10,
     sla_target: float = 80.0,
     limits: WebLimits | None = None,
-    page_config: dict[str, Any] | None = None,
+    screen_pop: ScreenPop | None = None,
+    hello_config: dict[str, Any] | None = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
 
@@ -196,6 +209,10 @@ def make_site(
     Raises ``ValueError`` for a malformed allowed origin or public URL.
     ``limits`` bounds connections, request deadlines and bodies, and HELLOs
     (``limits.py``).
+    ``screen_pop`` (``--screen-pop-url``): each CONNECT in progress carries its
+    filled address for the agent page (``/agent``, ``static/agent.html``).
+    ``hello_config`` (``page_config.config_object()``): the CONFIG object sent
+    first in every HELLO reply.
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -224,11 +241,14 @@ def make_site(
         _page(root, assets)
         root.putChild(b"", Guarded(access, _file(assets.index), page=True))
         root.putChild(b"login", Login(access, _file(login)))
+        _agent_page(root, access, assets)
     root.putChild(b"logout", Logout(access))
 
-    root.putChild(
-        b"config.json", Guarded(access, _Config({"sla": sla, "sla_target": sla_target}, reactor))
-    )
+    page_config: dict[str, Any] = {"sla": sla, "sla_target": sla_target}
+    # The agent page: whether a screen pop is configured and opens by itself.
+    page_config["screen_pop"] = {"configured": screen_pop is not None,
+                                 "auto": bool(screen_pop and screen_pop.auto)}
+    root.putChild(b"config.json", Guarded(access, _Config(page_config, reactor)))
 
     factory = DashboardFactory(
         center,
@@ -237,8 +257,9 @@ def make_site(
         max_buffer=max_buffer,
         max_frame=max_frame,
         limits=limits,
+        decorate=screen_pop.decorate if screen_pop is not None else None,
     )
-    factory.dashboards.config_object = page_config  # CONFIG, first in every HELLO reply
+    factory.dashboards.config_object = hello_config  # CONFIG, first in every HELLO reply
     root.putChild(b"callcenter", WebSocketResource(factory))
 
     # Idle keep-alive HTTP connections go after a minute; WebSockets are not

@@ -98,9 +98,10 @@ class AuthRig:
 async def start_auth_rig(tmp_path: Any, redis_url: str, users_path: str, *extra: str) -> AuthRig:
     clock = Clock()
     clock.advance(1_800_000_000)  # sessions record login times: a plausible "now"
-    parts = make_access(options(tmp_path, redis_url, users_path, *extra), reactor, clock)
+    opts = options(tmp_path, redis_url, users_path, *extra)
+    parts = make_access(opts, reactor, clock)
     parts.start()
-    rig = await start_rig(access=parts.access)
+    rig = await start_rig(access=parts.access, screen_pop=opts["screen-pop"])
     return AuthRig(rig, parts, clock)
 
 
