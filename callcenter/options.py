@@ -100,6 +100,7 @@ OPTION_GROUPS = {
     "alert-longest-wait": "Web dashboard",
     "alert-sla": "Web dashboard",
     "alert-pause-minutes": "Web dashboard",
+    "ready-timeout": "General",  # issue 13: systemd readiness (docs/operations.md)
 }
 
 
@@ -163,6 +164,8 @@ class Options(usage.Options):
         ["request-timeout", None, "10", "Seconds an HTTP client has to send its request line and headers (408 after)."],
         ["max-body", None, "4096", "Bytes of HTTP request body accepted (413 above, before reading it)."],
         ["log-interval", None, "60", "Seconds a repeated warning of one kind is counted before its 'N more like this' line."],
+        # Health (issue 13, docs/operations.md).
+        ["ready-timeout", None, "60", "Seconds after the dashboard opens before systemd is told READY=1 without a reconciled PBX link."],
         # The agent page (docs/integrations.md).
         ["screen-pop-url", None, None, "Agent page: CRM address for the call, e.g. https://crm/search?phone={callerid} (http/https only)."],
         # Webhooks (docs/integrations.md); --webhook and --webhook-secret are opt_ methods below.
@@ -254,7 +257,8 @@ class Options(usage.Options):
             self["sim-calls-per-minute"], "--sim-calls-per-minute"
         )
         self["seed"] = _int(self["seed"], "--seed")
-        for name in ("report-wait", "max-record-age", "hello-interval", "request-timeout", "log-interval"):
+        for name in ("report-wait", "max-record-age", "hello-interval", "request-timeout", "log-interval",
+                     "ready-timeout"):
             self[name] = _positive_float(self[name], "--" + name)
         for name in ("max-connections", "max-per-address", "fd-reserve", "max-body"):
             self[name] = _positive_int(self[name], "--" + name)

@@ -331,6 +331,7 @@ class DashboardFactory(WebSocketServerFactory):
         max_frame: int,
         limits: WebLimits | None = None,
         decorate: Any = None,
+        health: Any = None,
     ) -> None:
         super().__init__(reactor=reactor, server="callcenter")
         self.limits = limits or WebLimits()
@@ -352,4 +353,4 @@ class DashboardFactory(WebSocketServerFactory):
             # Host and Origin are checked in onConnect (Access.admit) against --public-url.
             allowedOrigins=["*"],
         )
-        self.dashboards = Dashboards(center, self.prepareMessage, reactor, decorate)
+        self.dashboards = Dashboards(center, self.prepareMessage, reactor, decorate, health=health)

@@ -26,6 +26,7 @@ from callcenter.web.assets import MissingAssets, PageAssets, find_assets
 from callcenter.web.limits import ConnectionLimiter, LimitedChannel, WebLimits
 from callcenter.web.origin import OriginPolicy
 from callcenter.web.pages import Guarded, Login, Logout
+from callcenter.web.probes import PROBE_PATHS, Healthz, Readyz
 from callcenter.web.protocol import DashboardFactory
 from callcenter.web.screen_pop import ScreenPop
 
@@ -68,7 +69,8 @@ class _Request(server.Request):
     def process(self) -> None:
         for name, value in SECURITY_HEADERS.items():
             self.setHeader(name, value)
-        if not self._our_host():
+        # Probes name the service by address; they reveal only up/down (probes.py).
+        if self.path not in PROBE_PATHS and not self._our_host():
             return
         super().process()
 
@@ -194,6 +196,7 @@ def make_site(
     limits: WebLimits | None = None,
     screen_pop: ScreenPop | None = None,
     hello_config: dict[str, Any] | None = None,
+    health: Any = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
 
@@ -213,6 +216,8 @@ def make_site(
     filled address for the agent page (``/agent``, ``static/agent.html``).
     ``hello_config`` (``page_config.config_object()``): the CONFIG object sent
     first in every HELLO reply.
+    ``health`` (``callcenter.health.Health``): its HEALTH goes to the dashboards
+    and ``/readyz`` answers from it (without it, only ``/healthz`` is served).
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -243,6 +248,9 @@ def make_site(
         root.putChild(b"login", Login(access, _file(login)))
         _agent_page(root, access, assets)
     root.putChild(b"logout", Logout(access))
+    root.putChild(b"healthz", Healthz())  # unauthenticated: up/down only (probes.py)
+    if health is not None:
+        root.putChild(b"readyz", Readyz(health))
 
     page_config: dict[str, Any] = {"sla": sla, "sla_target": sla_target}
     # The agent page: whether a screen pop is configured and opens by itself.
@@ -258,6 +266,7 @@ def make_site(
         max_frame=max_frame,
         limits=limits,
         decorate=screen_pop.decorate if screen_pop is not None else None,
+        health=health,
     )
     factory.dashboards.config_object = hello_config  # CONFIG, first in every HELLO reply
     root.putChild(b"callcenter", WebSocketResource(factory))
