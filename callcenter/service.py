@@ -37,6 +37,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from callcenter.center import Callcenter
+from callcenter.core.pause_reasons import DEFAULT_REASONS, PauseReasons
 from callcenter.health import Health, follow_pbx, follow_store
 from callcenter.kpi import BusinessDay
 from callcenter.options import Options as _BaseOptions
@@ -386,10 +387,18 @@ class CallcenterService(StartInOrder):
             self.report.open()
         except ReportWriterError as e:
             raise usage.UsageError(str(e)) from None
+        wrapup_default, wrapup_times = options.get("wrapup-time") or (0, {})
         self.center = Callcenter(
             reactor,
             sla=options["sla"],
             business_day=BusinessDay(options["day-starts-at"], tz),
+            pause_reasons=PauseReasons(
+                tuple(options.get("pause-reasons") or DEFAULT_REASONS),
+                bool(options.get("pause-free-text")),
+            ),
+            wrapup_default=wrapup_default,
+            wrapup_times=wrapup_times,
+            agent_directory=options.get("agent-directory"),
         )
         self.health = Health(reactor)
         self.report_service = ReportService(self.report, reactor)
@@ -490,7 +499,7 @@ class CallcenterService(StartInOrder):
                 sla_target=opts["sla-target"],
                 health=self.health,
                 screen_pop=opts.get("screen-pop"),
-                hello_config=_page_config(opts),
+                config=_page_config(opts, self.center),
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
@@ -537,15 +546,11 @@ def _web_limits(opts: Any) -> Any:
     )
 
 
-def _page_config(opts: Any) -> dict[str, Any] | None:
-    """CONFIG for the HELLO reply; none while it would say nothing (no alert set),
-    so a page of a service without page settings sees STATS first as before."""
+def _page_config(opts: Any, center: Any) -> dict[str, Any]:
+    """The CONFIG of every HELLO reply: the center's pause reasons, the alerts."""
     from callcenter.web.page_config import config_object
 
-    alerts = opts.get("alerts")
-    if alerts is None or alerts == type(alerts)():
-        return None
-    return config_object(alerts=alerts)
+    return config_object(getattr(center, "pause_reasons", None), alerts=opts.get("alerts"))
 
 
 def makeService(options: _BaseOptions) -> service.IService:

@@ -131,9 +131,13 @@
         console.warn("ignoring a line that is not JSON:", line);
       }
     }
+    // The service's settings (pause reasons...) open the HELLO answer, before STATS.
+    if (expectSnapshot && objects.length && objects[0].type === "CONFIG") {
+      state.config = objects.shift();
+      applyConfig(state.config); // its alerts key (issue 13)
+    }
     // The answer to HELLO is the first frame after it and starts with STATS:
     // it replaces everything the page knew.
-    while (objects.length && objects[0].type === "CONFIG") applyConfig(objects.shift());
     if (expectSnapshot && objects.length && objects[0].type === "STATS") {
       expectSnapshot = false;
       attempts = 0;

@@ -25,6 +25,7 @@ from callcenter.web.access import Access
 from callcenter.web.assets import MissingAssets, PageAssets, find_assets
 from callcenter.web.limits import ConnectionLimiter, LimitedChannel, WebLimits
 from callcenter.web.origin import OriginPolicy
+from callcenter.web.page_config import config_object
 from callcenter.web.pages import Guarded, Login, Logout
 from callcenter.web.probes import PROBE_PATHS, Healthz, Readyz
 from callcenter.web.protocol import DashboardFactory
@@ -195,7 +196,7 @@ def make_site(
     sla_target: float = 80.0,
     limits: WebLimits | None = None,
     screen_pop: ScreenPop | None = None,
-    hello_config: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
     health: Any = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
@@ -211,11 +212,10 @@ def make_site(
     for loopback, where ``origins`` is then the loopback policy too.
     Raises ``ValueError`` for a malformed allowed origin or public URL.
     ``limits`` bounds connections, request deadlines and bodies, and HELLOs
-    (``limits.py``).
+    (``limits.py``).  ``config``: the CONFIG object every HELLO reply starts
+    with (default: ``page_config.config_object`` of the center's pause reasons).
     ``screen_pop`` (``--screen-pop-url``): each CONNECT in progress carries its
     filled address for the agent page (``/agent``, ``static/agent.html``).
-    ``hello_config`` (``page_config.config_object()``): the CONFIG object sent
-    first in every HELLO reply.
     ``health`` (``callcenter.health.Health``): its HEALTH goes to the dashboards
     and ``/readyz`` answers from it (without it, only ``/healthz`` is served).
     """
@@ -266,9 +266,9 @@ def make_site(
         max_frame=max_frame,
         limits=limits,
         decorate=screen_pop.decorate if screen_pop is not None else None,
+        config=config if config is not None else config_object(getattr(center, "pause_reasons", None)),
         health=health,
     )
-    factory.dashboards.config_object = hello_config  # CONFIG, first in every HELLO reply
     root.putChild(b"callcenter", WebSocketResource(factory))
 
     # Idle keep-alive HTTP connections go after a minute; WebSockets are not

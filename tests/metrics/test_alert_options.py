@@ -30,8 +30,8 @@ def test_options_to_config_object(tmp_path: Path) -> None:
     opts = Options()
     opts.parseOptions(["--simulate", "--report", str(tmp_path / "r.csv"), "--alert-waiting", "3",
                        "--alert-longest-wait", "90", "--alert-sla", "75", "--alert-pause-minutes", "Lunch=60,*=10"])
-    assert config_object(alerts=opts["alerts"]) == {"type": "CONFIG", "alerts": {
-        "waiting": 3, "longest_wait": 90, "sla": 75.0, "pause_minutes": {"Lunch": 60, "*": 10}}}
+    assert config_object(alerts=opts["alerts"])["alerts"] == {
+        "waiting": 3, "longest_wait": 90, "sla": 75.0, "pause_minutes": {"Lunch": 60, "*": 10}}
     off = Options()
     off.parseOptions(["--simulate", "--report", str(tmp_path / "r.csv")])
     assert config_object(alerts=off["alerts"])["alerts"] == {
@@ -45,13 +45,12 @@ def test_bad_alert_options_are_usage_errors(tmp_path: Path, args: list[str]) -> 
         Options().parseOptions(["--simulate", "--report", str(tmp_path / "r.csv"), *args])
 
 
-def test_the_service_sends_config_only_with_an_alert_set(tmp_path: Path) -> None:
-    from callcenter.service import _page_config
+def test_the_service_puts_the_alerts_in_its_config(tmp_path: Path) -> None:
+    from callcenter.service import CallcenterService, _page_config
 
     opts = Options()
-    opts.parseOptions(["--simulate", "--report", str(tmp_path / "r.csv")])
-    assert _page_config(opts) is None
-    opts = Options()
     opts.parseOptions(["--simulate", "--report", str(tmp_path / "r.csv"), "--alert-pause-minutes", "*=10"])
-    assert _page_config(opts) == {"type": "CONFIG", "alerts": {
-        "waiting": None, "longest_wait": None, "sla": None, "pause_minutes": {"*": 10}}}
+    config = _page_config(opts, CallcenterService(opts).center)
+    assert config["type"] == "CONFIG" and config["alerts"] == {
+        "waiting": None, "longest_wait": None, "sla": None, "pause_minutes": {"*": 10}}
+    assert "pause_reasons" in config  # issue 15's keys kept

@@ -76,7 +76,7 @@ def drive(rig) -> None:
 @pytest_twisted.ensureDeferred
 async def test_alerts_light_the_banner_and_rows_and_mute_works() -> None:
     alerts = AlertThresholds(waiting=1, longest_wait=90, sla=0, pause_minutes=parse_pause_minutes("Lunch=1,*=30"))
-    rig = await start_rig(hello_config=config_object(alerts=alerts))
+    rig = await start_rig(config=config_object(alerts=alerts))
     try:
         await threads.deferToThread(drive, rig)
     finally:
