@@ -73,6 +73,7 @@ OPTION_GROUPS = {
     "report-wait": "KPIs and report",
     "report-fsync": "KPIs and report",
     "max-record-age": "Redis",
+    "counters-max-unseen": "KPIs and report",  # issue 14: the PBX counters' correction
     "max-connections": "Limits",
     "max-per-address": "Limits",
     "fd-reserve": "Limits",
@@ -167,6 +168,8 @@ class Options(usage.Options):
         ["request-timeout", None, "10", "Seconds an HTTP client has to send its request line and headers (408 after)."],
         ["max-body", None, "4096", "Bytes of HTTP request body accepted (413 above, before reading it)."],
         ["log-interval", None, "60", "Seconds a repeated warning of one kind is counted before its 'N more like this' line."],
+        # Issue 14 (docs/reliability.md, "Without a queue log").
+        ["counters-max-unseen", None, "10000", "Callers per queue a reconcile may count as come and gone unseen (from Asterisk's queue counters); 0 turns the counters' correction off."],
         # Health (issue 13, docs/operations.md).
         ["ready-timeout", None, "60", "Seconds after the dashboard opens before systemd is told READY=1 without a reconciled PBX link."],
         # The agent page (docs/integrations.md).
@@ -266,6 +269,7 @@ class Options(usage.Options):
         for name in ("max-connections", "max-per-address", "fd-reserve", "max-body"):
             self[name] = _positive_int(self[name], "--" + name)
         self["report-fsync"] = _on_off(self["report-fsync"], "--report-fsync")
+        self["counters-max-unseen"] = _non_negative_int(self["counters-max-unseen"], "--counters-max-unseen")
         self["sim-queues"] = _names(self["sim-queues"], "--sim-queues")
         self["day-starts-at"] = _hhmm(self["day-starts-at"])
         self["timezone"] = _timezone(self["timezone"])
@@ -448,6 +452,13 @@ def _int(value: str | int, name: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise usage.UsageError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _non_negative_int(value: str | int, name: str) -> int:
+    n = _int(value, name)
+    if n < 0:
+        raise usage.UsageError(f"{name} must be 0 or more, not {value!r}")
+    return n
 
 
 def _positive_int(value: str | int, name: str) -> int:
