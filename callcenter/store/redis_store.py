@@ -183,6 +183,11 @@ class RedisStore:
         return d
 
     @property
+    def loaded(self) -> bool:
+        """Redis's saved state was read (a catch-up may trust what is missing)."""
+        return self._loaded
+
+    @property
     def held_lines(self) -> int:
         """Report lines not in the file yet (waiting for Redis, the journal or the disk)."""
         return sum(len(e.lines) for e in self._lines)
@@ -529,6 +534,8 @@ class RedisStore:
             book = self._book(day) or rolled.get(day)
             if book is not None:
                 sets += (keys.day(day), day_value(book, day < center.book.day))
+        if ch.cursor is not None:
+            sets += (keys.cursor, ch.cursor)  # with the state the event changed
         if dels:
             cmds.insert(0, [b"DEL", *dels])
         if sets:
@@ -662,6 +669,8 @@ class RedisStore:
         books[center.book.day] = center.book
         for day, book in sorted(books.items()):
             cmds.append([b"SET", keys.day(day), day_value(book, day < center.book.day)])
+        if center.catchup_cursor is not None:
+            cmds.append([b"SET", keys.cursor, center.catchup_cursor.record()])
         return cmds
 
     # ------------------------------------------------------------------ loading
@@ -703,6 +712,8 @@ class RedisStore:
             CONN: [c.id for c in conns],
         }
         self.center.restore(agents, calls, conns, books.values())
+        if self.center.catchup_cursor is not None:
+            self.center.catchup_cursor.restore(await proto.execute_command(b"GET", self.keys.cursor))
         self._loaded = True
         self._counted_here.clear()
         log.info(
