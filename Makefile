@@ -19,7 +19,7 @@ CHECKOUT_PTH := import pathlib, sysconfig; pathlib.Path(sysconfig.get_path("pure
 setup: $(STAMP) npm
 
 system:
-	@bash scripts/setup-system.sh redis-server chromium nodejs
+	@bash scripts/setup-system.sh redis-server chromium nodejs promtool
 
 $(STAMP): setup.cfg setup.py pyproject.toml requirements-dev.txt Makefile
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || { \

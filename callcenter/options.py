@@ -32,8 +32,8 @@ ENV_PREFIX = "CALLCENTER_"
 # adds one line to OPTION_GROUPS (tests/core/test_plugin.py checks that every
 # option has one); an option without one is listed under the last section.
 GROUPS = (
-    "PBX", "Web dashboard", "Access control", "Redis", "KPIs and report", "Limits", "Simulator",
-    "General",
+    "PBX", "Web dashboard", "Access control", "Redis", "KPIs and report", "Webhooks", "Limits",
+    "Simulator", "General",
 )
 OPTION_GROUPS = {
     "ami": "PBX",
@@ -79,6 +79,20 @@ OPTION_GROUPS = {
     "request-timeout": "Limits",
     "max-body": "Limits",
     "log-interval": "Limits",
+    # Webhooks (issue 16, docs/integrations.md).
+    "webhook": "Webhooks",
+    "webhooks": "Webhooks",
+    "webhook-secret": "Webhooks",
+    "webhook-secret-file": "Webhooks",
+    "webhook-events": "Webhooks",
+    "webhook-timeout": "Webhooks",
+    "webhook-max-queue": "Webhooks",
+    "webhook-retry-initial": "Webhooks",
+    "webhook-retry-max": "Webhooks",
+    "webhook-jitter": "Webhooks",
+    # Monitoring (issue 13; docs/operations.md).
+    "metrics-listen": "General",
+    "metrics-agents": "General",
 }
 
 
@@ -97,6 +111,7 @@ class Options(usage.Options):
 
     optFlags = [
         ["simulate", None, "Run against the built-in simulated PBX instead of --ami."],
+        ["metrics-agents", None, "Metrics: also one series per agent (status, time in it); off: per queue only."],
     ]
 
     optParameters = [
@@ -145,15 +160,28 @@ class Options(usage.Options):
         ["queue-log-poll", None, "1", "Seconds between reads of the queue log."],
         ["queue-log-chunk", None, "262144", "Bytes of the queue log read per reactor turn."],
         ["queue-log-max-held", None, "100000", "AMI events held back at most while a catch-up runs."],
+        # Webhooks (docs/integrations.md); --webhook and --webhook-secret are opt_ methods below.
+        ["webhooks", None, None, "Webhooks file (TOML, or JSON if named *.json): [[hook]] tables with url, events, secret_file or secret_env, timeout, max_queue."],
+        ["webhook-secret-file", None, None, "File holding the HMAC secret of the --webhook URLs."],
+        ["webhook-events", None, "all", "Events the --webhook URLs get: all, or some of call.connected,call.ended,agent.status."],
+        ["webhook-timeout", None, "10", "Seconds one webhook POST may take, answer included."],
+        ["webhook-max-queue", None, "1000", "Undelivered events kept per hook; beyond, the oldest is dropped (logged)."],
+        ["webhook-retry-initial", None, "1", "Seconds before a failed webhook POST is retried; doubles per failure."],
+        ["webhook-retry-max", None, "300", "Longest wait in seconds between two tries of a webhook POST."],
+        ["webhook-jitter", None, "0.2", "Random factor on each retry wait: within [1-j, 1+j] (0: none)."],
         ["sim-agents", None, "8", "Simulator: number of agents."],
         ["sim-calls-per-minute", None, "4", "Simulator: caller arrivals per minute per queue."],
         ["sim-queues", None, "q-callcenter", "Simulator: queue names, comma-separated."],
         ["seed", None, "1", "Simulator: random seed."],
+        # Monitoring (docs/operations.md).
+        ["metrics-listen", None, "", "Prometheus /metrics endpoint (Twisted endpoint string, e.g. tcp:9464:interface=127.0.0.1); empty: off. Bind loopback or a management network."],
     ]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()
         environ = os.environ if environ is None else environ
+        self._environ = environ
+        self["webhook"] = []
         # Environment values become the defaults; the command line overrides them.
         for long, _short, _default, _doc in self.optParameters:
             value = environ.get(env_name(long))
@@ -167,6 +195,8 @@ class Options(usage.Options):
             {long: f"{doc} [{env_name(long)}]" for long, _s, _d, doc in self.optParameters}
         )
         self.docs.update({long: f"{doc} [{env_name(long)}]" for long, _s, doc in self.optFlags})
+        for long in ("webhook", "webhook-secret"):
+            self.docs[long] = f"{self.docs[long]} [{env_name(long)}]"
 
     def getUsage(self, width: int | None = None) -> str:
         """Twisted's usage text, with the options in sections (GROUPS)."""
@@ -187,6 +217,17 @@ class Options(usage.Options):
         return "\n" + "\n".join(textwrap.wrap(self.longdesc, width)) + "\n" + "".join(
             f"\n{group}:\n{''.join(usage.docMakeChunks(opts, width))}"
             for group, opts in sections.items() if opts
+        )
+
+    def opt_webhook(self, url: str) -> None:
+        """URL to POST call and agent events to (repeatable; secret from --webhook-secret-file or the environment)."""
+        self["webhook"].append(url)
+
+    def opt_webhook_secret(self, _value: str) -> None:
+        """Not accepted here (a secret on the command line shows in ps): use --webhook-secret-file or the environment."""
+        raise usage.UsageError(
+            "--webhook-secret: a secret on the command line is visible to every user (ps, "
+            f"shell history); put it in --webhook-secret-file or {env_name('webhook-secret')}"
         )
 
     def opt_version(self) -> None:
@@ -225,6 +266,55 @@ class Options(usage.Options):
         if not self["simulate"]:
             self["ami-secret"] = self._read_secret()
         self._check_report()
+        self._check_webhooks()
+
+    def _check_webhooks(self) -> None:
+        """``webhook-hooks``: the checked hooks (HookConfig list), secrets read."""
+        from callcenter.webhooks import config as wh
+
+        for name in ("webhook-timeout", "webhook-retry-initial", "webhook-retry-max"):
+            self[name] = _positive_float(self[name], "--" + name)
+        self["webhook-max-queue"] = _positive_int(self["webhook-max-queue"], "--webhook-max-queue")
+        self["webhook-jitter"] = _non_negative_float(self["webhook-jitter"], "--webhook-jitter")
+        if self["webhook-jitter"] >= 1:
+            raise usage.UsageError(f"--webhook-jitter must be below 1, not {self['webhook-jitter']!r}")
+        urls = list(self["webhook"]) or self._environ.get(env_name("webhook"), "").split()
+        try:
+            defaults = wh.HookConfig(
+                name="", url="", secret=b"",
+                events=wh.parse_events(self["webhook-events"], "--webhook-events"),
+                timeout=self["webhook-timeout"],
+                max_queue=self["webhook-max-queue"],
+                retry_initial=self["webhook-retry-initial"],
+                retry_max=self["webhook-retry-max"],
+                jitter=self["webhook-jitter"],
+            )
+            hooks = []
+            if urls:
+                hooks += self._url_hooks(urls, defaults)
+            if self["webhooks"]:
+                hooks += wh.load_hooks_file(self["webhooks"], defaults, self._environ)
+            self["webhook-hooks"] = wh.check_unique(hooks)
+        except wh.ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+
+    def _url_hooks(self, urls: list[str], defaults: object) -> list[object]:
+        from dataclasses import replace
+
+        from callcenter.webhooks import config as wh
+
+        if self["webhook-secret-file"]:
+            secret = wh.read_secret_file(self["webhook-secret-file"], "--webhook-secret-file")
+        elif self._environ.get(env_name("webhook-secret")):
+            secret = wh.secret_from_env(env_name("webhook-secret"), self._environ, "--webhook")
+        else:
+            raise wh.ConfigError(
+                f"--webhook needs a secret: give --webhook-secret-file or set {env_name('webhook-secret')}"
+            )
+        return [
+            replace(defaults, name=wh.default_name(u), url=wh.check_url(u, "--webhook"), secret=secret)  # type: ignore[type-var]
+            for u in urls
+        ]
 
     def _check_access(self) -> None:
         from callcenter.web.origin import parse_public_url

@@ -164,6 +164,7 @@ class StoreService(_StartsAsync):
         self.center = center
         self.report = report
         self.store: Any = None
+        self.parts: list[Any] = []  # more writers in each event's transaction (webhooks' outbox)
 
     async def _start(self) -> None:
         try:
@@ -171,6 +172,9 @@ class StoreService(_StartsAsync):
         except ImportError as e:  # pragma: no cover - a broken installation
             log.warn("Redis store unavailable ({err}); state is kept in memory only", err=e)
             self.center.subscribe(lambda ch: self.report.write(ch.transitions))
+            for part in self.parts:
+                part.restored()
+                self.center.subscribe(part.on_changes)
             return
         # Each event's report lines go into its Redis transaction first, so a
         # SIGKILL between file and Redis loses or repeats no line (docs/redis.md).
@@ -186,6 +190,8 @@ class StoreService(_StartsAsync):
             )
         except ValueError as e:
             raise StartupError(str(e)) from None
+        for part in self.parts:
+            self.store.add_part(part)
         await self.store.load()
         self.store.start()
 
@@ -287,6 +293,7 @@ class PbxService(service.Service):
         self.simulator = simulator
         self.client: Any = None
         self.queue_log: QueueLogService | None = None  # set by CallcenterService
+        self.client_watchers: list[Any] = []
         if simulator is None:
             try:  # checked at construction: a bad --ami is a usage error
                 self._endpoint = clientFromString(reactor, options["ami"])
@@ -305,6 +312,8 @@ class PbxService(service.Service):
         if self.queue_log is not None:
             self.queue_log.attach(self.client)
         self.center.attach(self.client)
+        for watch in self.client_watchers:  # metrics: its event counts, its logins
+            watch(self.client)
         self.client.startService()
 
     def stopService(self) -> defer.Deferred | None:
@@ -344,9 +353,10 @@ class _ListenWatcher:
     listening worked (``listening``), and a failure is our one line rather
     than the traceback ``StreamServerEndpointService`` would log."""
 
-    def __init__(self, endpoint: IStreamServerEndpoint, description: str) -> None:
+    def __init__(self, endpoint: IStreamServerEndpoint, description: str, option: str = "--listen") -> None:
         self._endpoint = endpoint
         self._description = description
+        self._option = option
         self.listening: defer.Deferred[Any] = defer.Deferred()
         self.port: Any = None
 
@@ -359,7 +369,7 @@ class _ListenWatcher:
             return port
 
         def failed(f: Any) -> None:
-            self.listening.errback(StartupError(f"--listen {self._description!r}: {f.value}"))
+            self.listening.errback(StartupError(f"{self._option} {self._description!r}: {f.value}"))
             return None  # handled here; the service sees "no port"
 
         d.addCallbacks(ok, failed)
@@ -371,12 +381,12 @@ class WebService(StreamServerEndpointService):
 
     name = "web"
 
-    def __init__(self, reactor: Any, description: str, site: Any) -> None:
+    def __init__(self, reactor: Any, description: str, site: Any, option: str = "--listen") -> None:
         try:
             endpoint = serverFromString(reactor, description)
         except Exception as e:
-            raise usage.UsageError(f"--listen {description!r}: {e}") from None
-        self.watcher = _ListenWatcher(endpoint, description)
+            raise usage.UsageError(f"{option} {description!r}: {e}") from None
+        self.watcher = _ListenWatcher(endpoint, description, option)
         self.scheme = "https" if description.startswith("ssl:") else "http"
         super().__init__(self.watcher, site)
 
@@ -411,6 +421,12 @@ class CallcenterService(StartInOrder):
         self.report_service.setServiceParent(self)
         self.store_service = StoreService(reactor, options, self.center, self.report)
         self.store_service.setServiceParent(self)
+        self.webhooks = self._make_webhooks()
+        self._add_metrics()
+        if self.webhooks is not None:  # their figures on /metrics
+            from callcenter.webhooks.metrics import WebhookCollector
+
+            self.metrics.registry.register(WebhookCollector(self.webhooks))
         self.simulator_service = SimulatorService(reactor, options) if options["simulate"] else None
         if self.simulator_service is not None:
             self.simulator_service.setServiceParent(self)
@@ -426,7 +442,51 @@ class CallcenterService(StartInOrder):
         self.report_service.also_on_hup(self.access.parts.reload)  # users file, audit file
         self.web = WebService(reactor, options["listen"], self._make_site())
         self.web.setServiceParent(self)
+        self._wire_metrics()
         self.ready.addCallbacks(self._started, self._start_failed)
+
+    def _make_webhooks(self) -> Any:
+        """Webhooks (docs/integrations.md): their outbox rides in the store's
+        transactions, so it is handed to the store before the store loads."""
+        hooks = self.options.get("webhook-hooks") or []
+        if not hooks:
+            return None
+        from callcenter.webhooks.service import WebhookService
+
+        webhooks = WebhookService(self.reactor, self.center, hooks, self.options["redis-prefix"])
+        self.store_service.parts.append(webhooks.outbox)
+        webhooks.setServiceParent(self)
+        return webhooks
+
+    # ------------------------------------------------------------ metrics (issue 13)
+
+    def _add_metrics(self) -> None:
+        """The collectors, right after the store (docs/operations.md)."""
+        from callcenter.metrics.service import MetricsService
+
+        opts = self.options
+        self.metrics = MetricsService(
+            self.center,
+            sla_target=opts["sla-target"],
+            agent_series=bool(opts.get("metrics-agents")),
+            store=self.store_service,
+        )
+        self.metrics.setServiceParent(self)
+
+    def _wire_metrics(self) -> None:
+        """The other owners' hooks, and ``/metrics`` on its own port, last."""
+        links = self.metrics.links
+        links.report = self.report
+        self.pbx.client_watchers.append(links.watch_ami)
+        links.watch_dashboards(self.web.factory.dashboards)
+        self.metrics_web: WebService | None = None
+        listen = self.options.get("metrics-listen") or ""
+        if listen:
+            self.metrics_web = WebService(
+                self.reactor, listen, self.metrics.site(self.reactor), option="--metrics-listen"
+            )
+            self.metrics_web.setName("metrics-web")
+            self.metrics_web.setServiceParent(self)
 
     # Views for tests and the benchmarks.
     @property

@@ -8,6 +8,7 @@ for pkg in "$@"; do
   case "$pkg" in
     redis-server) command -v redis-server >/dev/null 2>&1 || missing+=(redis-server) ;;
     chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
+    promtool) command -v promtool >/dev/null 2>&1 || missing+=(prometheus) ;;  # promtool ships in it
     nodejs) command -v npm >/dev/null 2>&1 || missing+=(nodejs npm) ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac

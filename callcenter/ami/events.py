@@ -214,6 +214,11 @@ def hms(value: str | None) -> int | None:
     return total if total <= MAX_SECONDS else None
 
 
+#: Fields that identify a caller: their values appear in no log line above debug.
+PRIVATE_FIELDS = frozenset({"CallerIDNum", "CallerIDName", "ConnectedLineNum", "ConnectedLineName"})
+log_debug = Logger()
+
+
 def ident(value: str | None, what: str, required: bool = True) -> str:
     """An id-like field (Uniqueid, Queue, MemberName...): printable, bounded."""
     v = (value or "").strip()
@@ -222,6 +227,10 @@ def ident(value: str | None, what: str, required: bool = True) -> str:
             raise Invalid(f"empty {what}")
         return ""
     if len(v) > MAX_ID or not v.isprintable():
+        if what in PRIVATE_FIELDS:
+            # A caller's number or name: logged at debug level only (docs/integrations.md).
+            log_debug.debug("{what} {value!r:.24} is not a sane identifier", what=what, value=v)
+            raise Invalid(f"{what} ({len(v)} characters) is not a sane identifier")
         raise Invalid(f"{what} {v[:24]!r} is not a sane identifier")
     return v
 

@@ -234,11 +234,13 @@ async def recover_outbox(proto: RedisProtocol, keys: Keys, path: str, end: int) 
         else:
             bad += 1
             if bad == 1:
+                # Its text may hold a caller's number: shown at debug level only.
                 log.warn(
-                    "Redis key {key}: entry {entry!r:.80} is not a report line; skipped",
+                    "Redis key {key}: an entry ({n} characters) is not a report line; skipped",
                     key=decode(keys.outbox),
-                    entry=text,
+                    n=len(text),
                 )
+                log.debug("the entry: {entry!r:.80}", entry=text)
     if bad > 1:
         log.warn("Redis key {key}: {n} entries were not report lines; skipped",
                  key=decode(keys.outbox), n=bad)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet import defer
@@ -133,10 +133,13 @@ class RedisStore:
         self._stopping = False
         self._broken_logged: set[str] = set()
         self._unsubscribe: Any = None
+        self._parts: list[Any] = []  # more writers in each event's transaction (add_part)
         # For tests, the benchmark and anyone debugging.
         self.last_error = ""
         self.transactions = 0
         self.full_syncs = 0
+        # Called with each event transaction's seconds from sent to answered (metrics).
+        self.write_observers: list[Callable[[float], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -152,6 +155,25 @@ class RedisStore:
         """Write every change of the center from now on."""
         if self._unsubscribe is None:
             self._unsubscribe = self.center.subscribe(self._on_changes)
+
+    def add_part(self, part: Any) -> None:
+        """Another writer whose commands ride in each event's transaction (the
+        webhooks' outbox): ``part.on_changes(ch)`` gives them (called for every
+        change, Redis up or not), ``part.full_commands()`` its share of a full
+        rewrite, ``await part.load(proto)`` reads it back before the restore,
+        ``part.restored()`` follows the restore.  Call before ``load``."""
+        self._parts.append(part)
+        part.attach(self)
+
+    def execute(self, command: Command) -> None:
+        """One command outside the event transactions, pipelined behind them on
+        the same connection; dropped when Redis is away (the full rewrite on its
+        return makes Redis equal memory anyway)."""
+        proto = self._proto
+        if proto is None or not proto.connected or self.state == DOWN:
+            return
+        d = proto.execute_command(*command, apply_timeout=False)
+        d.addErrback(lambda _: None)
 
     def stop(self) -> defer.Deferred:
         """Stop reconnecting, let the writes in flight finish, close."""
@@ -303,6 +325,7 @@ class RedisStore:
     # ------------------------------------------------------------------ per-event writes
 
     def _on_changes(self, ch: Changes) -> None:
+        extra: list[Command] = [c for part in self._parts for c in part.on_changes(ch)]
         if not self._loaded:
             self._track_counted(ch)
         lines = self._lines_of(ch)
@@ -323,9 +346,10 @@ class RedisStore:
             # Redis is behind: the event waits in the journal, its lines go on.
             self._seq += 1
             entry = self._add_lines(lines, None) if lines else None
-            self._journal_txn(_Txn(self._seq, self._with_marker(self._event_commands(ch), lines, self._seq), entry, 0.0))
+            cmds = self._event_commands(ch) + extra
+            self._journal_txn(_Txn(self._seq, self._with_marker(cmds, lines, self._seq), entry, 0.0))
             return
-        cmds = self._event_commands(ch)
+        cmds = self._event_commands(ch) + extra
         if self.report is None:
             if cmds:
                 self._send(self._proto, cmds)
@@ -350,9 +374,10 @@ class RedisStore:
             try:
                 out.append(t.line(tz))
             except (ValueError, OverflowError, OSError) as e:  # a time out of range
+                # A call's id, never its caller's number (that is debug-level only).
                 self._throttle.error(
                     "report.line", "report line of {kind} {ident} skipped: {err}",
-                    kind=t.kind, ident=t.ident, err=str(e))
+                    kind=t.kind, ident=t.uniqueid if t.kind == "CALL" else t.ident, err=str(e))
         return out
 
     def _with_marker(self, cmds: list[Command], lines: list[str], seq: int) -> list[Command]:
@@ -377,6 +402,10 @@ class RedisStore:
         except ValueError:
             pass
         if applied:
+            if txn.sent and self.write_observers:
+                took = max(0.0, self.reactor.seconds() - txn.sent)
+                for observe in self.write_observers:
+                    observe(took)
             self._applied = max(self._applied, txn.seq)
             if txn.entry is not None and not txn.journaled:
                 txn.entry.ready = True
@@ -671,6 +700,8 @@ class RedisStore:
             cmds.append([b"SET", keys.day(day), day_value(book, day < center.book.day)])
         if center.catchup_cursor is not None:
             cmds.append([b"SET", keys.cursor, center.catchup_cursor.record()])
+        for part in self._parts:
+            cmds += part.full_commands()
         return cmds
 
     # ------------------------------------------------------------------ loading
@@ -694,6 +725,8 @@ class RedisStore:
 
     async def _read_and_restore(self, proto: RedisProtocol) -> None:
         await self._recover_outbox(proto)
+        for part in self._parts:
+            await part.load(proto)
         saved = await reading.read_state(
             proto, self.keys, self.center.book.day, self._broken_logged,
             Window(self.reactor.seconds(), self.max_record_age),
@@ -714,6 +747,8 @@ class RedisStore:
         self.center.restore(agents, calls, conns, books.values())
         if self.center.catchup_cursor is not None:
             self.center.catchup_cursor.restore(await proto.execute_command(b"GET", self.keys.cursor))
+        for part in self._parts:
+            part.restored()
         self._loaded = True
         self._counted_here.clear()
         log.info(
@@ -803,6 +838,8 @@ class RedisStore:
         the PBX and counted its queue entry (and answer) a second time.
         """
         await self._recover_outbox(proto)
+        for part in self._parts:
+            await part.load(proto)
         saved = await reading.read_state(
             proto, self.keys, self.center.book.day, self._broken_logged,
             Window(self.reactor.seconds(), self.max_record_age),

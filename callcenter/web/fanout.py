@@ -81,6 +81,11 @@ class Dashboards:
         self._hellos: dict[Client, None] = {}  # waiting for the end-of-turn snapshot
         self._hello_call: Any = None
         self.snapshots = 0  # snapshots built, for tests and the benchmark
+        # Metrics: dashboards dropped for not reading, and observers called with the
+        # seconds from a turn's first change to its frame being written.
+        self.dropped_slow = 0
+        self.push_observers: list[Callable[[float], None]] = []
+        self._pending_since = 0.0
 
     @property
     def clients(self) -> list[Client]:
@@ -167,6 +172,7 @@ class Dashboards:
             if changes.has_stats:
                 self._stats = changes  # its STATS is built at the flush, once per turn
             if (changes.objects or changes.has_stats) and self._flush_call is None:
+                self._pending_since = self._reactor.seconds()
                 self._flush_call = self._reactor.callLater(0, self._flush)
         except Exception:
             log.failure("dashboard fan-out failed")
@@ -198,6 +204,10 @@ class Dashboards:
                 lines.append(encode_one(stats))
             if lines:
                 self._broadcast("\n".join(lines).encode("utf-8"), clients)
+        if self.push_observers:
+            took = max(0.0, self._reactor.seconds() - self._pending_since)
+            for observe in self.push_observers:
+                observe(took)
 
     @staticmethod
     def _lines_for(view: Any, pending: list[tuple[Any, dict[str, Any], str]]) -> list[str]:

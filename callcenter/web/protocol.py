@@ -266,6 +266,7 @@ class DashboardProtocol(WebSocketServerProtocol):
             limit=self.factory.max_buffer,
         )
         self.factory.dashboards.discard(self)
+        self.factory.dashboards.dropped_slow += 1
         # abort, not lose: a clean close would wait for the peer to read.
         self.transport.abortConnection()
 

@@ -1,0 +1,1 @@
+from store.conftest import redis_server  # noqa: F401 - fixture
