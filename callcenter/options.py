@@ -79,6 +79,11 @@ OPTION_GROUPS = {
     "request-timeout": "Limits",
     "max-body": "Limits",
     "log-interval": "Limits",
+    # Queue-log catch-up (issue 14, docs/reliability.md).
+    "queue-log": "PBX",
+    "queue-log-poll": "PBX",
+    "queue-log-chunk": "PBX",
+    "queue-log-max-held": "PBX",
     # Webhooks (issue 16, docs/integrations.md).
     "webhook": "Webhooks",
     "webhooks": "Webhooks",
