@@ -68,6 +68,9 @@ class Agent:
     name: str = ""
     since_queue: str = ""  # the queue(s) when the current status began, for the report
     device: str = ""  # the phone's device state (QueueMember Status), e.g. UNAVAILABLE
+    # Today's seconds in PAUSED by reason ("" = none given), counted when a pause ends
+    # (counting.count_pause); the agent page shows them.
+    pause_time: dict[str, int] = field(default_factory=dict)
 
     @property
     def queue(self) -> str:
@@ -104,6 +107,8 @@ class Agent:
             "calls_taken": self.calls_taken,
             "talk_time": self.talk_time,
         }
+        if self.pause_time:
+            d["pause_time"] = dict(self.pause_time)
         if self.status == PAUSED:
             d["reason"] = self.reason
         if self.name:
@@ -116,6 +121,7 @@ class Agent:
         # Built by hand: dataclasses.asdict deep-copies and costs ~4x per event.
         d = dict(self.__dict__)
         d["queues"] = {q: {"paused": m.paused, "reason": m.reason} for q, m in self.queues.items()}
+        d["pause_time"] = dict(self.pause_time)
         return d
 
     @classmethod
@@ -153,7 +159,7 @@ class Call:
     left_at: float | None = None  # when it left the queue (with ``left``)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "type": "CALL",
             "id": self.id,
             "callerid": self.callerid,
@@ -162,6 +168,9 @@ class Call:
             "time": int(self.since),
             "answered": int(self.answered) if self.answered else 0,
         }
+        if self.hold is not None:  # how long the caller waited (agent page, screen pop)
+            d["hold"] = self.hold
+        return d
 
     def to_record(self) -> dict[str, Any]:
         return dict(self.__dict__)

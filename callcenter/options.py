@@ -84,6 +84,9 @@ OPTION_GROUPS = {
     "queue-log-poll": "PBX",
     "queue-log-chunk": "PBX",
     "queue-log-max-held": "PBX",
+    # The agent page (docs/integrations.md).
+    "screen-pop-url": "Web dashboard",
+    "screen-pop-auto": "Web dashboard",
     # Webhooks (issue 16, docs/integrations.md).
     "webhook": "Webhooks",
     "webhooks": "Webhooks",
@@ -98,6 +101,7 @@ OPTION_GROUPS = {
     # Monitoring (issue 13; docs/operations.md).
     "metrics-listen": "General",
     "metrics-agents": "General",
+    "ready-timeout": "General",  # issue 13: systemd readiness (docs/operations.md)
 }
 
 
@@ -116,6 +120,7 @@ class Options(usage.Options):
 
     optFlags = [
         ["simulate", None, "Run against the built-in simulated PBX instead of --ami."],
+        ["screen-pop-auto", None, "Agent page: open the --screen-pop-url by itself when a call connects."],
         ["metrics-agents", None, "Metrics: also one series per agent (status, time in it); off: per queue only."],
     ]
 
@@ -165,6 +170,10 @@ class Options(usage.Options):
         ["queue-log-poll", None, "1", "Seconds between reads of the queue log."],
         ["queue-log-chunk", None, "262144", "Bytes of the queue log read per reactor turn."],
         ["queue-log-max-held", None, "100000", "AMI events held back at most while a catch-up runs."],
+        # Health (issue 13, docs/operations.md).
+        ["ready-timeout", None, "60", "Seconds after the dashboard opens before systemd is told READY=1 without a reconciled PBX link."],
+        # The agent page (docs/integrations.md).
+        ["screen-pop-url", None, None, "Agent page: CRM address for the call, e.g. https://crm/search?phone={callerid} (http/https only)."],
         # Webhooks (docs/integrations.md); --webhook and --webhook-secret are opt_ methods below.
         ["webhooks", None, None, "Webhooks file (TOML, or JSON if named *.json): [[hook]] tables with url, events, secret_file or secret_env, timeout, max_queue."],
         ["webhook-secret-file", None, None, "File holding the HMAC secret of the --webhook URLs."],
@@ -250,7 +259,8 @@ class Options(usage.Options):
             self["sim-calls-per-minute"], "--sim-calls-per-minute"
         )
         self["seed"] = _int(self["seed"], "--seed")
-        for name in ("report-wait", "max-record-age", "hello-interval", "request-timeout", "log-interval"):
+        for name in ("report-wait", "max-record-age", "hello-interval", "request-timeout", "log-interval",
+                     "ready-timeout"):
             self[name] = _positive_float(self[name], "--" + name)
         for name in ("max-connections", "max-per-address", "fd-reserve", "max-body"):
             self[name] = _positive_int(self[name], "--" + name)
@@ -265,6 +275,7 @@ class Options(usage.Options):
         self["timezone"] = _timezone(self["timezone"])
         self["allowed-origins"] = [o.strip() for o in self["allowed-origins"].split(",") if o.strip()]
         self._check_access()
+        self._check_screen_pop()
         _check_redis_url(self["redis"])
         if not self["redis-prefix"]:
             raise usage.UsageError("--redis-prefix must not be empty")
@@ -354,6 +365,21 @@ class Options(usage.Options):
             parse_networks(self["trusted-proxies"])
             check_exposure(self["listen"], self["users"], self["public-url"])
         except (ValueError, AccessConfigError) as e:
+            raise usage.UsageError(str(e)) from None
+
+    def _check_screen_pop(self) -> None:
+        """``screen-pop`` becomes the checked ScreenPop (or None)."""
+        from callcenter.web.screen_pop import ScreenPop
+
+        template = self["screen-pop-url"]
+        if not template:
+            if self["screen-pop-auto"]:
+                raise usage.UsageError("--screen-pop-auto needs --screen-pop-url")
+            self["screen-pop"] = None
+            return
+        try:
+            self["screen-pop"] = ScreenPop.parse(template, auto=bool(self["screen-pop-auto"]))
+        except ValueError as e:
             raise usage.UsageError(str(e)) from None
 
     def _check_report(self) -> None:

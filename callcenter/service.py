@@ -7,12 +7,16 @@ other, each once the one before it is ready (``StartInOrder``):
    one-line usage error before anything starts), reopened on SIGHUP;
 2. ``StoreService`` — Redis: loads the saved state in ``startService`` before
    any AMI event can arrive, then writes every change;
-3. ``QueueLogService`` — only with ``--queue-log``: follows Asterisk's
+3. ``SimulatorService`` — only with ``--simulate``: the simulated PBX;
+4. ``QueueLogService`` — only with ``--queue-log``: follows Asterisk's
    queue_log, fills AMI gaps from it (docs/reliability.md);
-4. ``SimulatorService`` — only with ``--simulate``: the simulated PBX;
 5. ``PbxService`` — the AMI client (reconnecting, resync after every login);
 6. ``AccessService`` — users, roles and login sessions (docs/security.md);
-7. the dashboard: ``strports``-style ``StreamServerEndpointService``.
+7. the dashboard: ``strports``-style ``StreamServerEndpointService``;
+8. ``NotifyService`` — systemd's READY=1 / STATUS= / WATCHDOG=1 (``systemd.py``).
+
+``Health`` (``health.py``) follows the PBX link and Redis for the dashboards,
+``/readyz`` and systemd.
 
 Any failure at start is one clear log line and a non-zero exit, never a
 traceback.  Stopping runs the other way round (web first, report last).
@@ -35,10 +39,12 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from callcenter.center import Callcenter
+from callcenter.health import Health, follow_pbx, follow_store
 from callcenter.kpi import BusinessDay
 from callcenter.options import Options as _BaseOptions
 from callcenter.process_exit import exit_after_stop
 from callcenter.report import ReportWriter, ReportWriterError
+from callcenter.systemd import READY_TIMEOUT, NotifyService
 
 log = Logger()
 
@@ -158,11 +164,13 @@ class StoreService(_StartsAsync):
 
     name = "store"
 
-    def __init__(self, reactor: Any, options: _BaseOptions, center: Callcenter, report: ReportWriter) -> None:
+    def __init__(self, reactor: Any, options: _BaseOptions, center: Callcenter, report: ReportWriter,
+                 health: Health | None = None) -> None:
         self.reactor = reactor
         self.options = options
         self.center = center
         self.report = report
+        self.health = health
         self.store: Any = None
         self.parts: list[Any] = []  # more writers in each event's transaction (webhooks' outbox)
 
@@ -190,6 +198,8 @@ class StoreService(_StartsAsync):
             )
         except ValueError as e:
             raise StartupError(str(e)) from None
+        if self.health is not None:
+            follow_store(self.health, self.store)
         for part in self.parts:
             self.store.add_part(part)
         await self.store.load()
@@ -285,12 +295,14 @@ class PbxService(service.Service):
     name = "pbx"
 
     def __init__(
-        self, reactor: Any, options: _BaseOptions, center: Callcenter, simulator: SimulatorService | None
+        self, reactor: Any, options: _BaseOptions, center: Callcenter, simulator: SimulatorService | None,
+        health: Health | None = None,
     ) -> None:
         self.reactor = reactor
         self.options = options
         self.center = center
         self.simulator = simulator
+        self.health = health
         self.client: Any = None
         self.queue_log: QueueLogService | None = None  # set by CallcenterService
         self.client_watchers: list[Any] = []
@@ -311,6 +323,8 @@ class PbxService(service.Service):
         self.client = AMIClient(self.reactor, endpoint, user, secret)
         if self.queue_log is not None:
             self.queue_log.attach(self.client)
+        if self.health is not None:
+            follow_pbx(self.health, self.client, self.center)  # before attach: see follow_pbx
         self.center.attach(self.client)
         for watch in self.client_watchers:  # metrics: its event counts, its logins
             watch(self.client)
@@ -417,9 +431,10 @@ class CallcenterService(StartInOrder):
             sla=options["sla"],
             business_day=BusinessDay(options["day-starts-at"], tz),
         )
+        self.health = Health(reactor)
         self.report_service = ReportService(self.report, reactor)
         self.report_service.setServiceParent(self)
-        self.store_service = StoreService(reactor, options, self.center, self.report)
+        self.store_service = StoreService(reactor, options, self.center, self.report, self.health)
         self.store_service.setServiceParent(self)
         self.webhooks = self._make_webhooks()
         self._add_metrics()
@@ -434,7 +449,7 @@ class CallcenterService(StartInOrder):
         if options.get("queue-log"):
             self.queue_log = QueueLogService(reactor, options, self.center, self.store_service)
             self.queue_log.setServiceParent(self)
-        self.pbx = PbxService(reactor, options, self.center, self.simulator_service)
+        self.pbx = PbxService(reactor, options, self.center, self.simulator_service, self.health)
         self.pbx.queue_log = self.queue_log
         self.pbx.setServiceParent(self)
         self.access = AccessService(reactor, options)
@@ -443,6 +458,9 @@ class CallcenterService(StartInOrder):
         self.web = WebService(reactor, options["listen"], self._make_site())
         self.web.setServiceParent(self)
         self._wire_metrics()
+        # Last: READY=1 only once every port (dashboard, metrics) listens.
+        self.notify = NotifyService(reactor, self.health, ready_timeout=options.get("ready-timeout", READY_TIMEOUT))
+        self.notify.setServiceParent(self)
         self.ready.addCallbacks(self._started, self._start_failed)
 
     def _make_webhooks(self) -> Any:
@@ -514,6 +532,8 @@ class CallcenterService(StartInOrder):
                 limits=_web_limits(opts),
                 sla=opts["sla"],
                 sla_target=opts["sla-target"],
+                health=self.health,
+                screen_pop=opts.get("screen-pop"),
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None

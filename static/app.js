@@ -39,6 +39,7 @@
     pauseFor: null, // agent whose pause dialog is open
     pauseText: "",
     user: null, // {name, role, commands: all|own|none, agent?, queues?} from config.json
+    health: null, // the server's HEALTH: PBX link and Redis (null: a server that sends none)
   });
 
   const SESSION_ENDED = 4401; // close code: logged out, expired or revoked
@@ -137,6 +138,7 @@
         if (o.type === "AGENT" && o.status !== "LOGGEDOUT") agents[o.agentid] = o;
         else if (o.type === "CALL" && o.status !== "HANGUP" && o.status !== "ABANDON") calls[o.id] = o;
         else if (o.type === "CONNECT" && o.status !== "HANGUP") connects[o.id] = o;
+        else if (o.type === "HEALTH") applyHealth(o);
       }
       state.stats = objects[0];
       state.agents = agents;
@@ -171,6 +173,9 @@
         break;
       case "ERROR":
         showError(o.message);
+        break;
+      case "HEALTH":
+        applyHealth(o);
         break;
       default:
         break;
@@ -236,6 +241,59 @@
   function dismissError(id) {
     const i = state.errors.findIndex((e) => e.id === id);
     if (i >= 0) state.errors.splice(i, 1);
+  }
+
+  // ---- link health (HEALTH, docs/protocol.md) --------------------------------
+
+  function applyHealth(o) {
+    const link = (x) => (x && typeof x === "object" ? x : {});
+    const pbx = link(o.pbx);
+    const store = link(o.store);
+    state.health = {
+      pbx: { up: pbx.up === true, synced: pbx.synced === true, since: Number(pbx.since) || 0, error: String(pbx.error || "") },
+      store: { up: store.up === true, since: Number(store.since) || 0, error: String(store.error || "") },
+    };
+  }
+
+  // "up" | "syncing" | "down", or "unknown" from a server that sends no HEALTH.
+  function pbxState() {
+    const p = state.health?.pbx;
+    if (!p) return "unknown";
+    if (!p.up) return "down";
+    return p.synced ? "up" : "syncing";
+  }
+
+  // Figures are live, and commands make sense, only with both links up.
+  function live() {
+    const p = pbxState();
+    return state.conn === "open" && (p === "up" || p === "unknown");
+  }
+
+  function syncing() {
+    return state.conn === "open" && pbxState() === "syncing";
+  }
+
+  function clock(t) {
+    if (!t) return "—";
+    const d = new Date(t * 1000);
+    return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+  }
+
+  function healthBanners() {
+    if (state.conn !== "open" || !state.health) return null;
+    const { pbx, store } = state.health;
+    const out = [];
+    if (!pbx.up) {
+      out.push(h("div", { id: "pbx-banner", class: "alert alert-danger health-banner mb-0", role: "alert", title: pbx.error || null },
+        [h("strong", `No connection to the PBX since ${clock(pbx.since)}`), " — figures are frozen", pbx.error ? h("span", { class: "health-why" }, ` (${pbx.error})`) : null]));
+    } else if (!pbx.synced) {
+      out.push(h("div", { id: "pbx-syncing", class: "alert alert-info health-banner mb-0", role: "status" }, "Syncing with the PBX…"));
+    }
+    if (!store.up) {
+      out.push(h("div", { id: "store-banner", class: "alert alert-warning health-banner health-quiet mb-0", role: "status", title: store.error || null },
+        `Redis unavailable since ${clock(store.since)}: state not being saved`));
+    }
+    return out.length ? h("div", { class: "health-banners" }, out) : null;
   }
 
   // ---- formatting ----------------------------------------------------------
@@ -315,7 +373,11 @@
 
   function connBadge() {
     let label;
-    if (state.conn === "open") label = "Live";
+    const pbx = pbxState();
+    let look = state.conn;
+    if (state.conn === "open" && pbx === "down") [label, look] = ["No PBX link", "pbxdown"];
+    else if (state.conn === "open" && pbx === "syncing") [label, look] = ["Syncing…", "syncing"];
+    else if (state.conn === "open") label = "Live";
     else if (state.conn === "connecting") label = "Connecting…";
     else {
       const secs = Math.max(0, Math.ceil((state.retryAt - state.now * 1000 + state.skew * 1000) / 1000));
@@ -323,7 +385,7 @@
     }
     return h(
       "span",
-      { id: "conn", class: ["conn", `conn-${state.conn}`], "data-state": state.conn, role: "status", "aria-live": "polite" },
+      { id: "conn", class: ["conn", `conn-${look}`], "data-state": state.conn, "data-pbx": pbx, role: "status", "aria-live": "polite" },
       [h("span", { class: "conn-dot" }), label]
     );
   }
@@ -364,10 +426,17 @@
     ]);
   }
 
+  // A figure with no data behind it yet is "—", not 0 or 0.0% (an average of no
+  // calls, a service level with no answered call); "syncing" before the first
+  // reconcile, when even the counts are not facts yet.
+  function given(value, count) {
+    return count ? value : null;
+  }
+
   function abandonSub(s) {
     // Queue timeouts (left unanswered without hanging up there) next to the rate.
     const parts = [];
-    if (s.abandon_rate !== undefined) parts.push(`rate ${pct(s.abandon_rate)}`);
+    if (s.abandon_rate !== undefined) parts.push(`rate ${pct(given(s.abandon_rate, s.calls_received))}`);
     if (s.calls_timeout) parts.push(`${num(s.calls_timeout)} timed out`);
     return parts.length ? parts.join(" · ") : null;
   }
@@ -379,22 +448,25 @@
     const agents = Object.values(state.agents);
     const avail = agents.filter((a) => a.status === "AVAIL").length;
     const online = s.agents_online ?? agents.length;
+    const answered = s.calls_answered;
+    const closed = (s.calls_answered || 0) + (s.calls_abandoned || 0);
+    const x = syncing() ? () => "syncing" : (v) => v;
     return [
       h("div", { class: "row g-3 mb-3" }, [
-        tile("calls_waiting", "Calls waiting", num(waiting), waiting ? (waiting > avail ? "bad" : "warn") : "good", null, true),
-        tile("longest_wait", "Longest wait", dur(longest), waiting ? waitLevel(longest) : "good", `SLA ${state.config.sla} s`, true),
-        tile("sla", "Service level", pct(s.sla), slaLevel(s.sla, s.calls_answered), `target ${state.config.sla_target}%`, true),
-        tile("agents_online", "Agents available", `${avail} / ${num(online)}`, avail ? "good" : online ? "warn" : "neutral", "available / online", true),
+        tile("calls_waiting", "Calls waiting", x(num(waiting)), waiting ? (waiting > avail ? "bad" : "warn") : "good", null, true),
+        tile("longest_wait", "Longest wait", x(dur(longest)), waiting ? waitLevel(longest) : "good", `SLA ${state.config.sla} s`, true),
+        tile("sla", "Service level", x(pct(given(s.sla, answered))), slaLevel(s.sla, answered), `target ${state.config.sla_target}%`, true),
+        tile("agents_online", "Agents available", x(`${avail} / ${num(online)}`), avail ? "good" : online ? "warn" : "neutral", "available / online", true),
       ]),
       h("div", { class: "row g-3 mb-3" }, [
-        tile("calls_received", "Received", num(s.calls_received)),
-        tile("calls_answered", "Answered", num(s.calls_answered)),
-        tile("calls_abandoned", "Abandoned", num(s.calls_abandoned), s.calls_abandoned ? "warn" : "neutral", abandonSub(s)),
-        tile("connections_online", "In conversation", num(s.connections_online)),
-        tile("average_queue_time", "Avg wait", dur(s.average_queue_time)),
-        tile("average_handle_time", "Avg handle", dur(s.average_handle_time)),
-        tile("average_abandoned_time", "Avg abandon after", dur(s.average_abandoned_time)),
-        tile("sla_with_abandoned", "SLA incl. abandoned", pct(s.sla_with_abandoned), slaLevel(s.sla_with_abandoned, (s.calls_answered || 0) + (s.calls_abandoned || 0))),
+        tile("calls_received", "Received", x(num(s.calls_received))),
+        tile("calls_answered", "Answered", x(num(s.calls_answered))),
+        tile("calls_abandoned", "Abandoned", x(num(s.calls_abandoned)), s.calls_abandoned ? "warn" : "neutral", abandonSub(s)),
+        tile("connections_online", "In conversation", x(num(s.connections_online))),
+        tile("average_queue_time", "Avg wait", x(dur(given(s.average_queue_time, answered)))),
+        tile("average_handle_time", "Avg handle", x(dur(given(s.average_handle_time, answered)))),
+        tile("average_abandoned_time", "Avg abandon after", x(dur(given(s.average_abandoned_time, s.calls_abandoned)))),
+        tile("sla_with_abandoned", "SLA incl. abandoned", x(pct(given(s.sla_with_abandoned, closed))), slaLevel(s.sla_with_abandoned, closed)),
       ]),
     ];
   }
@@ -452,9 +524,9 @@
         h("td", { class: `text-end ${MD}` }, num(q.calls_received)),
         h("td", { class: `text-end ${MD}` }, num(q.calls_answered)),
         h("td", { class: `text-end ${MD}` }, num(q.calls_abandoned)),
-        h("td", { class: ["text-end", `txt-${slaLevel(q.sla, q.calls_answered)}`] }, pct(q.sla)),
-        h("td", { class: `text-end ${MD}` }, dur(q.average_queue_time)),
-        h("td", { class: `text-end ${MD}` }, dur(q.average_handle_time)),
+        h("td", { class: ["text-end", `txt-${slaLevel(q.sla, q.calls_answered)}`] }, pct(given(q.sla, q.calls_answered))),
+        h("td", { class: `text-end ${MD}` }, dur(given(q.average_queue_time, q.calls_answered))),
+        h("td", { class: `text-end ${MD}` }, dur(given(q.average_handle_time, q.calls_answered))),
       ]);
     });
     const head = [["Queue"], ["Waiting", "text-end"], ["Longest", "text-end"], ["Recv.", `text-end ${MD}`], ["Answ.", `text-end ${MD}`], ["Aband.", `text-end ${MD}`], ["SLA", "text-end"], ["Avg wait", `text-end ${MD}`], ["Avg handle", `text-end ${MD}`]];
@@ -482,8 +554,8 @@
         h("td", { class: `text-end ${MD}` }, num(a.calls_taken ?? null)),
         h("td", { class: `text-end ${MD}` }, a.talk_time !== undefined ? dur(a.talk_time) : "—"),
         h("td", { class: "text-end actions" }, !mayCommand(a.agentid) ? [] : [
-          h("button", { type: "button", class: "btn btn-sm btn-outline-warning", "data-action": "pause", disabled: state.conn !== "open", onClick: () => openPause(a.agentid) }, "Pause"),
-          h("button", { type: "button", class: "btn btn-sm btn-outline-success", "data-action": "avail", disabled: state.conn !== "open" || a.status === "AVAIL" || a.status === "INCALL", onClick: () => avail(a.agentid) }, "Available"),
+          h("button", { type: "button", class: "btn btn-sm btn-outline-warning", "data-action": "pause", disabled: !live(), onClick: () => openPause(a.agentid) }, "Pause"),
+          h("button", { type: "button", class: "btn btn-sm btn-outline-success", "data-action": "avail", disabled: !live() || a.status === "AVAIL" || a.status === "INCALL", onClick: () => avail(a.agentid) }, "Available"),
         ]),
       ]);
     });
@@ -550,8 +622,9 @@
 
   const App = {
     render() {
-      return h("div", { class: ["dash", state.conn === "open" ? null : "stale"] }, [
+      return h("div", { class: ["dash", live() ? null : "stale"], "data-live": live() ? "yes" : "no" }, [
         header(),
+        healthBanners(),
         errorsView(),
         h("main", { class: "container-fluid px-3 px-xl-4 pb-4" }, [
           ...kpis(),

@@ -25,7 +25,9 @@
       .then((r) => r.json().catch(() => ({})).then((body) => ({ r, body })))
       .then(({ r, body }) => {
         if (r.ok) {
-          location.replace("./");
+          // Back to the agent page when that sent us here; any other value is ignored.
+          const then = new URLSearchParams(location.search).get("then");
+          location.replace(then === "agent" ? "agent" : "./");
           return;
         }
         state.password = "";

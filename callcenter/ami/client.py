@@ -50,6 +50,10 @@ ALL_EVENTS = "*"
 
 Listener = Callable[[Message], object]
 Hook = Callable[[], object]
+#: ``fn(kind, failure)`` when reaching the PBX fails; kind is "connect" (TCP),
+#: "login" (rejected), "timeout" (no answer to Login/Ping) or "closed" (dropped
+#: before login completed).
+ProblemHook = Callable[[str, Failure | None], object]
 
 
 def _callable_name(fn: object) -> str:
@@ -157,6 +161,7 @@ class AMIClient(Service):
         self._listeners: dict[str, tuple[Listener, ...]] = {}
         self._connect_hooks: list[Hook] = []
         self._disconnect_hooks: list[Hook] = []
+        self._problem_hooks: list[ProblemHook] = []
         self._waiters: list[Deferred[None]] = []
         self._throttle = LogThrottle(log, reactor)
         self._current: AMIProtocol | None = None  # connected, maybe not logged in
@@ -251,6 +256,18 @@ class AMIClient(Service):
         """``fn()`` when a logged-in connection is lost (or closed by stopService)."""
         self._disconnect_hooks.append(fn)
 
+    def add_problem_hook(self, fn: ProblemHook) -> None:
+        """``fn(kind, failure)`` each time an attempt to reach the PBX fails
+        (see ``ProblemHook``): for health reporting, not for retrying."""
+        self._problem_hooks.append(fn)
+
+    def _problem(self, kind: str, failure: Failure | None) -> None:
+        for fn in list(self._problem_hooks):
+            try:
+                fn(kind, failure)
+            except Exception:
+                log.failure("AMI problem hook {hook} failed", hook=_callable_name(fn))
+
     def startService(self) -> None:
         self._stopping = False
         super().startService()
@@ -327,6 +344,7 @@ class AMIClient(Service):
         if f.check(CancelledError) or self._stopping:
             return
         self._connect_failures += 1
+        self._problem("connect", f)
         why = f.getErrorMessage()
         self._trouble(
             f"connect:{why}", "Cannot connect to AMI at {endpoint}: {why}",
@@ -387,6 +405,7 @@ class AMIClient(Service):
         if proto is not self._current or f.check(AMIConnectionLost):
             return  # the connection-lost path reports it
         if f.check(AMIError):
+            self._problem("login", f)
             message = str(f.value)
             if not self._auth_rejected or message != self._auth_message:
                 log.error(
@@ -401,6 +420,7 @@ class AMIClient(Service):
 
     def _give_up(self, f: Failure, proto: AMIProtocol, what: str) -> None:
         """No (usable) answer to ``what`` while logging in: say so, drop the connection."""
+        self._problem("timeout", f)
         if f.check(TimeoutError):
             self._trouble(
                 f"timeout:{what}", "No answer to {what} from AMI at {endpoint} within {timeout:g} s",
@@ -445,6 +465,7 @@ class AMIClient(Service):
             self._current = None
         if proto is not self._proto:
             if proto is not self._reported and not self._stopping:
+                self._problem("closed", reason)
                 why = reason.getErrorMessage()
                 self._trouble(
                     f"drop:{why}", "AMI at {endpoint} closed the connection before login completed: {why}",

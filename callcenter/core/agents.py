@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from callcenter.core.changes import Tracker
-from callcenter.core.counting import whole
+from callcenter.core.counting import count_pause, whole
 from callcenter.model import DEVICE_STATES, LOGGEDOUT, PAUSED, Agent, Membership
 from callcenter.report import Transition
 
@@ -105,16 +105,19 @@ class Roster:
         reason = agent.pause_reason() if status == PAUSED else ""
         if (status, reason) != (agent.status, agent.reason):
             if agent.status != LOGGEDOUT:
+                seconds = whole(ts - agent.since)
                 self._tracker.transition(
                     Transition(
                         "AGENT",
                         agent.agentid,
                         agent.status,
                         agent.since,
-                        whole(ts - agent.since),
+                        seconds,
                         agent.since_queue,
                     )
                 )
+                if agent.status == PAUSED:
+                    count_pause(agent.pause_time, agent.reason, seconds)
             agent.status, agent.reason, agent.since = status, reason, ts
             agent.since_queue = agent.queue
             changed = True
@@ -132,8 +135,9 @@ class Roster:
 
     def reset_day_counters(self) -> None:
         for agent in self.agents.values():
-            if agent.calls_taken or agent.talk_time:
+            if agent.calls_taken or agent.talk_time or agent.pause_time:
                 agent.calls_taken = agent.talk_time = 0
+                agent.pause_time = {}
                 self._tracker.agent(agent, True)
 
     def restore(self, agents: Iterable[Agent]) -> None:

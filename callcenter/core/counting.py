@@ -72,6 +72,21 @@ def count_complete(c: Counters, talk: int) -> None:
     c.talk_completed += talk
 
 
+#: Distinct pause reasons an agent's day keeps apart (free-text pauses could
+#: make any number); later ones are summed under OTHER_REASONS.
+MAX_PAUSE_REASONS = 32
+OTHER_REASONS = "(other reasons)"
+
+
+def count_pause(pause_time: dict[str, int], reason: str, seconds: int) -> None:
+    """An agent's pause with ``reason`` ("" when none was given) ended after
+    ``seconds``: added to its day's pause time by reason (``Agent.pause_time``).
+    Only time in PAUSED counts: a pause asked for during a call starts when the call ends."""
+    if reason not in pause_time and len(pause_time) >= MAX_PAUSE_REASONS:
+        reason = OTHER_REASONS
+    pause_time[reason] = pause_time.get(reason, 0) + max(0, seconds)
+
+
 class Tally:
     """Owns the KPI counters: today's book and the last few finished days."""
 

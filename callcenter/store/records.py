@@ -25,6 +25,8 @@ import math
 import re
 from typing import Any
 
+from callcenter.ami.events import MAX_REASON
+from callcenter.core.counting import MAX_PAUSE_REASONS
 from callcenter.kpi import DayBook
 from callcenter.model import INCALL, QUEUED, Agent, Call, Connection
 
@@ -155,6 +157,7 @@ def parse_agent(ident: str, raw: bytes, window: Window | None = None) -> Agent:
         value = getattr(agent, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise BadRecord(f"{name} is not a whole number: {value!r:.40}")
+    _pause_time(agent.pause_time)
     if agent.call is not None and not isinstance(agent.call, str):
         raise BadRecord("call is not a call id")
     if not isinstance(agent.fresh_login, bool) or not isinstance(agent.since_queue, str):
@@ -165,6 +168,17 @@ def parse_agent(ident: str, raw: bytes, window: Window | None = None) -> Agent:
         agent.since = window.repair_time(agent.since, "since")
         window.seconds(agent.talk_time, "talk_time")
     return agent
+
+
+def _pause_time(value: Any) -> None:
+    """Seconds by pause reason: a small object of whole numbers (counting.count_pause)."""
+    if not isinstance(value, dict) or len(value) > MAX_PAUSE_REASONS + 1:
+        raise BadRecord("pause_time is not an object of pause reasons")
+    for reason, seconds in value.items():
+        if not isinstance(reason, str) or len(reason) > MAX_REASON or _NOT_IN_NAMES.search(reason):
+            raise BadRecord(f"pause_time has a bad reason: {reason!r:.40}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+            raise BadRecord(f"pause_time of {reason!r:.40} is not a whole number")
 
 
 def parse_call(ident: str, raw: bytes, window: Window | None = None) -> Call:

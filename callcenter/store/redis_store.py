@@ -66,6 +66,7 @@ from callcenter.store.redis_url import parse_redis_url
 log = Logger()
 
 DOWN, PENDING, UP = "down", "pending", "up"
+WRITE_REFUSED = "write refused: "
 CHUNK = 1000  # keys per MGET/MSET/SADD, so no single command or reply gets huge
 # Seconds between attempts to write held lines to a full (or failing) disk.
 REPORT_RETRY = 1.0
@@ -116,7 +117,9 @@ class RedisStore:
         self.keys = Keys(prefix)
         self.center = center
         self._endpoint = conn_mod.make_endpoint(reactor, self.url, self.connect_timeout)
-        self.state = DOWN
+        self._state = DOWN
+        self._state_hooks: list[Any] = []
+        self._state_told: tuple[bool, str] | None = None
         self._proto: RedisProtocol | None = None
         self._loaded = False  # Redis's state was read (at start, or merged after)
         self._counted_here: dict[str, _Counted] = {}  # before loading: what we counted
@@ -140,6 +143,43 @@ class RedisStore:
         self.full_syncs = 0
         # Called with each event transaction's seconds from sent to answered (metrics).
         self.write_observers: list[Callable[[float], None]] = []
+
+    # ------------------------------------------------------------------ state, for health
+
+    @property
+    def state(self) -> str:
+        """DOWN (no connection), PENDING (connected, Redis behind memory) or UP
+        (every change is written as it happens)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._state = value
+        self._tell_state()
+
+    def add_state_hook(self, fn: Any) -> None:
+        """``fn(up, error)`` whenever being written (UP) or not, or the reason, changes."""
+        self._state_hooks.append(fn)
+        self._state_told = None
+        self._tell_state()
+
+    def _tell_state(self) -> None:
+        up = self._state == UP
+        if up:
+            error = ""
+        elif self._state == PENDING:
+            refused = self.last_error.startswith(WRITE_REFUSED)
+            error = self.last_error if refused else "writing the full state"
+        else:
+            error = self.last_error or "not connected yet"
+        if (up, error) == self._state_told or not self._state_hooks:
+            return
+        self._state_told = (up, error)
+        for fn in list(self._state_hooks):
+            try:
+                fn(up, error)
+            except Exception:
+                log.failure("Redis state hook {fn!r} failed", fn=fn)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -237,6 +277,8 @@ class RedisStore:
             proto = await self._connect()
         except Exception as e:
             self._down_since = self.reactor.seconds()
+            self.last_error = _reason(e)
+            self._tell_state()
             log.error(
                 "Redis at {url} is not available ({err}): starting with empty state; "
                 "retrying in the background",
@@ -270,6 +312,8 @@ class RedisStore:
         if self._proto is not proto:
             return
         self._proto = None
+        if not self._stopping:
+            self.last_error = "connection lost"
         self.state = DOWN
         if self._sync_timer is not None and self._sync_timer.active():
             self._sync_timer.cancel()
@@ -305,6 +349,7 @@ class RedisStore:
         # Already reported once for this outage; retries stay quiet.
         self._connecting = False
         self.last_error = _reason(failure.value)
+        self._tell_state()
         self._schedule_connect()
 
     def _connected(self, proto: RedisProtocol) -> None:
@@ -609,6 +654,7 @@ class RedisStore:
             return False
         if failure.check(ConnectionError):
             return False
+        self.last_error = WRITE_REFUSED + _reason(failure.value)
         if not self._failing:
             log.warn(
                 "Redis at {url} refused a write ({err}); running from memory, the full "

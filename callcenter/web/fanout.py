@@ -62,10 +62,20 @@ class Dashboards:
         center: Any,
         prepare: Callable[[bytes], Any],
         reactor: IReactorTime,
+        decorate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        health: Any = None,
     ) -> None:
         self._center = center
+        # callcenter.health.Health: its HEALTH ends every HELLO answer and is
+        # pushed (to every view alike) at the end of the turn it changed in.
+        self._health = health
+        self._health_dirty = False
+        self._unsubscribe_health: Callable[[], None] | None = None
         self._prepare = prepare
         self._reactor = reactor
+        # Adds what only the pages need to an object before it is encoded once for
+        # every view (the screen pop's address on a CONNECT: screen_pop.py).
+        self._decorate = decorate
         # dict, not set: delivery in connection order, deterministic for tests.
         self._clients: dict[Client, None] = {}
         self._unsubscribe: Callable[[], None] | None = None
@@ -96,12 +106,18 @@ class Dashboards:
         if self._unsubscribe is None:
             self._unsubscribe = self._center.subscribe(self._on_changes)
             self.directory.load(self._center.snapshot())
+        if self._health is not None and self._unsubscribe_health is None:
+            self._unsubscribe_health = self._health.subscribe(self._on_health)
 
     def stop(self) -> None:
         """Unsubscribe and tell every dashboard we are going away (they reconnect)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._unsubscribe_health is not None:
+            self._unsubscribe_health()
+            self._unsubscribe_health = None
+        self._health_dirty = False
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
@@ -134,6 +150,10 @@ class Dashboards:
         self._flush()
         try:
             snapshot = self._center.snapshot()
+            if self._decorate is not None:
+                snapshot = [self._decorate(o) for o in snapshot]
+            if self._health is not None:
+                snapshot.append(self._health.to_json())
         except Exception:
             log.failure("building the dashboard snapshot failed")
             return
@@ -168,7 +188,10 @@ class Dashboards:
             if not self._clients:
                 return  # nobody to tell; a HELLO takes a fresh snapshot
             if changes.objects:
-                self._pending.extend(zip(items, changes.objects, encode_each(changes.objects), strict=True))
+                objects = changes.objects
+                if self._decorate is not None:
+                    objects = [self._decorate(o) for o in objects]
+                self._pending.extend(zip(items, objects, encode_each(objects), strict=True))
             if changes.has_stats:
                 self._stats = changes  # its STATS is built at the flush, once per turn
             if (changes.objects or changes.has_stats) and self._flush_call is None:
@@ -177,15 +200,27 @@ class Dashboards:
         except Exception:
             log.failure("dashboard fan-out failed")
 
+    def _on_health(self, health: Any) -> None:
+        if not self._clients:
+            return  # a HELLO takes the current HEALTH
+        self._health_dirty = True
+        if self._flush_call is None:
+            self._flush_call = self._reactor.callLater(0, self._flush)
+
     def _flush(self) -> None:
-        """One frame per reactor turn: every object changed in it, then the latest STATS."""
+        """One frame per reactor turn: every object changed in it, the latest
+        STATS, then HEALTH if it changed."""
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
         pending, self._pending = self._pending, []
         latest, self._stats = self._stats, None
         stats = latest.stats if latest is not None else None
-        if not pending and stats is None:
+        health_line = None
+        if self._health_dirty and self._health is not None:
+            self._health_dirty = False
+            health_line = encode_one(self._health.to_json())
+        if not pending and stats is None and health_line is None:
             return
         views: dict[Any, tuple[Any, list[Client]]] = {}
         for client in self._clients:
@@ -202,6 +237,8 @@ class Dashboards:
                     lines.append(encode_one(scoped))
             elif stats is not None:
                 lines.append(encode_one(stats))
+            if health_line is not None:
+                lines.append(health_line)
             if lines:
                 self._broadcast("\n".join(lines).encode("utf-8"), clients)
         if self.push_observers:

@@ -71,11 +71,13 @@ class Guarded(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, access: Access, target: resource.Resource, page: bool = False) -> None:
+    def __init__(self, access: Access, target: resource.Resource, page: bool = False,
+                 login: bytes = b"login") -> None:
         super().__init__()
         self.access = access
         self.target = target
         self.page = page
+        self.login = login  # where a page without a login is sent
 
     def render_GET(self, request: server.Request) -> Any:
         return _render_async(request, self._render(request))
@@ -89,7 +91,7 @@ class Guarded(resource.Resource):
         identity = await access.identify_request(request)
         if identity is None:
             if self.page:
-                request.setHeader(b"Location", b"login")
+                request.setHeader(b"Location", self.login)
                 _finish(request, 302)
             else:
                 _finish(request, 401, {"error": "login required"})

@@ -330,6 +330,8 @@ class DashboardFactory(WebSocketServerFactory):
         max_buffer: int,
         max_frame: int,
         limits: WebLimits | None = None,
+        decorate: Any = None,
+        health: Any = None,
     ) -> None:
         super().__init__(reactor=reactor, server="callcenter")
         self.limits = limits or WebLimits()
@@ -351,4 +353,4 @@ class DashboardFactory(WebSocketServerFactory):
             # Host and Origin are checked in onConnect (Access.admit) against --public-url.
             allowedOrigins=["*"],
         )
-        self.dashboards = Dashboards(center, self.prepareMessage, reactor)
+        self.dashboards = Dashboards(center, self.prepareMessage, reactor, decorate, health=health)

@@ -26,7 +26,9 @@ from callcenter.web.assets import MissingAssets, PageAssets, find_assets
 from callcenter.web.limits import ConnectionLimiter, LimitedChannel, WebLimits
 from callcenter.web.origin import OriginPolicy
 from callcenter.web.pages import Guarded, Login, Logout
+from callcenter.web.probes import PROBE_PATHS, Healthz, Readyz
 from callcenter.web.protocol import DashboardFactory
+from callcenter.web.screen_pop import ScreenPop
 
 MiB = 1 << 20
 
@@ -67,7 +69,8 @@ class _Request(server.Request):
     def process(self) -> None:
         for name, value in SECURITY_HEADERS.items():
             self.setHeader(name, value)
-        if not self._our_host():
+        # Probes name the service by address; they reveal only up/down (probes.py).
+        if self.path not in PROBE_PATHS and not self._our_host():
             return
         super().process()
 
@@ -166,6 +169,17 @@ def _page(root: resource.Resource, assets: PageAssets) -> None:
     root.putChild(b"vendor", vendor)
 
 
+AGENT_PAGE = "agent.html"
+
+
+def _agent_page(root: resource.Resource, access: Access, assets: PageAssets) -> None:
+    """``/agent``: the agent's own page, behind the same login as the dashboard
+    (a login from there comes back to it: ``login?then=agent``)."""
+    path = assets.page.get(AGENT_PAGE)
+    if path is not None:
+        root.putChild(b"agent", Guarded(access, _file(path), page=True, login=b"login?then=agent"))
+
+
 def make_site(
     center: Any,
     *,
@@ -180,6 +194,8 @@ def make_site(
     sla: int = 10,
     sla_target: float = 80.0,
     limits: WebLimits | None = None,
+    screen_pop: ScreenPop | None = None,
+    health: Any = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
 
@@ -195,6 +211,10 @@ def make_site(
     Raises ``ValueError`` for a malformed allowed origin or public URL.
     ``limits`` bounds connections, request deadlines and bodies, and HELLOs
     (``limits.py``).
+    ``screen_pop`` (``--screen-pop-url``): each CONNECT in progress carries its
+    filled address for the agent page (``/agent``, ``static/agent.html``).
+    ``health`` (``callcenter.health.Health``): its HEALTH goes to the dashboards
+    and ``/readyz`` answers from it (without it, only ``/healthz`` is served).
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -223,11 +243,17 @@ def make_site(
         _page(root, assets)
         root.putChild(b"", Guarded(access, _file(assets.index), page=True))
         root.putChild(b"login", Login(access, _file(login)))
+        _agent_page(root, access, assets)
     root.putChild(b"logout", Logout(access))
+    root.putChild(b"healthz", Healthz())  # unauthenticated: up/down only (probes.py)
+    if health is not None:
+        root.putChild(b"readyz", Readyz(health))
 
-    root.putChild(
-        b"config.json", Guarded(access, _Config({"sla": sla, "sla_target": sla_target}, reactor))
-    )
+    page_config: dict[str, Any] = {"sla": sla, "sla_target": sla_target}
+    # The agent page: whether a screen pop is configured and opens by itself.
+    page_config["screen_pop"] = {"configured": screen_pop is not None,
+                                 "auto": bool(screen_pop and screen_pop.auto)}
+    root.putChild(b"config.json", Guarded(access, _Config(page_config, reactor)))
 
     factory = DashboardFactory(
         center,
@@ -236,6 +262,8 @@ def make_site(
         max_buffer=max_buffer,
         max_frame=max_frame,
         limits=limits,
+        decorate=screen_pop.decorate if screen_pop is not None else None,
+        health=health,
     )
     root.putChild(b"callcenter", WebSocketResource(factory))
 

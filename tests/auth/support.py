@@ -95,12 +95,14 @@ class AuthRig:
         self.parts.stop()
 
 
-async def start_auth_rig(tmp_path: Any, redis_url: str, users_path: str, *extra: str) -> AuthRig:
+async def start_auth_rig(tmp_path: Any, redis_url: str, users_path: str, *extra: str,
+                         **site_kw: Any) -> AuthRig:
     clock = Clock()
     clock.advance(1_800_000_000)  # sessions record login times: a plausible "now"
-    parts = make_access(options(tmp_path, redis_url, users_path, *extra), reactor, clock)
+    opts = options(tmp_path, redis_url, users_path, *extra)
+    parts = make_access(opts, reactor, clock)
     parts.start()
-    rig = await start_rig(access=parts.access)
+    rig = await start_rig(access=parts.access, screen_pop=opts["screen-pop"], **site_kw)
     return AuthRig(rig, parts, clock)
 
 

@@ -71,7 +71,7 @@ async def test_the_real_tree_serves_the_simulated_pbx(tmp_path: Path) -> None:
         "--listen", "tcp:0:interface=127.0.0.1",
     ])
     svc = CallcenterService(opts, reactor)
-    assert [s.name for s in svc] == ["report", "store", "metrics", "simulator", "pbx", "access", "web"]
+    assert [s.name for s in svc] == ["report", "store", "metrics", "simulator", "pbx", "access", "web", "systemd"]
     svc.privilegedStartService()
     assert svc.web.watcher.port is None  # nothing binds before its turn
     svc.startService()

@@ -187,7 +187,14 @@ def test_systemd_unit_contents():
     ]
     assert svc["User"] == [role_vars["callcenter_user"]]
     assert svc["EnvironmentFile"] == [role_vars["callcenter_env_file"]]
-    assert svc["Restart"] == ["on-failure"]
+    assert svc["Restart"] == ["on-failure"]  # also after a watchdog timeout
+    # Issue 13: started = READY=1 from the service; a wedged reactor misses WATCHDOG=1.
+    assert svc["Type"] == ["notify"] and svc["NotifyAccess"] == ["main"]
+    assert _seconds(svc["WatchdogSec"][0]) > 0
+    # READY=1 comes at the latest --ready-timeout after the port opens: well inside the start bound.
+    ready = next(float(o[2]) for o in Options.optParameters if o[0] == "ready-timeout")
+    assert _seconds(svc["TimeoutStartSec"][0]) >= ready + 30
+    assert "AF_UNIX" in svc["RestrictAddressFamilies"][0]  # the notify socket
     assert svc["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     for key, value in [("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
                        ("ProtectHome", "yes"), ("PrivateTmp", "yes")]:
@@ -197,6 +204,12 @@ def test_systemd_unit_contents():
         deps = " ".join(unit["Unit"][key]).split()
         assert {"redis-server.service", "asterisk.service"} <= set(deps)
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def _seconds(value: str) -> float:
+    m = re.fullmatch(r"(\d+)(s|min)?", value.strip())
+    assert m, value
+    return int(m.group(1)) * (60 if m.group(2) == "min" else 1)
 
 
 def test_environment_file_sets_only_real_options():

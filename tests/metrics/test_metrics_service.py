@@ -43,7 +43,7 @@ async def test_metrics_endpoint_of_a_running_service(tmp_path: Path, redis_serve
         "--metrics-listen", "tcp:0:interface=127.0.0.1",
     ])
     svc = CallcenterService(opts, reactor)
-    assert [s.name for s in svc][-1] == "metrics-web"
+    assert [s.name for s in svc][-2:] == ["metrics-web", "systemd"]  # READY=1 after its port opens
     svc.privilegedStartService()
     svc.startService()
     try:

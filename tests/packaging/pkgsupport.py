@@ -127,6 +127,12 @@ PAGE = [
     ("vendor/vue.global.prod.js", "text/javascript"),
     ("vendor/bootstrap.min.css", "text/css"),
 ]
+# The agent's page (/agent) and the files it loads besides the dashboard's.
+AGENT_PAGE = [
+    ("agent", "text/html"),
+    ("agent.js", "text/javascript"),
+    ("agent.css", "text/css"),
+]
 
 
 async def get(url: str) -> tuple[int, str, bytes]:

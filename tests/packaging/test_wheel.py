@@ -11,9 +11,10 @@ import zipfile
 from pathlib import Path
 
 import pytest_twisted
-from pkgsupport import PAGE, clean_env, free_port, get, hello, no_node_env, start
+from pkgsupport import AGENT_PAGE, PAGE, clean_env, free_port, get, hello, no_node_env, start
 
-PAGE_FILES = {"index.html", "app.js", "app.css", "favicon.svg", "login.html", "login.js"}
+PAGE_FILES = {"index.html", "app.js", "app.css", "favicon.svg", "login.html", "login.js",
+              "agent.html", "agent.js", "agent.css"}
 # The libraries as the lockfile pins them: where npm puts each served file.
 VENDOR = {
     "vue.global.prod.js": ("vue", "dist/vue.global.prod.js"),
@@ -95,6 +96,12 @@ async def test_installed_wheel_serves_the_dashboard_without_node(installed, redi
     code, _, page = await get(f"http://127.0.0.1:{web}/")
     for path, _ in PAGE[1:]:
         assert f'"{path}"'.encode() in page  # the page loads exactly these
+    for path, ctype in AGENT_PAGE:
+        code, got, body = await get(f"http://127.0.0.1:{web}/{path}")
+        assert code == 200 and got.startswith(ctype) and body, (path, code, got)
+    code, _, agent_page = await get(f"http://127.0.0.1:{web}/agent")
+    for path, _ in AGENT_PAGE[1:]:
+        assert f'"{path}"'.encode() in agent_page
     objects = await hello(web)
     assert objects[0]["type"] == "STATS"
     assert "Traceback" not in service.text() and "missing" not in service.text()
