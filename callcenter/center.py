@@ -112,8 +112,6 @@ class Callcenter:
         self._track_since = 0.0  # when the resync in flight asked for its snapshot
         #: Called inside each applied event's transaction (the catch-up's cursor).
         self.on_applied: Callable[[ev.Event], None] | None = None
-        #: The catch-up's cursor, persisted by the store with each event.
-        self.catchup_cursor: Any = None
 
     # ------------------------------------------------------------ state (read-only views)
 

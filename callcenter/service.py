@@ -232,6 +232,11 @@ class QueueLogService(service.Service):
             max_held=options.get("queue-log-max-held", 100_000),
         )
 
+    def cursor_part(self, prefix: str) -> Any:
+        from callcenter.queuelog.persist import CursorPart
+
+        return CursorPart(self.catchup.cursor, prefix)
+
     def attach(self, client: Any) -> None:
         """Before the center's own hooks: the catch-up must start ahead of the resync."""
         client.add_connect_hook(self.catchup.on_login)
@@ -449,6 +454,8 @@ class CallcenterService(StartInOrder):
         if options.get("queue-log"):
             self.queue_log = QueueLogService(reactor, options, self.center, self.store_service)
             self.queue_log.setServiceParent(self)
+            # Its cursor rides in each event's Redis transaction.
+            self.store_service.parts.append(self.queue_log.cursor_part(options["redis-prefix"]))
         self.pbx = PbxService(reactor, options, self.center, self.simulator_service, self.health)
         self.pbx.queue_log = self.queue_log
         self.pbx.setServiceParent(self)

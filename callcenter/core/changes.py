@@ -53,7 +53,7 @@ class Changes:
         self.connections: set[str] = set()
         self.days: set[str] = set()
         self.rolled: list[DayBook] = []  # finished days, when the business day turned
-        self.cursor: bytes | None = None  # the queue-log cursor after this event (to persist)
+        self.cursor: Any = None  # the queue-log cursor's delta after this event (queuelog/persist.py)
         self._render: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {}
         self._stats_dirty = False
 

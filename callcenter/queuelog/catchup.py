@@ -45,6 +45,7 @@ from callcenter.logthrottle import LogThrottle
 from callcenter.queuelog.entries import Entry
 from callcenter.queuelog.follow import CHUNK, Position, QueueLogFollower
 from callcenter.queuelog.mapping import entry_key, event_key, to_events
+from callcenter.queuelog.persist import CursorDelta
 
 log = Logger()
 
@@ -67,23 +68,31 @@ _EXIT_VERBS = frozenset({"ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY
 
 
 class Cursor:
-    """How far the queue log was read, and what was applied last (persisted)."""
+    """How far the queue log was read, and what was applied last (persisted by
+    ``persist.CursorPart`` with each event)."""
 
     def __init__(self) -> None:
         self.position: Position | None = None
         self.mark: int | None = None  # whole second of the last applied event
-        self.keys: dict[str, int] = {}  # identity -> second, within SKEW of mark
+        self.keys: dict[str, int] = {}  # identity -> second, within 2 * SKEW of mark
         self.restored = False  # Redis had one
+        self._added: list[tuple[str, int]] = []
+        self._dropped: list[str] = []
 
     def note(self, key: str | None, second: int) -> None:
         if self.mark is None or second > self.mark:
             self.mark = second
-            low = second - 2 * SKEW
-            self.keys = {k: s for k, s in self.keys.items() if s >= low}
+            old = [k for k, s in self.keys.items() if s < second - 2 * SKEW]
+            for k in old:
+                del self.keys[k]
+            self._dropped += old
         if key is not None and second >= self.mark - 2 * SKEW:
             self.keys[key] = second
+            self._added.append((key, second))
             while len(self.keys) > MAX_KEYS:
-                self.keys.pop(next(iter(self.keys)))
+                oldest = next(iter(self.keys))
+                del self.keys[oldest]
+                self._dropped.append(oldest)
 
     def applied(self, key: str | None, second: int) -> bool:
         """An entry at ``second`` with this identity was already applied."""
@@ -92,30 +101,39 @@ class Cursor:
             return True
         return key is not None and second <= self.mark + SKEW and key in self.keys
 
-    def record(self) -> bytes:
+    def state_record(self) -> bytes:
         pos = self.position or Position(0, "")
         return json.dumps(
-            {"v": 1, "offset": pos.offset, "fp": pos.fingerprint, "mark": self.mark,
-             "keys": sorted(self.keys.items())},
+            {"v": 1, "offset": pos.offset, "fp": pos.fingerprint, "mark": self.mark},
             separators=(",", ":"),
         ).encode()
 
-    def restore(self, raw: bytes | str | None) -> None:
+    def take_delta(self) -> CursorDelta:
+        """The state now and the identities added/dropped since the last delta."""
+        delta = CursorDelta(self.state_record(), self._added, self._dropped)
+        self._added, self._dropped = [], []
+        return delta
+
+    def restore(self, raw: bytes | str | None, applied: list[tuple[Any, Any]] = ()) -> None:  # type: ignore[assignment]
         if raw is None:
             return
         try:
             d = json.loads(raw)
             offset, fp, mark = d["offset"], d["fp"], d["mark"]
-            keys = {str(k): int(s) for k, s in d["keys"]}
             if not (isinstance(offset, int) and 0 <= offset < 2**53 and isinstance(fp, str)
-                    and len(fp) <= 64 and (mark is None or isinstance(mark, int) and 0 <= mark < 2**40)
-                    and len(keys) <= MAX_KEYS and all(len(k) <= 400 for k in keys)):
+                    and len(fp) <= 64 and (mark is None or isinstance(mark, int) and 0 <= mark < 2**40)):
                 raise ValueError("out of range")
-        except (ValueError, TypeError, KeyError) as e:
+            keys = {}
+            for k, s in applied:
+                key = k.decode() if isinstance(k, bytes) else str(k)
+                second = int(s)
+                if len(key) <= 400 and mark is not None and second >= mark - 2 * SKEW:
+                    keys[key] = second
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as e:
             log.warn("queue-log cursor in Redis is unusable ({err}); ignored", err=e)
             return
         self.position = Position(offset, fp)
-        self.mark, self.keys, self.restored = mark, keys, True
+        self.mark, self.keys, self.restored = mark, dict(list(keys.items())[-MAX_KEYS:]), True
 
 
 class QueueLogCatchup:
@@ -135,7 +153,6 @@ class QueueLogCatchup:
         self.max_held = max_held
         self.follower = QueueLogFollower(path, chunk=chunk, clock=clock)
         self.cursor = Cursor()
-        center.catchup_cursor = self.cursor
         center.on_applied = self._noted
         center.flow.exit_verdict = self._exit_verdict
         self._exits: OrderedDict[tuple[str, str], str] = OrderedDict()
@@ -360,7 +377,7 @@ class QueueLogCatchup:
             if type(event) is ev.CallerAbandoned and self.center.flow.undecided(event.uid):
                 key = None  # not over yet: a kill now must leave the queue log's line to replay
         self.cursor.note(key, second)
-        self.center.tracker.ch.cursor = self.cursor.record()
+        self.center.tracker.ch.cursor = self.cursor.take_delta()
 
     def _count(self, ch: Changes) -> None:
         if self._replay_key is not None:

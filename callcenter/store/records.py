@@ -50,7 +50,6 @@ class Keys:
         self._day = self._p + b"day:"
         self.outbox = self._p + b"report:outbox"  # report lines in Redis, not yet in the file
         self.applied = self._p + b"report:applied"  # "<epoch>:<seq>" of the last transaction
-        self.cursor = self._p + b"qlog:cursor"  # queue-log catch-up: how far it read, the last event
 
     def entity(self, kind: str, ident: str) -> bytes:
         return self._entity[kind] + encode(ident)

@@ -608,8 +608,6 @@ class RedisStore:
             book = self._book(day) or rolled.get(day)
             if book is not None:
                 sets += (keys.day(day), day_value(book, day < center.book.day))
-        if ch.cursor is not None:
-            sets += (keys.cursor, ch.cursor)  # with the state the event changed
         if dels:
             cmds.insert(0, [b"DEL", *dels])
         if sets:
@@ -744,8 +742,6 @@ class RedisStore:
         books[center.book.day] = center.book
         for day, book in sorted(books.items()):
             cmds.append([b"SET", keys.day(day), day_value(book, day < center.book.day)])
-        if center.catchup_cursor is not None:
-            cmds.append([b"SET", keys.cursor, center.catchup_cursor.record()])
         for part in self._parts:
             cmds += part.full_commands()
         return cmds
@@ -791,8 +787,6 @@ class RedisStore:
             CONN: [c.id for c in conns],
         }
         self.center.restore(agents, calls, conns, books.values())
-        if self.center.catchup_cursor is not None:
-            self.center.catchup_cursor.restore(await proto.execute_command(b"GET", self.keys.cursor))
         for part in self._parts:
             part.restored()
         self._loaded = True

@@ -9,6 +9,7 @@ from support.traces import TRACES
 from twisted.internet import defer, reactor
 
 from callcenter.queuelog.catchup import QueueLogCatchup
+from callcenter.queuelog.persist import CursorPart
 from callcenter.store.redis_store import RedisStore
 from tests.store.support import Rig
 
@@ -42,6 +43,8 @@ class Service:
         self.clock = self.rig.clock
         self.catchup = QueueLogCatchup(self.clock, self.center, str(qlog)) if qlog else None
         self.store = RedisStore(reactor, redis_url, prefix, self.center)
+        if self.catchup is not None:
+            self.store.add_part(CursorPart(self.catchup.cursor, prefix))
         self.ami = FakeAmi()
         self.center.ami = self.ami
 
