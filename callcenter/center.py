@@ -29,6 +29,7 @@ from callcenter.core.connections import Switchboard
 from callcenter.core.counting import PAST_DAYS, Tally
 from callcenter.core.flow import COMPLETE_GRACE, CallFlow
 from callcenter.core.members import MemberRules
+from callcenter.core.pause_reasons import PauseReasons, UnknownReason
 from callcenter.core.reconcile import Reconciler
 from callcenter.core.resync import ActionSender, Resync
 from callcenter.core.views import connect_json, snapshot_objects, stats_object
@@ -68,19 +69,31 @@ class Callcenter:
         sla: int = 10,
         business_day: BusinessDay | None = None,
         ivr_max_age: float = IVR_MAX_AGE,
+        pause_reasons: PauseReasons | None = None,
+        wrapup_default: int = 0,
+        wrapup_times: dict[str, int] | None = None,
+        agent_directory: dict[str, tuple[str, str]] | None = None,
     ) -> None:
+        """``wrapup_default``/``wrapup_times``: queues.conf's wrapuptime (seconds;
+        per queue), which QueueStatus does not report; a member's own Wrapuptime
+        wins.  ``agent_directory``: agent id -> (name, team), from --agents."""
         self.clock = clock
         self.sla = sla
+        self.pause_reasons = pause_reasons or PauseReasons()
         self.business_day = business_day or BusinessDay()
         self.ivr_max_age = ivr_max_age
         self.tracker = Tracker(self._connection_of, self._connect_json)
         self.tally = Tally(self.business_day, clock.seconds(), self.tracker, sla)
-        self.roster = Roster(self.tracker)
+        self.roster = Roster(self.tracker, self.pause_reasons)
+        self.roster.directory = dict(agent_directory or {})
         self.callbook = CallBook(self.tracker)
+        self.callbook.on_unqueue = self.roster.call_stops_ringing
         self.switchboard = Switchboard(self.tracker)
         self.flow = CallFlow(
             clock, self.tally, self.roster, self.callbook, self.switchboard, self._transact
         )
+        self.flow.wrapup_default = wrapup_default
+        self.flow.wrapup_times = dict(wrapup_times or {})
         self.members = MemberRules(self.roster, self.flow)
         self.reconciler = Reconciler(self.flow)
         self.resyncer = Resync(clock, self._reconcile_snapshot, self._track, self._untrack)
@@ -99,6 +112,8 @@ class Callcenter:
             ev.CallerTimedOut: self.flow.timed_out,
             ev.AgentConnected: self.flow.connected,
             ev.AgentCompleted: self.flow.completed,
+            ev.AgentRinging: self.flow.ringing,
+            ev.AgentRingStopped: self.flow.ring_stopped,
             ev.MemberChanged: self.members.changed,
             ev.MemberRemoved: self.members.removed,
             ev.AgentLoggedIn: self._logged_in,
@@ -186,6 +201,10 @@ class Callcenter:
         dropped with a log line rather than trusted.
         """
         self.roster.restore(agents)
+        for agent in self.agents.values():
+            known = self.roster.directory.get(agent.agentid)
+            if known is not None:
+                agent.name, agent.team = known  # --agents may have changed since
         self.callbook.restore(calls)
         kept = []
         for conn in connections:
@@ -199,6 +218,7 @@ class Callcenter:
             if agent.call and agent.call not in self.connections:
                 agent.call, agent.call_queue = None, ""
                 agent.status = agent.derived_status()
+        self.roster.rebuild_available(self.clock.seconds())
         self.tally.restore(list(books))
 
     def publish_stats(self) -> None:
@@ -233,6 +253,11 @@ class Callcenter:
             return defer.fail(UnknownAgent(agentid))
         if len(reason) > MAX_REASON or not reason.isprintable():
             return defer.fail(ValueError("pause reason must be at most 64 printable characters"))
+        if paused:
+            try:
+                reason = self.pause_reasons.check(reason)  # the configured spelling
+            except UnknownReason as e:
+                return defer.fail(e)
         if self.ami is None:
             return defer.fail(NotConnected("not connected to Asterisk"))
         headers = {"Interface": agent.interface, "Paused": "true" if paused else "false"}
@@ -453,4 +478,5 @@ __all__ = [
     "NotConnected",
     "PAST_DAYS",
     "UnknownAgent",
+    "UnknownReason",
 ]

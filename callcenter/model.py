@@ -48,6 +48,7 @@ class Membership:
 
     paused: bool = False
     reason: str = ""
+    wrapup: int = 0  # the member's own Wrapuptime (0: the queue's applies)
 
 
 @dataclass
@@ -68,6 +69,11 @@ class Agent:
     name: str = ""
     since_queue: str = ""  # the queue(s) when the current status began, for the report
     device: str = ""  # the phone's device state (QueueMember Status), e.g. UNAVAILABLE
+    team: str = ""
+    ringing: str = ""  # the call id whose ring is on this agent's phone
+    wrapup_until: float = 0.0  # end of the wrap-up after its last call (0: none)
+    login_time: float = 0.0  # the member's LoginTime (earliest of its queues)
+    last_call: float = 0.0  # when its last call ended (Asterisk's LastCall)
     # Today's seconds in PAUSED by reason ("" = none given), counted when a pause ends
     # (counting.count_pause); the agent page shows them.
     pause_time: dict[str, int] = field(default_factory=dict)
@@ -88,6 +94,12 @@ class Agent:
             return LOGGEDIN if self.fresh_login and not self.pause_reason() else PAUSED
         return AVAIL
 
+    @property
+    def paused(self) -> bool:
+        """Paused in every queue: PAUSED, or a pause pending while INCALL."""
+        queues = self.queues
+        return bool(queues) and all(m.paused for m in queues.values())
+
     def pause_reason(self) -> str:
         for name in sorted(self.queues):
             m = self.queues[name]
@@ -106,13 +118,21 @@ class Agent:
             "queues": sorted(self.queues),
             "calls_taken": self.calls_taken,
             "talk_time": self.talk_time,
+            "name": self.name,
+            "team": self.team,
+            "ringing": self.ringing,
+            "wrapup_until": int(self.wrapup_until),
+            "login_time": int(self.login_time),
+            "last_call": int(self.last_call),
         }
         if self.pause_time:
             d["pause_time"] = dict(self.pause_time)
+        paused = self.paused
+        d["paused"] = paused
         if self.status == PAUSED:
             d["reason"] = self.reason
-        if self.name:
-            d["name"] = self.name
+        elif paused:
+            d["reason"] = self.pause_reason()  # e.g. a pause pending while INCALL
         if self.device:
             d["device"] = self.device
         return d
@@ -120,7 +140,10 @@ class Agent:
     def to_record(self) -> dict[str, Any]:
         # Built by hand: dataclasses.asdict deep-copies and costs ~4x per event.
         d = dict(self.__dict__)
-        d["queues"] = {q: {"paused": m.paused, "reason": m.reason} for q, m in self.queues.items()}
+        d["queues"] = {
+            q: {"paused": m.paused, "reason": m.reason, "wrapup": m.wrapup}
+            for q, m in self.queues.items()
+        }
         d["pause_time"] = dict(self.pause_time)
         return d
 
@@ -129,13 +152,21 @@ class Agent:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         kw["queues"] = {
-            str(q): Membership(paused=bool(m.get("paused")), reason=str(m.get("reason", "")))
+            str(q): Membership(
+                paused=bool(m.get("paused")),
+                reason=str(m.get("reason", "")),
+                wrapup=_whole(m.get("wrapup", 0), "wrapup"),
+            )
             for q, m in dict(kw.get("queues") or {}).items()
         }
         agent = cls(**kw)
         _check_types(
-            agent, str_fields=("agentid", "interface", "status", "reason", "call_queue", "name")
+            agent,
+            str_fields=("agentid", "interface", "status", "reason", "call_queue", "name", "team",
+                        "ringing"),
         )
+        for name in ("wrapup_until", "login_time", "last_call"):
+            setattr(agent, name, _time(getattr(agent, name), name))
         if agent.status not in AGENT_STATUSES:
             raise ValueError(f"unknown agent status {agent.status!r}")
         agent.since = float(agent.since)
@@ -157,6 +188,8 @@ class Call:
     hold: int | None = None  # seconds from queue entry to answer/abandon (Asterisk's HoldTime)
     left: bool = False  # QueueCallerLeave seen; AgentConnect or an end follows
     left_at: float | None = None  # when it left the queue (with ``left``)
+    callername: str = ""  # CallerIDName, "" when Asterisk has none
+    position: int = 0  # 1-based place among the callers waiting in its queue; 0 when not
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -167,6 +200,8 @@ class Call:
             "queue": self.queue,
             "time": int(self.since),
             "answered": int(self.answered) if self.answered else 0,
+            "callername": self.callername,
+            "position": self.position,
         }
         if self.hold is not None:  # how long the caller waited (agent page, screen pop)
             d["hold"] = self.hold
@@ -179,7 +214,10 @@ class Call:
     def from_record(cls, d: dict[str, Any]) -> Call:
         known = {f.name for f in fields(cls)}
         call = cls(**{k: v for k, v in d.items() if k in known})
-        _check_types(call, str_fields=("id", "callerid", "status", "queue", "channel", "day"))
+        _check_types(
+            call, str_fields=("id", "callerid", "status", "queue", "channel", "day", "callername")
+        )
+        call.position = _whole(call.position, "position")
         if call.status not in CALL_STATUSES:
             raise ValueError(f"unknown call status {call.status!r}")
         call.since = float(call.since)
@@ -226,3 +264,15 @@ def _check_types(obj: Any, str_fields: tuple[str, ...]) -> None:
     for name in str_fields:
         if not isinstance(getattr(obj, name), str):
             raise ValueError(f"{type(obj).__name__}.{name} must be a string")
+
+
+def _whole(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
+        raise ValueError(f"{name} must be a whole number, not {value!r:.40}")
+    return value
+
+
+def _time(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e11:
+        raise ValueError(f"{name} must be a Unix time or 0, not {value!r:.40}")
+    return float(value)

@@ -24,6 +24,7 @@ from callcenter.auth.throttle import ADDRESS_LIMIT as LOGIN_ADDRESS_LIMIT
 from callcenter.auth.throttle import TABLE_SIZE as LOGIN_TABLE_SIZE
 from callcenter.auth.throttle import USER_LIMIT as LOGIN_USER_LIMIT
 from callcenter.auth.throttle import WINDOW as LOGIN_WINDOW
+from callcenter.core.pause_reasons import DEFAULT_REASONS, parse_reasons
 from callcenter.web.access import RECHECK as SESSION_RECHECK
 
 ENV_PREFIX = "CALLCENTER_"
@@ -84,6 +85,11 @@ OPTION_GROUPS = {
     "queue-log-poll": "PBX",
     "queue-log-chunk": "PBX",
     "queue-log-max-held": "PBX",
+    # Issue 15: agent names, pause reasons, wrap-up.
+    "agents": "PBX",
+    "wrapup-time": "PBX",
+    "pause-reasons": "Web dashboard",
+    "pause-free-text": "Web dashboard",
     # The agent page (docs/integrations.md).
     "screen-pop-url": "Web dashboard",
     "screen-pop-auto": "Web dashboard",
@@ -122,6 +128,7 @@ class Options(usage.Options):
         ["simulate", None, "Run against the built-in simulated PBX instead of --ami."],
         ["screen-pop-auto", None, "Agent page: open the --screen-pop-url by itself when a call connects."],
         ["metrics-agents", None, "Metrics: also one series per agent (status, time in it); off: per queue only."],
+        ["pause-free-text", None, "Let supervisors type a pause reason besides --pause-reasons."],
     ]
 
     optParameters = [
@@ -187,6 +194,10 @@ class Options(usage.Options):
         ["sim-calls-per-minute", None, "4", "Simulator: caller arrivals per minute per queue."],
         ["sim-queues", None, "q-callcenter", "Simulator: queue names, comma-separated."],
         ["seed", None, "1", "Simulator: random seed."],
+        # Issue 15 (docs/protocol.md: AGENT name/team/wrapup_until, CONFIG).
+        ["agents", None, None, "CSV or TOML file: agent id -> name, team (wins over the phone's caller-id name)."],
+        ["wrapup-time", None, "0", "Wrap-up seconds after a call, as queues.conf's wrapuptime (QueueStatus does not report it): N, or queue=N,... (a member's own Wrapuptime wins)."],
+        ["pause-reasons", None, ",".join(DEFAULT_REASONS), "Pause reasons the dashboard offers, comma-separated (compared ignoring case)."],
         # Monitoring (docs/operations.md).
         ["metrics-listen", None, "", "Prometheus /metrics endpoint (Twisted endpoint string, e.g. tcp:9464:interface=127.0.0.1); empty: off. Bind loopback or a management network."],
     ]
@@ -282,7 +293,24 @@ class Options(usage.Options):
         if not self["simulate"]:
             self["ami-secret"] = self._read_secret()
         self._check_report()
+        self._check_agent_state()
         self._check_webhooks()
+
+    def _check_agent_state(self) -> None:
+        from callcenter.agents_file import AgentsFileError, load_agents
+
+        if isinstance(self["pause-reasons"], str):
+            try:
+                self["pause-reasons"] = parse_reasons(self["pause-reasons"])
+            except ValueError as e:
+                raise usage.UsageError(f"--pause-reasons: {e}") from None
+        if isinstance(self["wrapup-time"], str):
+            self["wrapup-time"] = _wrapup_times(self["wrapup-time"])
+        if isinstance(self["agents"], str):
+            try:
+                self["agent-directory"] = load_agents(self["agents"])
+            except AgentsFileError as e:
+                raise usage.UsageError(str(e)) from None
 
     def _check_webhooks(self) -> None:
         """``webhook-hooks``: the checked hooks (HookConfig list), secrets read."""
@@ -410,6 +438,24 @@ class Options(usage.Options):
         raise usage.UsageError(
             f"no AMI secret: give --ami-secret-file or set {env_name('ami-secret')}"
         )
+
+
+def _wrapup_times(value: str) -> tuple[int, dict[str, int]]:
+    """``--wrapup-time``: ``N`` or ``q-sales=5,q-support=10[,N]`` -> (default, per queue)."""
+    default, per_queue = 0, {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        queue, sep, seconds = part.rpartition("=")
+        if sep and not _QUEUE_NAME.match(queue.strip()):
+            raise usage.UsageError(f"--wrapup-time: {queue!r} is not a queue name")
+        if not re.fullmatch(r"[0-9]{1,5}", seconds.strip()) or int(seconds) > 86400:
+            raise usage.UsageError(f"--wrapup-time: {part!r} needs whole seconds (0 to 86400)")
+        if sep:
+            per_queue[queue.strip()] = int(seconds)
+        else:
+            default = int(seconds)
+    return default, per_queue
 
 
 def _int(value: str | int, name: str) -> int:

@@ -2,7 +2,8 @@
 
 Columns (DESIGN.md): local time the status began, CALL/AGENT, caller id number
 or agent id, the status that just ended, whole seconds spent in it, queue,
-the call's Asterisk unique id (empty for agents).  The file is opened for
+the call's Asterisk unique id (empty for agents), and the pause reason of an
+agent's PAUSED period (empty on every other line).  The file is opened for
 append, never truncated; it is reopened on SIGHUP (logrotate) and when it has
 been moved or deleted under us.
 
@@ -39,6 +40,7 @@ class Transition:
     duration: int  # whole seconds spent in it
     queue: str
     uniqueid: str = ""  # the call's Asterisk Uniqueid; empty for agents
+    reason: str = ""  # the pause reason of an agent's PAUSED period; empty otherwise
 
     def line(self, tz: tzinfo | None = None) -> str:
         if tz is None:
@@ -53,6 +55,7 @@ class Transition:
             str(self.duration),
             self.queue,
             self.uniqueid,
+            self.reason,
         )
         # The report is ';'-separated with no quoting: keep separators and
         # line breaks that came from the PBX out of it.
@@ -70,7 +73,8 @@ _clean = clean_field
 # What a report line looks like (DESIGN.md): anything else in the outbox is
 # refused before it reaches the file.
 REPORT_LINE = re.compile(
-    r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2};(?:CALL|AGENT);[^;\r\n]*;[^;\r\n]+;\d+;[^;\r\n]*;[^;\r\n]*\n"
+    r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2};(?:CALL|AGENT);[^;\r\n]*;[^;\r\n]+;\d+;[^;\r\n]*;[^;\r\n]*"
+    r"(?:;[^;\r\n]*)?\n"  # the eighth column (pause reason); lines kept from before it have seven
 )
 # A torn tail longer than this is not looked at as a line: moved aside whole.
 TORN_SUFFIX = ".torn"

@@ -39,6 +39,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from callcenter.center import Callcenter
+from callcenter.core.pause_reasons import DEFAULT_REASONS, PauseReasons
 from callcenter.health import Health, follow_pbx, follow_store
 from callcenter.kpi import BusinessDay
 from callcenter.options import Options as _BaseOptions
@@ -431,10 +432,18 @@ class CallcenterService(StartInOrder):
             self.report.open()
         except ReportWriterError as e:
             raise usage.UsageError(str(e)) from None
+        wrapup_default, wrapup_times = options.get("wrapup-time") or (0, {})
         self.center = Callcenter(
             reactor,
             sla=options["sla"],
             business_day=BusinessDay(options["day-starts-at"], tz),
+            pause_reasons=PauseReasons(
+                tuple(options.get("pause-reasons") or DEFAULT_REASONS),
+                bool(options.get("pause-free-text")),
+            ),
+            wrapup_default=wrapup_default,
+            wrapup_times=wrapup_times,
+            agent_directory=options.get("agent-directory"),
         )
         self.health = Health(reactor)
         self.report_service = ReportService(self.report, reactor)

@@ -126,6 +126,10 @@
         console.warn("ignoring a line that is not JSON:", line);
       }
     }
+    // The service's settings (pause reasons...) open the HELLO answer, before STATS.
+    if (expectSnapshot && objects.length && objects[0].type === "CONFIG") {
+      state.config = objects.shift();
+    }
     // The answer to HELLO is the first frame after it and starts with STATS:
     // it replaces everything the page knew.
     if (expectSnapshot && objects.length && objects[0].type === "STATS") {

@@ -34,6 +34,7 @@ MAX_REASON = 64
 MAX_ID = 128  # Uniqueid, member names, interfaces, queue names
 
 _DIGITS = re.compile(r"[0-9]{1,9}\Z")
+_UNIX = re.compile(r"[0-9]{1,10}\Z")
 _HMS = re.compile(r"([0-9]{1,4}):([0-5][0-9]):([0-5][0-9])\Z")
 _TIMESTAMP = re.compile(r"[0-9]{1,10}(\.[0-9]{1,9})?\Z")
 _TRUE = frozenset({"1", "true", "yes"})
@@ -55,6 +56,7 @@ class CallerAnnounced(NamedTuple):
     callerid: str
     channel: str
     ts: float
+    callername: str = ""
 
 
 class CallerHungUp(NamedTuple):
@@ -77,6 +79,7 @@ class AgentLoggedIn(NamedTuple):
     agentid: str
     member: str
     ts: float
+    name: str = ""  # the phone's caller-id name, as the shipped dialplan sends it
 
 
 class AgentLoggedOut(NamedTuple):
@@ -92,6 +95,7 @@ class CallerJoined(NamedTuple):
     channel: str
     position: int | None
     ts: float
+    callername: str = ""
 
 
 class CallerLeft(NamedTuple):
@@ -131,6 +135,27 @@ class AgentConnected(NamedTuple):
     hold: int | None
     ring: int | None
     ts: float
+    callername: str = ""
+
+
+class AgentRinging(NamedTuple):
+    """``AgentCalled``: the queue rings this member's phone for caller ``uid``."""
+
+    uid: str
+    queue: str
+    member: str
+    interface: str
+    ts: float
+
+
+class AgentRingStopped(NamedTuple):
+    """``AgentRingNoAnswer``: the ring for ``uid`` ended unanswered."""
+
+    uid: str
+    queue: str
+    member: str
+    interface: str
+    ts: float
 
 
 class AgentCompleted(NamedTuple):
@@ -156,6 +181,8 @@ class MemberChanged(NamedTuple):
     reason: str
     device: str  # app_queue's member Status digit, "" when absent
     ts: float
+    login_time: int = 0  # the member's LoginTime (0: not given)
+    wrapup: int = 0  # the member's own Wrapuptime (0: the queue's applies)
 
 
 class MemberRemoved(NamedTuple):
@@ -176,6 +203,8 @@ Event = (
     | CallerAbandoned
     | CallerTimedOut
     | AgentConnected
+    | AgentRinging
+    | AgentRingStopped
     | AgentCompleted
     | MemberChanged
     | MemberRemoved
@@ -245,6 +274,25 @@ def reason(value: str | None) -> str:
     return v
 
 
+_NO_NAME = frozenset({"", "<unknown>", "unknown"})
+
+
+def caller_name(value: str | None) -> str:
+    """A ``CallerIDName`` to show: "" when Asterisk has none (``<unknown>``); cut
+    to MAX_REASON printable characters rather than refused (it names, it decides nothing)."""
+    v = (value or "").strip()
+    if v.lower() in _NO_NAME:
+        return ""
+    if len(v) > MAX_REASON or not v.isprintable():
+        v = "".join(ch for ch in v if ch.isprintable())[:MAX_REASON].strip()
+    return v
+
+
+def unix_seconds(value: str | None) -> int:
+    """A whole Unix time such as ``LoginTime``/``LastCall``; 0 when absent or not digits."""
+    return int(value) if value and _UNIX.match(value) else 0
+
+
 def flag(value: str | None) -> bool:
     return (value or "").strip().lower() in _TRUE
 
@@ -282,6 +330,7 @@ def _user_event(msg: Message, ts: float) -> Event | None:
             ident(msg.get("CallerIDNum"), "CallerIDNum", required=False),
             ident(msg.get("Channel"), "Channel", required=False),
             ts,
+            caller_name(msg.get("CallerIDName")),
         )
     if kind == "CALLERHANGUP":
         return CallerHungUp(ident(msg.get("Uniqueid"), "Uniqueid"), ts)
@@ -291,8 +340,13 @@ def _user_event(msg: Message, ts: float) -> Event | None:
         member = ident(msg.get_ci("member"), "member", required=False)
         if not agentid and not member:
             raise Invalid(f"{kind} without agentid or member")
-        cls = AgentLoggedIn if kind == "LOGGEDIN" else AgentLoggedOut
-        return cls(agentid, member, ts)
+        if kind == "LOGGEDOUT":
+            return AgentLoggedOut(agentid, member, ts)
+        # The shipped dialplan's ``name:`` (the phone's caller-id name); an older
+        # dialplan's login channel still carries that name as its CallerIDName.
+        name = msg.get_ci("name")
+        return AgentLoggedIn(agentid, member, ts, caller_name(
+            name if name is not None else msg.get("CallerIDName")))
     return None  # somebody else's UserEvent
 
 
@@ -305,6 +359,7 @@ def _join(msg: Message, ts: float) -> Event:
         ident(msg.get("Channel"), "Channel", required=False),
         int(pos) if pos and _DIGITS.match(pos) else None,
         ts,
+        caller_name(msg.get("CallerIDName")),
     )
 
 
@@ -333,6 +388,15 @@ def _connect(msg: Message, ts: float) -> Event:
         seconds(msg.get("HoldTime"), "HoldTime"),
         seconds(msg.get("RingTime"), "RingTime"),
         ts,
+        caller_name(msg.get("CallerIDName")),
+    )
+
+
+def _ringing(msg: Message, ts: float) -> Event:
+    member, interface = _member(msg)
+    cls = AgentRinging if msg.event == "AgentCalled" else AgentRingStopped
+    return cls(
+        ident(msg.get("Uniqueid"), "Uniqueid"), ident(msg.get("Queue"), "Queue"), member, interface, ts
     )
 
 
@@ -369,7 +433,14 @@ def _member_changed(msg: Message, ts: float) -> Event:
         reason(msg.get("PausedReason")),
         status if _DIGITS.match(status) else "",
         ts,
+        unix_seconds(msg.get("LoginTime")),
+        _wrapup(msg.get("Wrapuptime")),
     )
+
+
+def _wrapup(value: str | None) -> int:
+    """A member's ``Wrapuptime``: whole seconds, 0 when absent or absurd."""
+    return int(value) if value and _DIGITS.match(value) and int(value) <= MAX_SECONDS else 0
 
 
 def _member_removed(msg: Message, ts: float) -> Event:
@@ -383,10 +454,6 @@ def _hangup(msg: Message, ts: float) -> Event:
 
 def _hangup_request(msg: Message, ts: float) -> Event:
     return HangupRequested(ident(msg.get("Uniqueid"), "Uniqueid"), ts)
-
-
-def _nothing(msg: Message, ts: float) -> None:
-    return None
 
 
 TRANSLATORS: dict[str, Callable[[Message, float], Event | None]] = {
@@ -404,10 +471,9 @@ TRANSLATORS: dict[str, Callable[[Message, float], Event | None]] = {
     "Hangup": _hangup,
     "HangupRequest": _hangup_request,
     "SoftHangupRequest": _hangup_request,
-    # Ringing changes nothing the protocol shows yet (an autopause arrives as its
-    # own QueueMemberPause); translated to nothing, on purpose.
-    "AgentCalled": _nothing,
-    "AgentRingNoAnswer": _nothing,
+    # An autopause after a ring with no answer arrives as its own QueueMemberPause.
+    "AgentCalled": _ringing,
+    "AgentRingNoAnswer": _ringing,
 }
 
 
@@ -415,7 +481,7 @@ def translate(msg: Message, now: float) -> Event | None:
     """The domain event ``msg`` means, or None (not ours, or invalid: logged)."""
     name = msg.event or ""
     fn = TRANSLATORS.get(name)
-    if fn is None or fn is _nothing:
+    if fn is None:
         return None
     try:
         return fn(msg, timestamp(msg, now))
@@ -440,6 +506,9 @@ class MemberState(NamedTuple):
     device: str
     in_call: bool
     login_pause: bool  # paused with no reason at its login time: the login's own pause
+    login_time: int = 0
+    last_call: int = 0
+    wrapup: int = 0
 
 
 class EntryState(NamedTuple):
@@ -450,6 +519,7 @@ class EntryState(NamedTuple):
     callerid: str
     channel: str
     wait: int
+    callername: str = ""
 
 
 class ChannelState(NamedTuple):
@@ -485,6 +555,9 @@ def _member_state(m: Message) -> MemberState:
         m.get("Status") if _DIGITS.match(m.get("Status") or "") else "",  # type: ignore[arg-type]
         flag(m.get("InCall")),
         paused and not why and m.get("LastPause") == m.get("LoginTime"),
+        unix_seconds(m.get("LoginTime")),
+        unix_seconds(m.get("LastCall")),
+        _wrapup(m.get("Wrapuptime")),
     )
 
 
@@ -495,6 +568,7 @@ def _entry_state(m: Message) -> EntryState:
         ident(m.get("CallerIDNum"), "CallerIDNum", required=False),
         ident(m.get("Channel"), "Channel", required=False),
         _wait(m.get("Wait")),
+        caller_name(m.get("CallerIDName")),
     )
 
 
@@ -552,6 +626,8 @@ __all__ = [
     "AgentCompleted",
     "AgentConnected",
     "AgentLoggedIn",
+    "AgentRingStopped",
+    "AgentRinging",
     "AgentLoggedOut",
     "CallerAbandoned",
     "CallerAnnounced",

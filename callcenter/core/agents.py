@@ -13,16 +13,28 @@ from collections.abc import Iterable
 
 from callcenter.core.changes import Tracker
 from callcenter.core.counting import count_pause, whole
+from callcenter.core.pause_reasons import PauseReasons
 from callcenter.model import DEVICE_STATES, LOGGEDOUT, PAUSED, Agent, Membership
 from callcenter.report import Transition
 
+# Device states in which app_queue would ring the member (QueueSummary's Available).
+_IDLE_DEVICES = frozenset({"", "NOT_INUSE", "UNKNOWN"})
+_NOBODY: frozenset[str] = frozenset()
+
 
 class Roster:
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, tracker: Tracker, reasons: PauseReasons | None = None) -> None:
         self._tracker = tracker
+        self.reasons = reasons or PauseReasons()
         self.agents: dict[str, Agent] = {}
         self._by_interface: dict[str, str] = {}
         self.by_queue: dict[str, set[str]] = {}
+        # Per queue, the members app_queue would ring now (QueueSummary's Available):
+        # kept where an agent changes (``refresh``), so STATS never walks the agents.
+        self.available: dict[str, set[str]] = {}
+        self._ringing: dict[str, set[str]] = {}  # call id -> agents its ring is on
+        # agent id -> (name, team) from --agents: wins over the phone's name.
+        self.directory: dict[str, tuple[str, str]] = {}
 
     # ------------------------------------------------------------ lookups
 
@@ -54,6 +66,9 @@ class Roster:
         agent = self.agents.get(agentid)
         if agent is None:
             agent = Agent(agentid=agentid, interface=interface, status=LOGGEDOUT, since=ts)
+            known = self.directory.get(agentid)
+            if known is not None:
+                agent.name, agent.team = known
             self.agents[agentid] = agent
         if interface and agent.interface != interface:
             self._by_interface.pop(agent.interface, None)
@@ -62,19 +77,71 @@ class Roster:
             self._by_interface[interface] = agentid
         return agent
 
-    def set_membership(self, agent: Agent, queue: str, paused: bool, reason: str) -> bool:
-        """Returns whether anything changed."""
-        reason = reason if paused else ""
+    def spelled(self, paused: bool, reason: str) -> str:
+        """The reason a membership keeps: the configured spelling; none when unpaused."""
+        return self.reasons.spelled(reason) if paused else ""
+
+    def set_membership(
+        self, agent: Agent, queue: str, paused: bool, reason: str, wrapup: int | None = None
+    ) -> bool:
+        """Returns whether anything changed.  ``wrapup``: the member's own
+        Wrapuptime when the PBX said it (None: keep what we have)."""
+        reason = self.spelled(paused, reason)
         m = agent.queues.get(queue)
         if m is None:
-            agent.queues[queue] = Membership(paused, reason)
+            agent.queues[queue] = Membership(paused, reason, wrapup or 0)
             self.by_queue.setdefault(queue, set()).add(agent.agentid)
             self._tracker.stats_dirty()
             return True
+        changed = False
+        if wrapup is not None and m.wrapup != wrapup:
+            m.wrapup = wrapup  # not shown: it changes what a later call's wrap-up is
+            changed = True
         if (m.paused, m.reason) == (paused, reason):
-            return False
+            return changed
         m.paused, m.reason = paused, reason
         return True
+
+    def set_login_time(self, agent: Agent, login_time: float) -> bool:
+        """The earliest LoginTime of its queues; returns whether it changed."""
+        if login_time <= 0 or (agent.login_time and agent.login_time <= login_time):
+            return False
+        agent.login_time = float(login_time)
+        return True
+
+    # ------------------------------------------------------------ ringing
+
+    def ring(self, agent: Agent, uid: str) -> bool:
+        if agent.ringing == uid:
+            return False
+        self._unring(agent)
+        agent.ringing = uid
+        self._ringing.setdefault(uid, set()).add(agent.agentid)
+        return True
+
+    def stop_ring(self, agent: Agent, uid: str) -> bool:
+        """The ring of ``uid`` on this agent ended (no answer)."""
+        if not agent.ringing or agent.ringing != uid:
+            return False
+        self._unring(agent)
+        return True
+
+    def call_stops_ringing(self, uid: str, ts: float) -> None:
+        """Caller ``uid`` was answered, left or ended: its ring stops on every phone."""
+        agentids = self._ringing.pop(uid, _NOBODY)
+        for agentid in agentids:
+            agent = self.agents.get(agentid)
+            if agent is not None and agent.ringing == uid:
+                agent.ringing = ""
+                self.refresh(agent, ts)
+
+    def _unring(self, agent: Agent) -> None:
+        ringers = self._ringing.get(agent.ringing)
+        if ringers is not None:
+            ringers.discard(agent.agentid)
+            if not ringers:
+                del self._ringing[agent.ringing]
+        agent.ringing = ""
 
     def drop_membership(self, agent: Agent, queue: str) -> bool:
         if agent.queues.pop(queue, None) is None:
@@ -84,6 +151,11 @@ class Roster:
             members.discard(agent.agentid)
             if not members:
                 del self.by_queue[queue]
+        free = self.available.get(queue)
+        if free is not None:
+            free.discard(agent.agentid)
+            if not free:
+                del self.available[queue]
         self._tracker.stats_dirty()
         return True
 
@@ -114,6 +186,7 @@ class Roster:
                         agent.since,
                         seconds,
                         agent.since_queue,
+                        reason=agent.reason if agent.status == PAUSED else "",
                     )
                 )
                 if agent.status == PAUSED:
@@ -125,8 +198,35 @@ class Roster:
             self.agents.pop(agent.agentid, None)
             if self._by_interface.get(agent.interface) == agent.agentid:
                 del self._by_interface[agent.interface]
+            if agent.ringing:
+                self._unring(agent)
+        else:
+            self.note_available(agent, ts)
         if changed:
             self._tracker.agent(agent, agent.agentid in self.agents)
+
+    def note_available(self, agent: Agent, ts: float) -> None:
+        """Keep ``available`` right for this agent: a member app_queue would ring
+        now (not paused there, no call, not ringing, phone idle, wrap-up over)."""
+        free_now = (
+            agent.call is None
+            and not agent.ringing
+            and agent.device in _IDLE_DEVICES
+            and ts >= agent.wrapup_until
+        )
+        agentid = agent.agentid
+        for queue, m in agent.queues.items():
+            free = self.available.get(queue)
+            is_free = free is not None and agentid in free
+            if free_now and not m.paused:
+                if not is_free:
+                    self.available.setdefault(queue, set()).add(agentid)
+                    self._tracker.stats_dirty()
+            elif is_free:
+                free.discard(agentid)  # type: ignore[union-attr]
+                if not free:
+                    del self.available[queue]
+                self._tracker.stats_dirty()
 
     def log_out(self, agent: Agent, ts: float) -> None:
         for queue in list(agent.queues):
@@ -140,15 +240,28 @@ class Roster:
                 agent.pause_time = {}
                 self._tracker.agent(agent, True)
 
-    def restore(self, agents: Iterable[Agent]) -> None:
+    def restore(self, agents: Iterable[Agent], now: float = 0.0) -> None:
         self.agents.clear()
         self._by_interface.clear()
         self.by_queue.clear()
+        self.available.clear()
+        self._ringing.clear()
         for agent in agents:
             if not agent.queues or agent.status == LOGGEDOUT:
                 continue
+            agent.ringing = ""  # a ring is seconds long: the one saved is over
             self.agents[agent.agentid] = agent
             if agent.interface:
                 self._by_interface[agent.interface] = agent.agentid
             for q in agent.queues:
                 self.by_queue.setdefault(q, set()).add(agent.agentid)
+
+    def rebuild_available(self, now: float) -> None:
+        """After a restore (outside any change: nothing is published)."""
+        self.available.clear()
+        for agent in self.agents.values():
+            if agent.call is None and not agent.ringing and agent.device in _IDLE_DEVICES \
+                    and now >= agent.wrapup_until:
+                for queue, m in agent.queues.items():
+                    if not m.paused:
+                        self.available.setdefault(queue, set()).add(agent.agentid)

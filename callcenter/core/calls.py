@@ -9,7 +9,7 @@ never parsed as a number.  Every status that ends becomes one report line
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from callcenter.core.changes import Tracker
 from callcenter.core.counting import whole
@@ -31,6 +31,9 @@ class CallBook:
         self.by_queue: dict[str, set[str]] = {}
         self.waiting: dict[str, dict[str, float]] = {}  # queue -> call id -> entered
         self._ended: OrderedDict[str, str] = OrderedDict()  # call id -> final status
+        # Told when a call stops being QUEUED (answered, ended, back in the IVR,
+        # another queue): the ring of that caller stops on every phone.
+        self.on_unqueue: Callable[[str, float], None] | None = None
 
     def get(self, uid: str) -> Call | None:
         return self.calls.get(uid)
@@ -65,10 +68,13 @@ class CallBook:
             self.calls[uid] = call
         return call
 
-    def announce(self, uid: str, callerid: str, channel: str, ts: float) -> Call:
+    def announce(
+        self, uid: str, callerid: str, channel: str, ts: float, callername: str = ""
+    ) -> Call:
         """A caller in the IVR (status NA): known before any queue event."""
         call = self.get_or_create(uid, callerid, channel, ts)
         call.status = NA
+        call.callername = callername or call.callername
         self._tracker.call(call, True)
         self._tracker.stats_dirty()
         return call
@@ -104,11 +110,15 @@ class CallBook:
             )
         if call.status == QUEUED:
             self.unwait(call)
+            if self.on_unqueue is not None:
+                self.on_unqueue(call.id, ts)
         if queue is not None:
             self._index_queue(call, queue)
         call.status, call.since = status, ts
         if status == QUEUED:
-            self.waiting.setdefault(call.queue, {})[call.id] = call.entered or ts
+            waiting = self.waiting.setdefault(call.queue, {})
+            waiting[call.id] = call.entered or ts
+            call.position = len(waiting)
         if status in (HANGUP, ABANDON):
             self._forget(call)
         self._tracker.call(call, call.id in self.calls)
@@ -119,7 +129,22 @@ class CallBook:
         if waiting is not None and waiting.pop(call.id, None) is not None:
             if not waiting:
                 del self.waiting[call.queue]
+            else:
+                self._renumber(waiting, call.position)
             self._tracker.stats_dirty()
+        call.position = 0
+
+    def _renumber(self, waiting: dict[str, float], gone: int) -> None:
+        """The callers behind one who stopped waiting move up one place (only they
+        change: those ahead keep theirs).  Waiting order is arrival order."""
+        calls = self.calls
+        for place, uid in enumerate(waiting, 1):
+            if place < gone:
+                continue
+            call = calls.get(uid)
+            if call is not None and call.position != place:
+                call.position = place
+                self._tracker.call(call, True)
 
     def _index_queue(self, call: Call, queue: str) -> None:
         if call.queue and call.queue != queue:
@@ -159,6 +184,14 @@ class CallBook:
                 self.by_queue.setdefault(call.queue, set()).add(call.id)
             if call.status == QUEUED and not call.left:
                 self.waiting.setdefault(call.queue, {})[call.id] = call.entered or call.since
+            else:
+                call.position = 0
+        for queue, waiting in self.waiting.items():
+            # In arrival order, as app_queue keeps them (no priorities).
+            ordered = sorted(waiting.items(), key=lambda kv: kv[1])
+            self.waiting[queue] = dict(ordered)
+            for place, (uid, _entered) in enumerate(ordered, 1):
+                self.calls[uid].position = place
 
     def incall(self) -> list[Call]:
         return [c for c in self.calls.values() if c.status == INCALL]

@@ -73,20 +73,27 @@ class CallFlow:
         #: waits EXIT_WINDOW even on a session that has shown no HangupRequest yet
         #: (after a restart nobody knows whether it ever will).
         self.exit_verdict: Callable[[str, str], str | None] | None = None
+        # Wrap-up after a call: the member's own Wrapuptime, else its queue's
+        # (queues.conf wrapuptime, which QueueStatus does not report: --wrapup-time).
+        self.wrapup_times: dict[str, int] = {}
+        self.wrapup_default = 0
+        self._wrapups: dict[str, IDelayedCall] = {}  # agent id -> end of its wrap-up
 
     def stop(self) -> None:
-        for call in [*self._grace.values(), *(t for _, _, t in self._exits.values())]:
+        timers = [*self._grace.values(), *(t for _, _, t in self._exits.values())]
+        for call in [*timers, *self._wrapups.values()]:
             if call.active():
                 call.cancel()
         self._grace.clear()
         self._exits.clear()
+        self._wrapups.clear()
 
     # ------------------------------------------------------------ IVR and hang-ups
 
     def caller_announced(self, e: ev.CallerAnnounced) -> None:
         if e.uid in self.calls or self.calls.ended(e.uid):
             return
-        self.calls.announce(e.uid, e.callerid, e.channel, e.ts)
+        self.calls.announce(e.uid, e.callerid, e.channel, e.ts, e.callername)
 
     def hangup_requested(self, e: ev.HangupRequested) -> None:
         self.sees_hangup_requests = True
@@ -151,6 +158,8 @@ class CallFlow:
                     self._remember(self._held_joins, e.uid, e)
                 return
         call = self.calls.get_or_create(e.uid, e.callerid, e.channel, e.ts)
+        if e.callername:
+            call.callername = e.callername
         self.enter_queue(call, e.queue, e.ts)
 
     def enter_queue(self, call: Call, queue: str, entered: float) -> None:
@@ -255,6 +264,8 @@ class CallFlow:
         if existing is not None and existing.status == INCALL:
             return  # duplicate
         call = self.calls.get_or_create(e.uid, e.callerid, e.channel, e.ts)
+        if e.callername and not call.callername:
+            call.callername = e.callername
         self.answer(call, agent, e.queue, e.hold, e.ts, agentid)
         early = self._early_completes.pop((e.uid, e.queue), None)
         if early is not None:
@@ -286,6 +297,7 @@ class CallFlow:
         self.calls.set_status(call, INCALL, ts, duration=hold)
         self.switchboard.open(call.id, agentid, call.queue, ts)
         if agent is not None:
+            agent.calls_taken += 1  # counted when answered, as app_queue's own CallsTaken is not
             self.roster.set_call(agent, call.id, call.queue)
             self.roster.refresh(agent, ts)
 
@@ -332,16 +344,57 @@ class CallFlow:
         self.tally.complete(day, conn.queue, talk)
         agent = self.roster.get(conn.agentid)
         if agent is not None:
-            agent.calls_taken += 1
             agent.talk_time += talk
             if agent.call == conn.id:
                 self.roster.set_call(agent, None)
+                self._wrap_up(agent, conn.queue, ts)
             self.roster.refresh(agent, ts)
         if call is not None:
             grace = self._grace.pop(call.id, None)
             if grace is not None and grace.active():
                 grace.cancel()
             self.calls.set_status(call, HANGUP, ts, duration=talk)
+
+    def _wrap_up(self, agent: Agent, queue: str, ts: float) -> None:
+        """app_queue's ``update_queue``: ``lastcall`` is the whole second the call
+        ended, and the member is not rung while ``now - lastcall < wrapup``."""
+        agent.last_call = float(int(ts))
+        m = agent.queues.get(queue)
+        wrapup = (m.wrapup if m is not None else 0) or self.wrapup_times.get(
+            queue, self.wrapup_default
+        )
+        agent.wrapup_until = agent.last_call + wrapup if wrapup else 0.0
+        old = self._wrapups.pop(agent.agentid, None)
+        if old is not None and old.active():
+            old.cancel()
+        if wrapup:
+            delay = max(0.0, agent.wrapup_until - self.clock.seconds())
+            self._wrapups[agent.agentid] = self.clock.callLater(
+                delay, self._wrap_up_over, agent.agentid
+            )
+
+    def _wrap_up_over(self, agentid: str) -> None:
+        """Available again (STATS ``agents_available``); nothing shown on the agent changes."""
+        self._wrapups.pop(agentid, None)
+        agent = self.roster.get(agentid)
+        if agent is not None:
+            now = self.clock.seconds()
+            self._transact(now, lambda: self.roster.refresh(agent, max(now, agent.wrapup_until), False))
+
+    # ------------------------------------------------------------ ringing
+
+    def ringing(self, e: ev.AgentRinging) -> None:
+        # Only a caller we know waits: its leaving the queue is what ends the ring.
+        call = self.calls.get(e.uid)
+        agent = self.roster.find(e.member, e.interface)
+        if agent is not None and call is not None and call.status == QUEUED:
+            if self.roster.ring(agent, e.uid):
+                self.roster.refresh(agent, e.ts)
+
+    def ring_stopped(self, e: ev.AgentRingStopped) -> None:
+        agent = self.roster.find(e.member, e.interface)
+        if agent is not None and self.roster.stop_ring(agent, e.uid):
+            self.roster.refresh(agent, e.ts)
 
     # ------------------------------------------------------------ helpers
 

@@ -19,7 +19,7 @@ class MemberRules:
         agentid = roster.agentid_for(e.member, e.interface)
         known = roster.get(agentid)
         m = known.queues.get(e.queue) if known is not None else None
-        reason = e.reason if e.paused else ""
+        reason = roster.spelled(e.paused, e.reason)
         if e.kind == "pause" and m is not None and (m.paused, m.reason) == (e.paused, reason):
             return  # the hangup handler's redundant unpause (gotcha 4): nothing changed
         agent = roster.ensure(agentid, e.interface, e.ts)
@@ -28,7 +28,8 @@ class MemberRules:
             agent.fresh_login = known is None or agent.fresh_login
         elif (e.paused and e.reason) or (not e.paused and m is not None and m.paused):
             agent.fresh_login = False
-        roster.set_membership(agent, e.queue, e.paused, e.reason)
+        roster.set_membership(agent, e.queue, e.paused, e.reason, e.wrapup)
+        roster.set_login_time(agent, e.login_time)
         # e.g. UNAVAILABLE: the phone is unregistered, the queue will not ring it.
         roster.set_device(agent, e.device)
         roster.refresh(agent, e.ts)
@@ -51,4 +52,11 @@ class MemberRules:
             self.roster.log_out(agent, e.ts)
 
     def logged_in_known(self, e: ev.AgentLoggedIn) -> bool:
-        return self._dialplan_agent(e.agentid, e.member) is not None
+        """Whether we know the agent; its phone's name is taken (unless --agents names it)."""
+        agent = self._dialplan_agent(e.agentid, e.member)
+        if agent is None:
+            return False
+        if e.name and agent.name != e.name and agent.agentid not in self.roster.directory:
+            agent.name = e.name
+            self.roster.refresh(agent, e.ts)
+        return True

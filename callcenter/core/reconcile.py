@@ -78,8 +78,15 @@ class Reconciler:
             if queue not in queues:
                 changed |= self.roster.drop_membership(agent, queue)
         for queue, m in queues.items():
-            changed |= self.roster.set_membership(agent, queue, m.paused, m.reason)
+            changed |= self.roster.set_membership(agent, queue, m.paused, m.reason, m.wrapup)
         changed |= self.roster.set_device(agent, first.device)
+        changed |= self.roster.set_login_time(agent, min(m.login_time for m in queues.values()))
+        last_call = max(m.last_call for m in queues.values())
+        if last_call > int(agent.last_call) + 1:
+            # A call that ended while we were away (ours is the same second, or one
+            # before Asterisk's own clock read: not news).
+            agent.last_call = float(last_call)
+            changed = True
         if new:
             agent.fresh_login = all(m.login_pause for m in queues.values())
         in_call = any(m.in_call for m in queues.values())
@@ -166,6 +173,8 @@ class Reconciler:
                 if not existing.left:
                     continue  # as we have it
             call = self.calls.get_or_create(uid, e.callerid, e.channel, ts - e.wait)
+            if e.callername and not call.callername:
+                call.callername = e.callername
             if call.status in (NEW, NA) or (
                 # Overflowed or retried while we were away: a new entry, counted there.
                 call.status == QUEUED and (call.queue != e.queue or call.left)

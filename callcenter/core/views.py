@@ -29,6 +29,7 @@ def snapshot_objects(center: Callcenter) -> list[dict[str, Any]]:
 def stats_object(center: Callcenter, now: float) -> dict[str, Any]:
     book = center.book
     agents_by_queue = center.roster.by_queue
+    available_by_queue = center.roster.available
     calls_by_queue = center.callbook.by_queue
     waiting_by_queue = center.callbook.waiting
     conns_by_queue = center.switchboard.by_queue
@@ -45,6 +46,8 @@ def stats_object(center: Callcenter, now: float) -> dict[str, Any]:
         per_queue[q] = {
             **kpi_view(book.queues.get(q) or Counters()),
             "agents_online": len(agents_by_queue.get(q) or ()),
+            "agents_loggedin": len(agents_by_queue.get(q) or ()),
+            "agents_available": len(available_by_queue.get(q) or ()),
             "calls_online": len(calls_by_queue.get(q) or ()),
             "connections_online": len(conns_by_queue.get(q) or ()),
             "calls_waiting": len(waiting),

@@ -63,9 +63,11 @@ class Dashboards:
         prepare: Callable[[bytes], Any],
         reactor: IReactorTime,
         decorate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        config: dict[str, Any] | None = None,
         health: Any = None,
     ) -> None:
         self._center = center
+        self._config = config  # the CONFIG object, first in every HELLO reply
         # callcenter.health.Health: its HEALTH ends every HELLO answer and is
         # pushed (to every view alike) at the end of the turn it changed in.
         self._health = health
@@ -170,6 +172,8 @@ class Dashboards:
                             and objects[0].get("type") == "STATS"):
                         # Flushed just above: the view's other dashboards are as current.
                         self._last_stats[view.view_key] = _stats_signature(objects[0])
+                    if self._config is not None:
+                        objects = [self._config, *objects]
                     prepared = prepared_by_view[key] = self._prepare(encode(objects))
                 client.send_prepared(prepared)
             except Exception:

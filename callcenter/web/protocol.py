@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from callcenter.ami.errors import AMIConnectionLost, AMIError, AMINotConnected
-from callcenter.center import NotConnected, UnknownAgent
+from callcenter.center import NotConnected, UnknownAgent, UnknownReason
 from callcenter.logthrottle import LogThrottle
 from callcenter.web.access import CLOSE_SESSION_ENDED, NOT_ALLOWED, Access
 from callcenter.web.commands import Avail, BadCommand, Hello, Pause, parse_command
@@ -43,7 +43,7 @@ COMMAND_ABUSE = 200
 
 def user_message(error: BaseException) -> str | None:
     """The ERROR text for a failed command meant for the supervisor; None for a bug."""
-    if isinstance(error, UnknownAgent):
+    if isinstance(error, (UnknownAgent, UnknownReason)):
         return str(error)
     if isinstance(error, AMIError):
         return str(error) or "Asterisk refused the action"  # Asterisk's own Message
@@ -331,6 +331,7 @@ class DashboardFactory(WebSocketServerFactory):
         max_frame: int,
         limits: WebLimits | None = None,
         decorate: Any = None,
+        config: dict[str, Any] | None = None,
         health: Any = None,
     ) -> None:
         super().__init__(reactor=reactor, server="callcenter")
@@ -353,4 +354,6 @@ class DashboardFactory(WebSocketServerFactory):
             # Host and Origin are checked in onConnect (Access.admit) against --public-url.
             allowedOrigins=["*"],
         )
-        self.dashboards = Dashboards(center, self.prepareMessage, reactor, decorate, health=health)
+        self.dashboards = Dashboards(
+            center, self.prepareMessage, reactor, decorate=decorate, config=config, health=health
+        )

@@ -25,6 +25,7 @@ from callcenter.web.access import Access
 from callcenter.web.assets import MissingAssets, PageAssets, find_assets
 from callcenter.web.limits import ConnectionLimiter, LimitedChannel, WebLimits
 from callcenter.web.origin import OriginPolicy
+from callcenter.web.page_config import config_object
 from callcenter.web.pages import Guarded, Login, Logout
 from callcenter.web.probes import PROBE_PATHS, Healthz, Readyz
 from callcenter.web.protocol import DashboardFactory
@@ -195,6 +196,7 @@ def make_site(
     sla_target: float = 80.0,
     limits: WebLimits | None = None,
     screen_pop: ScreenPop | None = None,
+    config: dict[str, Any] | None = None,
     health: Any = None,
 ) -> server.Site:
     """The dashboard site for ``center``; listen on it with any server endpoint.
@@ -210,7 +212,8 @@ def make_site(
     for loopback, where ``origins`` is then the loopback policy too.
     Raises ``ValueError`` for a malformed allowed origin or public URL.
     ``limits`` bounds connections, request deadlines and bodies, and HELLOs
-    (``limits.py``).
+    (``limits.py``).  ``config``: the CONFIG object every HELLO reply starts
+    with (default: ``page_config.config_object`` of the center's pause reasons).
     ``screen_pop`` (``--screen-pop-url``): each CONNECT in progress carries its
     filled address for the agent page (``/agent``, ``static/agent.html``).
     ``health`` (``callcenter.health.Health``): its HEALTH goes to the dashboards
@@ -263,6 +266,7 @@ def make_site(
         max_frame=max_frame,
         limits=limits,
         decorate=screen_pop.decorate if screen_pop is not None else None,
+        config=config if config is not None else config_object(getattr(center, "pause_reasons", None)),
         health=health,
     )
     root.putChild(b"callcenter", WebSocketResource(factory))

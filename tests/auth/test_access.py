@@ -142,8 +142,8 @@ async def test_agent_may_pause_only_itself(arig, tmp_path):
     c = await arig.client(cookie)
     frame = await c.hello()
     # Its own agent and the center's figures; nobody else, no caller.
-    assert [o["type"] for o in frame] == ["STATS", "AGENT"]
-    assert frame[1]["agentid"] == "1001" and frame[0]["calls_waiting"] == 2
+    assert [o["type"] for o in frame] == ["CONFIG", "STATS", "AGENT"]
+    assert frame[2]["agentid"] == "1001" and frame[1]["calls_waiting"] == 2
     c.send("PAUSE:1002:Coffee")
     assert errors(await c.frame()) == ["not allowed"]
     c.send("AVAIL:1003")
@@ -199,7 +199,7 @@ async def test_scoped_supervisor_sees_and_commands_only_its_queue(arig):
     frame = await c.hello()
     assert {o["agentid"] for o in frame if o["type"] == "AGENT"} == {"1002", "1003"}
     assert [o["id"] for o in frame if o["type"] == "CALL"] == [sales]
-    stats = frame[0]
+    stats = frame[1]  # after CONFIG
     assert list(stats["queues"]) == ["q-sales"]
     assert stats["calls_waiting"] == 1 and stats["calls_received"] == 1
 
@@ -227,7 +227,7 @@ async def test_scoped_supervisor_sees_and_commands_only_its_queue(arig):
     # Commands: its queue's agent yes, another queue's no.
     c.send("PAUSE:1001:nope")
     assert errors(await c.until(has("ERROR"))) == ["not allowed"]
-    c.send("PAUSE:1002:Meeting")
+    c.send("PAUSE:1002:Training")  # one of the default --pause-reasons
     await c.until(has("AGENT", agentid="1002", status="PAUSED"))
     assert [p["Interface"] for p in peer.pauses()] == [IFACE.format(1002)]
 
@@ -243,7 +243,7 @@ async def test_session_survives_a_restart(tmp_path, redis_server, users_path):
     second = await start_auth_rig(tmp_path, redis_server.url, users_path)
     try:
         c = await second.client(cookie)
-        assert (await c.hello())[0]["type"] == "STATS"
+        assert (await c.hello())[1]["type"] == "STATS"  # after CONFIG
         assert (await second.request("GET", "config.json", cookie=cookie))[0] == 200
         # In Redis under the prefix, keyed by a hash (no usable cookie in a dump).
         keys = redis_server.command("KEYS", "callcenter:session:*")
@@ -321,7 +321,7 @@ async def floor_free_check(tmp_path, redis_server, users_path, trusted, accepted
         if accepted:
             c = await arig.rig.client(headers=headers)
             frame = await c.hello()
-            assert [o["type"] for o in frame] == ["STATS"]  # ann is an agent: her own rows only
+            assert [o["type"] for o in frame] == ["CONFIG", "STATS"]  # ann is an agent: her own rows only
             c.send("PAUSE:1002")
             assert errors(await c.frame()) == ["not allowed"]
             with pytest.raises(HandshakeRefused):  # a name the users file does not have

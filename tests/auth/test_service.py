@@ -75,7 +75,7 @@ async def test_sighup_rereads_users_and_closes_a_removed_users_dashboard(tmp_pat
         factory.protocol = WSClient
         client = await TCP4ClientEndpoint(reactor, "127.0.0.1", web).connect(factory)
         await client.opened.addTimeout(10, reactor)
-        assert (await client.hello())[0]["type"] == "STATS"
+        assert (await client.hello())[1]["type"] == "STATS"  # after CONFIG
         assert cookie.startswith(COOKIE + "=")
 
         write_users(users, user_line("root", "admin"))

@@ -223,7 +223,8 @@ def test_member_added_already_paused(out: traces.Outcome) -> None:
     c = out.center
     c.handle_event(member("QueueMemberAdded", "1001", T0, paused="1", reason="training"))
     c.handle_event(member("QueueMemberAdded", "1002", T0, paused="1"))
-    assert c.agents["1001"].status == "PAUSED" and c.agents["1001"].to_json()["reason"] == "training"
+    # "training" is the default --pause-reasons' "Training": shown in that spelling.
+    assert c.agents["1001"].status == "PAUSED" and c.agents["1001"].to_json()["reason"] == "Training"
     assert c.agents["1002"].status == "LOGGEDIN"
 
 
@@ -275,7 +276,7 @@ def test_pause_and_unpause_send_queue_pause(out: traces.Outcome) -> None:
     c.unpause("1001").addCallback(results.append)
     assert results == [None, None]
     assert ami.sent == [
-        ("QueuePause", {"Interface": "Local/1001@agent-connect", "Paused": "true", "Queue": Q, "Reason": "lunch"}),
+        ("QueuePause", {"Interface": "Local/1001@agent-connect", "Paused": "true", "Queue": Q, "Reason": "Lunch"}),  # configured spelling
         ("QueuePause", {"Interface": "Local/1001@agent-connect", "Paused": "false", "Queue": Q}),
     ]
     errors: list[Any] = []

@@ -71,7 +71,7 @@ def test_login_pause_is_loggedin_then_avail(center: Callcenter) -> None:
     assert center.agents["1001"].status == AVAIL
     center.apply(member("pause", "1001", T0 + 9, paused=True, reason="lunch"))
     a = center.agents["1001"]
-    assert (a.status, a.reason) == (PAUSED, "lunch")
+    assert (a.status, a.reason) == (PAUSED, "Lunch")  # configured spelling of "lunch"
     # LOGGEDIN lasted 4 s, AVAIL 5 s (the 0 s AVAIL of the added-unpaused member first).
     assert [x[2:4] for x in lines(center) if x[0] == "AGENT"] == [("AVAIL", 0), ("LOGGEDIN", 4), ("AVAIL", 5)]
 

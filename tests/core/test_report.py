@@ -21,17 +21,23 @@ def call_line(status: str = "QUEUED") -> Transition:
 def test_design_format(tmp_path: Path) -> None:
     w = ReportWriter(str(tmp_path / "report.csv"), UTC)
     w.open()
-    w.write([call_line(), Transition("AGENT", "98427456", "AVAIL", T + 8, 23, "q-callcenter")])
-    # Flushed at once: readable before close.
+    w.write([
+        call_line(),
+        Transition("AGENT", "98427456", "AVAIL", T + 8, 23, "q-callcenter"),
+        Transition("AGENT", "98427456", "PAUSED", T + 31, 60, "q-callcenter", reason="Lunch"),
+    ])
+    # Flushed at once: readable before close.  The eighth column is the pause
+    # reason of a PAUSED period, empty on every other line (docs/report.md).
     assert (tmp_path / "report.csv").read_text() == (
-        "2018-09-17 15:11:11;CALL;3453439819;QUEUED;15;q-callcenter;1537197071.12\n"
-        "2018-09-17 15:11:19;AGENT;98427456;AVAIL;23;q-callcenter;\n"
+        "2018-09-17 15:11:11;CALL;3453439819;QUEUED;15;q-callcenter;1537197071.12;\n"
+        "2018-09-17 15:11:19;AGENT;98427456;AVAIL;23;q-callcenter;;\n"
+        "2018-09-17 15:11:42;AGENT;98427456;PAUSED;60;q-callcenter;;Lunch\n"
     )
 
 
 def test_separators_from_the_pbx_cannot_break_columns() -> None:
-    t = Transition("CALL", "12;34\n", "QUEUED", T, 1, "q;x", "1.2")
-    assert t.line(UTC).count(";") == 6 and t.line(UTC).endswith("\n") and t.line(UTC).count("\n") == 1
+    t = Transition("AGENT", "12;34\n", "PAUSED", T, 1, "q;x", "", reason="a;b\nc")
+    assert t.line(UTC).count(";") == 7 and t.line(UTC).endswith("\n") and t.line(UTC).count("\n") == 1
 
 
 def test_reopened_not_truncated_after_restart(tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ async def test_demo_command_serves_page_and_hello_with_agents(tmp_path: Path) ->
         factory.got = defer.Deferred()
         reactor.connectTCP("127.0.0.1", web, factory)
         objects = await factory.got.addTimeout(10, reactor)
-        assert objects[0]["type"] == "STATS"
+        assert [o["type"] for o in objects[:2]] == ["CONFIG", "STATS"]  # CONFIG first (docs/protocol.md)
         agents = [o for o in objects if o["type"] == "AGENT"]
         assert agents and all(o["status"] in ("LOGGEDIN", "AVAIL", "PAUSED", "INCALL") for o in agents)
         assert "Traceback" not in (tmp_path / "twistd.log").read_text()

@@ -35,7 +35,7 @@ def test_startup_status_reconciles_a_running_pbx() -> None:
     assert stats["longest_wait"] == max(int(m["Wait"]) for m in status if m.event == "QueueEntry")
     agents = {a["agentid"]: a for a in out.center.snapshot() if a["type"] == "AGENT"}
     assert agents["1001"]["status"] == "INCALL"
-    assert agents["1002"]["status"] == "PAUSED" and agents["1002"]["reason"] == "lunch"
+    assert agents["1002"]["status"] == "PAUSED" and agents["1002"]["reason"] == "Lunch"  # the PBX's "lunch", configured spelling
     # Paused with no reason at its login time: the login's own pause.
     assert agents["1003"]["status"] == "LOGGEDIN"
     connects = [o for o in out.center.snapshot() if o["type"] == "CONNECT"]

@@ -70,7 +70,7 @@ async def test_editable_twistd_simulate_from_anywhere(clone, redis, processes, t
     assert code == 200 and b'<div id="app">' in page
     code, _, vue = await get(f"http://127.0.0.1:{web}/vendor/vue.global.prod.js")
     assert code == 200 and vue == (clone / "static/node_modules/vue/dist/vue.global.prod.js").read_bytes()
-    assert (await hello(web))[0]["type"] == "STATS"
+    assert (await hello(web))[1]["type"] == "STATS"  # after CONFIG
 
 
 async def _demo(clone: Path, tmp_path: Path, processes, web: int,
@@ -81,7 +81,7 @@ async def _demo(clone: Path, tmp_path: Path, processes, web: int,
     code, _, page = await get(f"http://127.0.0.1:{web}/")
     assert code == 200 and b'<div id="app">' in page
     objects = await hello(web)
-    assert objects[0]["type"] == "STATS"
+    assert [o["type"] for o in objects[:2]] == ["CONFIG", "STATS"]  # CONFIG first (docs/protocol.md)
     for _ in range(120):
         if until():
             break

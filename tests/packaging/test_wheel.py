@@ -103,7 +103,7 @@ async def test_installed_wheel_serves_the_dashboard_without_node(installed, redi
     for path, _ in AGENT_PAGE[1:]:
         assert f'"{path}"'.encode() in agent_page
     objects = await hello(web)
-    assert objects[0]["type"] == "STATS"
+    assert [o["type"] for o in objects[:2]] == ["CONFIG", "STATS"]  # CONFIG first (docs/protocol.md)
     assert "Traceback" not in service.text() and "missing" not in service.text()
 
 

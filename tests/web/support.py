@@ -357,9 +357,9 @@ def self_signed(directory: str) -> tuple[str, str]:
     return key_path, cert_path
 
 
-async def start_rig(**site_kw: Any) -> Rig:
+async def start_rig(center_kw: dict[str, Any] | None = None, **site_kw: Any) -> Rig:
     """Real Callcenter + real AMIProtocol ↔ fake PBX, and the dashboard site."""
-    center = Callcenter(reactor, sla=10)
+    center = Callcenter(reactor, sla=10, **(center_kw or {}))
     peer = PeerState(reactor)
     peer_port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
         peer.pbx

@@ -15,7 +15,9 @@ import pytest_twisted
 from twisted.internet import reactor, threads
 from twisted.internet.defer import ensureDeferred
 
-from .support import ARTIFACTS, listen
+from callcenter.core.pause_reasons import PauseReasons
+
+from .support import ARTIFACTS, listen, start_rig
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -145,8 +147,17 @@ def drive_browser(rig) -> dict:
     return out
 
 
+@pytest_twisted.async_yield_fixture()
+async def free_text_rig():
+    """The page's free-text pause needs --pause-free-text (issue 15 item 5)."""
+    r = await start_rig(center_kw={"pause_reasons": PauseReasons(free_text=True)})
+    yield r
+    await r.stop()
+
+
 @pytest_twisted.ensureDeferred
-async def test_dashboard_page_in_headless_chromium(rig):
+async def test_dashboard_page_in_headless_chromium(free_text_rig):
+    rig = free_text_rig
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs chromium", pytrace=False)
     await rig.feed(rig.peer.login("1001"))

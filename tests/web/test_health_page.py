@@ -159,7 +159,7 @@ async def test_health_end_to_end(tmp_path: Path) -> None:
                 break
             await _sleep(0.05)
         hello = await ws.hello()
-        assert hello[0]["type"] == "STATS"
+        assert [o["type"] for o in hello[:2]] == ["CONFIG", "STATS"]
         health = find(hello, "HEALTH")
         assert health is not None and health == hello[-1]
         assert health["pbx"] == {"up": False, "synced": False, "since": int(svc.health.pbx.since),

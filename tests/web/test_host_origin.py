@@ -47,7 +47,7 @@ async def test_own_origin_is_accepted(rig):
         answer = await raw_request(port, upgrade_request(port, origin, host))
         assert status(answer) == 101, answer[:80]
     c = await rig.client()
-    assert (await c.hello())[0]["type"] == "STATS"
+    assert (await c.hello())[1]["type"] == "STATS"  # after CONFIG
 
 
 @pytest_twisted.ensureDeferred

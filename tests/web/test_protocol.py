@@ -30,7 +30,11 @@ async def test_hello_answers_one_frame_with_the_whole_state(rig):
     uid = await _two_agents_and_a_caller(rig)
     c = await rig.client()
     frame = await c.hello()
-    assert [o["type"] for o in frame] == ["STATS", "AGENT", "AGENT", "CALL"]
+    assert [o["type"] for o in frame] == ["CONFIG", "STATS", "AGENT", "AGENT", "CALL"]
+    # The defaults of issue 15 item 5: --pause-reasons "Break,Lunch,Training,Coaching", no free text.
+    assert frame[0] == {"type": "CONFIG", "pause_reasons": ["Break", "Lunch", "Training", "Coaching"],
+                        "pause_free_text": False}
+    frame = frame[1:]
     stats = frame[0]
     assert stats["calls_received"] == 1 and stats["calls_waiting"] == 1
     assert stats["agents_online"] == 2
@@ -39,7 +43,7 @@ async def test_hello_answers_one_frame_with_the_whole_state(rig):
     a1 = find(frame, "AGENT", agentid="1001")
     assert a1["status"] == "AVAIL" and a1["queue"] == "q-callcenter"
     a2 = find(frame, "AGENT", agentid="1002")
-    assert a2["status"] == "PAUSED" and a2["reason"] == "lunch"
+    assert a2["status"] == "PAUSED" and a2["reason"] == "Lunch"  # the PBX's "lunch", configured spelling
     call = find(frame, "CALL", id=uid)
     assert call["callerid"] == "98427456" and call["status"] == "QUEUED"
     assert call["queue"] == "q-callcenter" and call["answered"] == 0
@@ -129,7 +133,7 @@ async def test_a_burst_in_one_reactor_turn_goes_out_as_one_frame(rig):
     assert f[-1]["type"] == "STATS" and f[-1]["calls_waiting"] == 5
     # Nothing else was queued before the answer to a new HELLO.
     c.send("HELLO")
-    assert (await c.frame())[0]["calls_waiting"] == 5
+    assert (await c.frame())[1]["calls_waiting"] == 5  # after CONFIG
 
 
 @pytest_twisted.ensureDeferred
