@@ -30,6 +30,7 @@ from callcenter.core.counting import PAST_DAYS, Tally
 from callcenter.core.flow import COMPLETE_GRACE, CallFlow
 from callcenter.core.members import MemberRules
 from callcenter.core.pause_reasons import PauseReasons, UnknownReason
+from callcenter.core.pbx_counters import MAX_UNSEEN, Baseline, PbxCounters
 from callcenter.core.reconcile import Reconciler
 from callcenter.core.resync import ActionSender, Resync
 from callcenter.core.views import connect_json, snapshot_objects, stats_object
@@ -73,6 +74,7 @@ class Callcenter:
         wrapup_default: int = 0,
         wrapup_times: dict[str, int] | None = None,
         agent_directory: dict[str, tuple[str, str]] | None = None,
+        counters_max_unseen: int = MAX_UNSEEN,
     ) -> None:
         """``wrapup_default``/``wrapup_times``: queues.conf's wrapuptime (seconds;
         per queue), which QueueStatus does not report; a member's own Wrapuptime
@@ -95,7 +97,13 @@ class Callcenter:
         self.flow.wrapup_default = wrapup_default
         self.flow.wrapup_times = dict(wrapup_times or {})
         self.members = MemberRules(self.roster, self.flow)
-        self.reconciler = Reconciler(self.flow)
+        self.pbx_counters = PbxCounters(
+            self.tally,
+            self.flow.ended_unseen,
+            self.flow.caller_gone,
+            counters_max_unseen,
+        )
+        self.reconciler = Reconciler(self.flow, self.pbx_counters)
         self.resyncer = Resync(clock, self._reconcile_snapshot, self._track, self._untrack)
         self._subscribers: list[Callable[[Changes], None]] = []
         self._timers: dict[str, IDelayedCall] = {}
@@ -194,6 +202,7 @@ class Callcenter:
         calls: Iterable[Call],
         connections: Iterable[Connection],
         books: Iterable[DayBook] = (),
+        counters: Baseline | None = None,
     ) -> None:
         """Load persisted state (before the first AMI connect; reconcile follows).
 
@@ -220,6 +229,7 @@ class Callcenter:
                 agent.status = agent.derived_status()
         self.roster.rebuild_available(self.clock.seconds())
         self.tally.restore(list(books))
+        self.pbx_counters.restore(counters)
 
     def publish_stats(self) -> None:
         """Tell subscribers the STATS now (after counters were replaced by a merge)."""

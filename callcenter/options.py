@@ -73,6 +73,7 @@ OPTION_GROUPS = {
     "report-wait": "KPIs and report",
     "report-fsync": "KPIs and report",
     "max-record-age": "Redis",
+    "counters-max-unseen": "KPIs and report",  # issue 14: the PBX counters' correction
     "max-connections": "Limits",
     "max-per-address": "Limits",
     "fd-reserve": "Limits",
@@ -177,6 +178,8 @@ class Options(usage.Options):
         ["queue-log-poll", None, "1", "Seconds between reads of the queue log."],
         ["queue-log-chunk", None, "262144", "Bytes of the queue log read per reactor turn."],
         ["queue-log-max-held", None, "100000", "AMI events held back at most while a catch-up runs."],
+        # Issue 14 (docs/reliability.md, "Without a queue log").
+        ["counters-max-unseen", None, "10000", "Callers per queue a reconcile may count as come and gone unseen (from Asterisk's queue counters); 0 turns the counters' correction off."],
         # Health (issue 13, docs/operations.md).
         ["ready-timeout", None, "60", "Seconds after the dashboard opens before systemd is told READY=1 without a reconciled PBX link."],
         # The agent page (docs/integrations.md).
@@ -281,6 +284,7 @@ class Options(usage.Options):
         if self["queue-log-chunk"] <= 4096:
             raise usage.UsageError("--queue-log-chunk must be over 4096 bytes (a queue_log line's bound)")
         self["report-fsync"] = _on_off(self["report-fsync"], "--report-fsync")
+        self["counters-max-unseen"] = _non_negative_int(self["counters-max-unseen"], "--counters-max-unseen")
         self["sim-queues"] = _names(self["sim-queues"], "--sim-queues")
         self["day-starts-at"] = _hhmm(self["day-starts-at"])
         self["timezone"] = _timezone(self["timezone"])
@@ -463,6 +467,13 @@ def _int(value: str | int, name: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise usage.UsageError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _non_negative_int(value: str | int, name: str) -> int:
+    n = _int(value, name)
+    if n < 0:
+        raise usage.UsageError(f"{name} must be 0 or more, not {value!r}")
+    return n
 
 
 def _positive_int(value: str | int, name: str) -> int:

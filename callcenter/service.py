@@ -40,6 +40,7 @@ from zope.interface import implementer
 
 from callcenter.center import Callcenter
 from callcenter.core.pause_reasons import DEFAULT_REASONS, PauseReasons
+from callcenter.core.pbx_counters import MAX_UNSEEN
 from callcenter.health import Health, follow_pbx, follow_store
 from callcenter.kpi import BusinessDay
 from callcenter.options import Options as _BaseOptions
@@ -444,6 +445,7 @@ class CallcenterService(StartInOrder):
             wrapup_default=wrapup_default,
             wrapup_times=wrapup_times,
             agent_directory=options.get("agent-directory"),
+            counters_max_unseen=options.get("counters-max-unseen", MAX_UNSEEN),
         )
         self.health = Health(reactor)
         self.report_service = ReportService(self.report, reactor)

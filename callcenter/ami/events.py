@@ -534,6 +534,26 @@ class ChannelState(NamedTuple):
     age: int | None
 
 
+class QueueCounters(NamedTuple):
+    """One QueueStatus ``QueueParams`` item: app_queue's own counters of a queue.
+
+    ``completed`` (``callscompleted``) grows when an answered call ends (hang-up
+    or transfer); ``abandoned`` (``callsabandoned``) when an entry ends
+    unanswered: the caller hung up, and also a queue timeout, leave-when-empty
+    or withdraw (``record_abandoned`` in apps/app_queue.c).  Both go back to 0
+    on ``queue reset stats``/``QueueReset``, a module unload or an Asterisk
+    restart (a ``reload`` keeps them).  ``holdtime``/``talktime`` are app_queue's
+    running means (seconds), None when unreadable.
+    """
+
+    queue: str
+    completed: int
+    abandoned: int
+    calls: int
+    holdtime: int | None
+    talktime: int | None
+
+
 @dataclass
 class PbxSnapshot:
     """What the PBX answered to QueueStatus (and CoreShowChannels, when it did)."""
@@ -541,6 +561,7 @@ class PbxSnapshot:
     members: list[MemberState] = field(default_factory=list)
     entries: list[EntryState] = field(default_factory=list)
     channels: list[ChannelState] | None = None
+    queues: dict[str, QueueCounters] = field(default_factory=dict)
 
 
 def _member_state(m: Message) -> MemberState:
@@ -569,6 +590,30 @@ def _entry_state(m: Message) -> EntryState:
         ident(m.get("Channel"), "Channel", required=False),
         _wait(m.get("Wait")),
         caller_name(m.get("CallerIDName")),
+    )
+
+
+def _queue_counters(m: Message) -> QueueCounters:
+    def count(name: str) -> int:
+        # A counter that is not a few ASCII digits is no counter: the whole item goes.
+        value = m.get(name)
+        if value is None or not _DIGITS.match(value):
+            raise Invalid(f"{name} {str(value)[:24]!r} is not a sane counter")
+        return int(value)
+
+    def mean(name: str) -> int | None:
+        value = m.get(name)
+        if value is None or not _DIGITS.match(value) or int(value) > MAX_SECONDS:
+            return None
+        return int(value)
+
+    return QueueCounters(
+        ident(m.get("Queue"), "Queue"),
+        count("Completed"),
+        count("Abandoned"),
+        count("Calls"),
+        mean("Holdtime"),
+        mean("TalkTime"),
     )
 
 
@@ -608,6 +653,9 @@ def pbx_snapshot(
                     snap.members.append(state)
             elif m.event == "QueueEntry":
                 snap.entries.append(_entry_state(m))
+            elif m.event == "QueueParams":
+                params = _queue_counters(m)
+                snap.queues[params.queue] = params
         except (Invalid, KeyError, ValueError, TypeError) as e:
             log.warn("ami-invalid", "skipped a bad QueueStatus item: {err}", err=e)
     if channels is not None:
@@ -642,6 +690,7 @@ __all__ = [
     "MemberRemoved",
     "MemberState",
     "PbxSnapshot",
+    "QueueCounters",
     "TRANSLATORS",
     "pbx_snapshot",
     "translate",

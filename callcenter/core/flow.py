@@ -163,8 +163,10 @@ class CallFlow:
         self.enter_queue(call, e.queue, e.ts)
 
     def enter_queue(self, call: Call, queue: str, entered: float) -> None:
-        if call.status == QUEUED and call.left:
-            self.tally.timeout(call.day, call.queue)  # overflow or retry: that entry ended unanswered
+        if call.status == QUEUED and (call.left or call.queue != queue):
+            # Overflow or retry (its QueueCallerLeave maybe missed while we were
+            # away): that entry ended unanswered, without a hang-up.
+            self.tally.timeout(call.day, call.queue)
         call.entered = entered
         call.left = False
         call.day = self.tally.business_day.day_of(entered)
@@ -242,6 +244,19 @@ class CallFlow:
         call.hold = hold
         call.left = False
         self.calls.set_status(call, NA, ts, duration=hold)
+
+    def ended_unseen(self, call: Call, hold: int, talk: int, ts: float) -> None:
+        """A waiting caller answered and finished while we were not listening
+        (known from the PBX's counters): both lines written, seconds as given
+        (estimates), no agent (which one took it is not known)."""
+        self._hanging_up.discard(call.id)
+        self.tally.answer(call.day, call.queue, hold)
+        call.hold = hold
+        call.answered = ts - talk
+        call.left = False
+        self.calls.set_status(call, INCALL, ts - talk, duration=hold)
+        self.tally.complete(call.day, call.queue, talk)
+        self.calls.set_status(call, HANGUP, ts, duration=talk)
 
     def _abandon(self, call: Call, hold: int, ts: float) -> None:
         self._hanging_up.discard(call.id)

@@ -9,6 +9,11 @@ changes nothing: no dashboard object, no Redis write, no report line.
 What the PBX has and we lack is added; what we have and it no longer has is
 closed, reported once and counted once.  ``skip`` holds the ids that events
 changed after the snapshot was taken: they are newer than it.
+
+Callers we knew as waiting who are gone from the PBX (answered and finished,
+or gone unanswered, while we were not listening) are handed last, once
+everything else is applied, to ``PbxCounters``: Asterisk's own queue
+counters tell how many of them were answered (``core/pbx_counters.py``).
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from __future__ import annotations
 from callcenter.ami.events import ChannelState, EntryState, MemberState, PbxSnapshot
 from callcenter.core.calls import NEW
 from callcenter.core.flow import CallFlow
-from callcenter.model import ABANDON, INCALL, NA, QUEUED, Agent
+from callcenter.core.pbx_counters import PbxCounters
+from callcenter.model import ABANDON, INCALL, NA, QUEUED, Agent, Call
 
 
 class Reconciler:
-    def __init__(self, flow: CallFlow) -> None:
+    def __init__(self, flow: CallFlow, counters: PbxCounters) -> None:
         self.flow = flow
+        self.counters = counters
         self.roster = flow.roster
         self.calls = flow.calls
         self.switchboard = flow.switchboard
@@ -41,7 +48,9 @@ class Reconciler:
                 bridges.setdefault(c.bridge, []).append(c)
         bridged = None if channels is None else {c.uid for b in bridges.values() for c in b}
         self._agents(members, bridges, ts, skip)
-        self._calls(entries, alive, bridged, ts, skip)
+        vanished = self._calls(entries, alive, bridged, ts, skip)
+        # Last: the counters' correction needs every other count of this reconcile.
+        self.counters.settle(vanished, snap.queues, ts)
 
     # ------------------------------------------------------------ agents
 
@@ -96,6 +105,15 @@ class Reconciler:
                 self.flow.complete(conn, None, ts)  # the call ended while we were away
             self.roster.set_call(agent, None)
             changed = True
+        elif in_call and agent.call and self._other_caller(agent, bridges) not in (None, agent.call):
+            # Finished that call and took another while we were away.
+            conn = self.switchboard.get(agent.call)
+            if conn is not None:
+                self.flow.complete(conn, None, ts)
+            self.roster.set_call(agent, None)
+            if not self._adopt(agent, bridges, ts):
+                agent.call = ""
+            changed = True
         elif in_call and agent.call is None:
             # A connection opened before we knew the agent (a queue-log replay
             # at a first start names the member only): it is this agent's call.
@@ -107,29 +125,47 @@ class Reconciler:
             changed = True
         self.roster.refresh(agent, ts, changed)
 
+    @staticmethod
+    def _bridged_with(
+        agent: Agent, bridges: dict[str, list[ChannelState]]
+    ) -> tuple[ChannelState, ChannelState] | None:
+        """(agent's leg, queue caller) of the bridge holding this agent's leg, if any."""
+        prefix = agent.interface + "-"
+        for chans in bridges.values():
+            leg = next((c for c in chans if c.channel.startswith(prefix)), None)
+            caller = next((c for c in chans if c.application == "Queue"), None)
+            if leg is not None and caller is not None:
+                return leg, caller
+        return None
+
+    def _other_caller(self, agent: Agent, bridges: dict[str, list[ChannelState]]) -> str | None:
+        found = self._bridged_with(agent, bridges)
+        return found[1].uid if found is not None else None
+
     def _adopt(self, agent: Agent, bridges: dict[str, list[ChannelState]], ts: float) -> bool:
         """Find, in CoreShowChannels, the queue caller bridged with this agent's leg.
 
         Used when the agent answered while we were not watching; the hold time
         is estimated from the two channels' ages (caller's minus agent leg's).
         """
-        prefix = agent.interface + "-"
-        for chans in bridges.values():
-            leg = next((c for c in chans if c.channel.startswith(prefix)), None)
-            caller = next((c for c in chans if c.application == "Queue"), None)
-            if leg is None or caller is None:
-                continue
-            uid = caller.uid
-            if uid in self.switchboard or not self.calls.may_enter(uid):
-                return False
-            queue = caller.queue or next(iter(agent.queues), "")
-            age, leg_age = caller.age or 0, leg.age or 0
-            call = self.calls.get_or_create(uid, caller.callerid, caller.channel, ts - age)
-            hold = max(0, age - leg_age) if call.status != QUEUED else None
-            answered = ts - age + (hold or 0) if call.status != QUEUED else ts
-            self.flow.answer(call, agent, queue, hold, min(answered, ts))
-            return True
-        return False
+        found = self._bridged_with(agent, bridges)
+        if found is None:
+            return False
+        leg, caller = found
+        uid = caller.uid
+        if uid in self.switchboard or not self.calls.may_enter(uid):
+            return False
+        queue = caller.queue or next(iter(agent.queues), "")
+        age, leg_age = caller.age or 0, leg.age or 0
+        call = self.calls.get_or_create(uid, caller.callerid, caller.channel, ts - age)
+        if call.status == QUEUED and call.queue != queue:
+            # Timed out of the queue we saw it in, answered in the next one; when
+            # it entered that one is unknown: taken as when the agent's leg began.
+            self.flow.enter_queue(call, queue, ts - leg_age)
+        hold = max(0, age - leg_age) if call.status != QUEUED else None
+        answered = ts - age + (hold or 0) if call.status != QUEUED else ts
+        self.flow.answer(call, agent, queue, hold, min(answered, ts))
+        return True
 
     # ------------------------------------------------------------ calls
 
@@ -140,8 +176,10 @@ class Reconciler:
         bridged: set[str] | None,
         ts: float,
         skip: set[str],
-    ) -> None:
+    ) -> list[Call]:
+        """Apply the call diff; returns the waiting callers gone from the PBX."""
         flow = self.flow
+        vanished: list[Call] = []
         for call in list(self.calls.calls.values()):
             uid = call.id
             if "call:" + uid in skip or uid in entries:
@@ -155,7 +193,7 @@ class Reconciler:
                         flow.tally.timeout(call.day, call.queue)
                         self.calls.set_status(call, ABANDON, ts)
                     continue
-                flow.caller_gone(call, ts)
+                vanished.append(call)  # answered and over, or gone unanswered: see PbxCounters
             elif call.status == INCALL:
                 conn = self.switchboard.get(uid)
                 agent = self.roster.get(call.agent or "")
@@ -180,3 +218,4 @@ class Reconciler:
                 call.status == QUEUED and (call.queue != e.queue or call.left)
             ):
                 flow.enter_queue(call, e.queue, ts - e.wait)
+        return vanished

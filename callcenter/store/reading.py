@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from callcenter.center import PAST_DAYS
+from callcenter.core.pbx_counters import Baseline
 from callcenter.kpi import DayBook
 from callcenter.logthrottle import LogThrottle
 from callcenter.model import Agent, Call, Connection
@@ -51,6 +53,7 @@ class Saved:
     connections: list[Connection] = field(default_factory=list)
     books: dict[str, DayBook] = field(default_factory=dict)
     bad: dict[str, list[str]] = field(default_factory=dict)
+    counters: Baseline | None = None  # the PBX counters' baseline (core/pbx_counters.py)
 
 
 async def read_indexes(
@@ -171,7 +174,25 @@ async def read_state(
             )
             saved.bad[kind].append(ident)
     warn.flush()
+    saved.counters = await read_counters(proto, keys)
     return saved
+
+
+async def read_counters(proto: RedisProtocol, keys: Keys) -> Baseline | None:
+    """The PBX counters' baseline, or None (absent; or not ours: logged, and the
+    next gap is then counted by the rule without counters)."""
+    try:
+        raw = await proto.execute_command(b"GET", keys.counters)
+    except ResponseError as e:
+        log.warn("Redis key {key}: {err}; skipped", key=decode(keys.counters), err=str(e))
+        return None
+    if raw is None:
+        return None
+    try:
+        return Baseline.from_record(json.loads(raw))
+    except (ValueError, TypeError, UnicodeDecodeError) as e:
+        log.warn("Redis key {key}: {err}; skipped", key=decode(keys.counters), err=str(e))
+        return None
 
 
 async def replay_journal(proto: RedisProtocol, keys: Keys, path: str) -> int:

@@ -12,6 +12,8 @@ Layout under a prefix P (``callcenter:`` by default), one key per entity::
                           known to be in the report file (only with a report writer)
     P report:applied      "<epoch>:<seq>" of the last transaction applied, so a start
                           knows which of the local journal's transactions Redis lacks
+    P pbx:counters        JSON of core.pbx_counters.Baseline.to_record(): Asterisk's
+                          queue counters and ours at the last reconcile
 
 Values are ASCII JSON, so any id or pause reason the PBX sends survives the
 round trip.  Everything read back is checked as strictly as an AMI event: a
@@ -50,6 +52,7 @@ class Keys:
         self._day = self._p + b"day:"
         self.outbox = self._p + b"report:outbox"  # report lines in Redis, not yet in the file
         self.applied = self._p + b"report:applied"  # "<epoch>:<seq>" of the last transaction
+        self.counters = self._p + b"pbx:counters"  # the PBX counters' baseline
 
     def entity(self, kind: str, ident: str) -> bytes:
         return self._entity[kind] + encode(ident)

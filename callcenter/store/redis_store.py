@@ -608,6 +608,13 @@ class RedisStore:
             book = self._book(day) or rolled.get(day)
             if book is not None:
                 sets += (keys.day(day), day_value(book, day < center.book.day))
+        counters = self.center.pbx_counters
+        if counters.dirty:
+            counters.dirty = False  # rides in this transaction (core/pbx_counters.py)
+            if counters.baseline is None:
+                dels.append(keys.counters)
+            else:
+                sets += (keys.counters, dumps(counters.baseline.to_record()))
         if dels:
             cmds.insert(0, [b"DEL", *dels])
         if sets:
@@ -742,6 +749,12 @@ class RedisStore:
         books[center.book.day] = center.book
         for day, book in sorted(books.items()):
             cmds.append([b"SET", keys.day(day), day_value(book, day < center.book.day)])
+        baseline = self.center.pbx_counters.baseline
+        self.center.pbx_counters.dirty = False
+        if baseline is None:
+            cmds.append([b"DEL", keys.counters])
+        else:
+            cmds.append([b"SET", keys.counters, dumps(baseline.to_record())])
         for part in self._parts:
             cmds += part.full_commands()
         return cmds
@@ -786,7 +799,7 @@ class RedisStore:
             CALL: [c.id for c in calls],
             CONN: [c.id for c in conns],
         }
-        self.center.restore(agents, calls, conns, books.values())
+        self.center.restore(agents, calls, conns, books.values(), saved.counters)
         for part in self._parts:
             part.restored()
         self._loaded = True
@@ -911,6 +924,7 @@ class RedisStore:
                 list(center.calls.values()),
                 list(center.connections.values()),
                 merged.values(),
+                None,  # the counters' baseline no longer matches the merged counts
             )
             center.publish_stats()  # dashboards see the merged day at once
             log.info(

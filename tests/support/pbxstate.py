@@ -37,11 +37,28 @@ class _Channel:
 
 
 @dataclass
+class _Params:
+    """app_queue's per-queue counters (struct call_queue), kept as app_queue does."""
+
+    completed: int = 0  # callscompleted: update_queue(), when an answered call ends
+    abandoned: int = 0  # callsabandoned: record_abandoned(), which publishes QueueCallerAbandon
+    holdtime: int = 0  # recalc_holdtime() at connect: (3 * old + new) >> 2
+    talktime: int = 0  # update_queue(): the same running mean of talk seconds
+
+
+@dataclass
 class PbxState:
     members: dict[tuple[str, str], _Member] = field(default_factory=dict)  # (queue, location)
     entries: dict[str, tuple[str, float]] = field(default_factory=dict)  # uid -> (queue, joined)
     channels: dict[str, _Channel] = field(default_factory=dict)
+    params: dict[str, _Params] = field(default_factory=dict)
     now: float = 0.0
+
+    def reset_stats(self, queue: str | None = None) -> None:
+        """``queue reset stats [queue]`` (clear_queue)."""
+        for name, p in self.params.items():
+            if queue is None or name == queue:
+                p.completed = p.abandoned = p.holdtime = p.talktime = 0
 
     def feed(self, events: list[tuple[float, Message]]) -> PbxState:
         for t, msg in events:
@@ -78,15 +95,26 @@ class PbxState:
             chan = self.channels.get(m["Uniqueid"])
             if chan is not None:
                 chan.queue = queue
-        elif name in ("QueueCallerLeave", "QueueCallerAbandon"):
+        elif name == "QueueCallerAbandon":
+            self.params.setdefault(queue, _Params()).abandoned += 1
+            self.entries.pop(m.get("Uniqueid") or "", None)
+        elif name == "QueueCallerLeave":
             # app_queue takes the entry out (leave_queue) in the same thread
             # that published the abandon; AMI clients see both after the fact.
             self.entries.pop(m.get("Uniqueid") or "", None)
         elif name == "AgentConnect":
+            p = self.params.setdefault(queue, _Params())
+            hold = int(m.get("HoldTime") or 0)
+            first = p.completed + p.abandoned == 0
+            p.holdtime = hold if first else ((p.holdtime << 2) - p.holdtime + hold) >> 2
             mem = self.members.get((queue, iface))
             if mem is not None:
                 mem.in_call = True
         elif name == "AgentComplete":
+            p = self.params.setdefault(queue, _Params())
+            talk = int(m.get("TalkTime") or 0)
+            p.completed += 1
+            p.talktime = talk if p.completed == 1 else ((p.talktime << 2) - p.talktime + talk) >> 2
             mem = self.members.get((queue, iface))
             if mem is not None:
                 mem.in_call = False
@@ -113,6 +141,18 @@ class PbxState:
 
     def queue_status(self) -> list[Message]:
         items = []
+        queues = {q for q, _ in self.members} | set(self.params)
+        queues |= {q for q, _ in self.entries.values()}
+        for queue in sorted(queues):
+            p = self.params.get(queue, _Params())
+            waiting = sum(1 for q, _ in self.entries.values() if q == queue)
+            items.append(Message.of(
+                ("Event", "QueueParams"), ("Queue", queue), ("Max", "0"),
+                ("Strategy", "rrmemory"), ("Calls", str(waiting)),
+                ("Holdtime", str(p.holdtime)), ("TalkTime", str(p.talktime)),
+                ("Completed", str(p.completed)), ("Abandoned", str(p.abandoned)),
+                ("ServiceLevel", "10"),
+            ))
         for (queue, _), mem in sorted(self.members.items()):
             items.append(Message.of(
                 ("Event", "QueueMember"), ("Queue", queue), ("Name", mem.name),
