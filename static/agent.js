@@ -43,6 +43,7 @@
     errors: [],
     pauseText: "",
     choosing: false, // the reason list is open
+    pbxDown: null, // HEALTH's pbx when the link to the PBX is down, else null
   });
 
   // ---- which agent this page is about ------------------------------------
@@ -178,6 +179,12 @@
           if (!fromSnapshot) autoPop(o);
         }
         break;
+      case "HEALTH": {
+        // Only the PBX link matters here: without it nothing the agent sees is current.
+        const pbx = o.pbx && typeof o.pbx === "object" ? o.pbx : {};
+        state.pbxDown = pbx.up === false ? { since: Number(pbx.since) || 0, error: String(pbx.error || "") } : null;
+        break;
+      }
       case "ERROR":
         showError(o.message);
         break;
@@ -318,7 +325,7 @@
       ], "panel-state");
     }
     const [label, cls] = STATUS[a.status] || [a.status, "other"];
-    const busy = state.conn !== "open";
+    const busy = state.conn !== "open" || state.pbxDown !== null;
     const paused = a.status === "PAUSED" || a.status === "LOGGEDIN";
     const pausing = a.status === "INCALL" && a.paused === true; // pause asked during the call
     return panel("My state", [
@@ -407,6 +414,10 @@
       return h("div", { class: ["dash", "agent-page", state.conn === "open" ? null : "stale"] }, [
         topbar(),
         errorsView(),
+        state.conn === "open" && state.pbxDown
+          ? h("div", { id: "pbx-banner", class: "alert alert-danger mb-0 rounded-0", role: "alert", title: state.pbxDown.error || null },
+              [h("strong", "No connection to the PBX"), ` since ${dur(since(state.pbxDown.since))} ago: what you see may be out of date, and Pause/Available cannot work.`])
+          : null,
         h("main", { class: "container-fluid px-3 pb-4" }, !agentId() ? [chooser()] : [
           h("div", { class: "row g-3" }, [
             h("div", { class: "col-12 col-lg-6 d-flex flex-column gap-3" }, [statePanel(a), callPanel(a)]),

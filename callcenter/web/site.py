@@ -173,12 +173,29 @@ def _page(root: resource.Resource, assets: PageAssets) -> None:
 AGENT_PAGE = "agent.html"
 
 
+class _AgentPage(Guarded):
+    """``/agent`` only: below it the page's relative links would break, so
+    ``/agent/`` goes back to ``/agent`` and anything deeper is not found."""
+
+    def render_GET(self, request: server.Request) -> Any:
+        if request.postpath == [b""]:
+            query = request.uri.partition(b"?")[2]
+            request.setHeader(b"Location", b"../agent" + (b"?" + query if query else b""))
+            request.setResponseCode(302)
+            return b""
+        if request.postpath:
+            request.setResponseCode(404)
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            return b"not found\n"
+        return super().render_GET(request)
+
+
 def _agent_page(root: resource.Resource, access: Access, assets: PageAssets) -> None:
     """``/agent``: the agent's own page, behind the same login as the dashboard
     (a login from there comes back to it: ``login?then=agent``)."""
     path = assets.page.get(AGENT_PAGE)
     if path is not None:
-        root.putChild(b"agent", Guarded(access, _file(path), page=True, login=b"login?then=agent"))
+        root.putChild(b"agent", _AgentPage(access, _file(path), page=True, login=b"login?then=agent"))
 
 
 def make_site(
