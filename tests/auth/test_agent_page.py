@@ -27,6 +27,7 @@ from web.support import ARTIFACTS, STATIC_DIR, Member, listen
 from web.test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, on_reactor
 
 from callcenter.web import make_site
+from callcenter.web.page_config import config_object
 
 from .support import PASSWORD, start_auth_rig, user_line, write_users
 
@@ -35,6 +36,18 @@ TRACE = "answered"
 AGENT = "1001"
 CONNECT_BOUND = 1.0  # seconds from AgentConnect on the wire to the caller on the page (issue 16)
 _TS = re.compile(rb"(?m)^Timestamp: (\d+\.\d+)")
+
+
+SHOWN_WATCH = """(number) => {
+    window.callerShownAt = null;
+    new MutationObserver((_records, observer) => {
+        const shown = document.querySelector('[data-role="callerid"]');
+        if (shown && shown.textContent === number) {
+            window.callerShownAt = Date.now();
+            observer.disconnect();
+        }
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+}"""
 
 
 def trace_events(name: str) -> list[tuple[str, bytes]]:
@@ -117,17 +130,23 @@ def drive(rig, url: str, open_url: str, events: list[tuple[str, bytes]], expecte
             # Up to the AgentConnect: both agents log in, callers queue, 1001 rings.
             on_reactor(rig.feed, *blocks[:cut])
             page.wait_for_selector('[data-agent-status="AVAIL"]')
-            assert page.query_selector('[data-role="callerid"]') is None
+            # Ringing is shown, the number is not: only the agent who takes the call gets it.
+            page.wait_for_selector('[data-role="no-call"] >> text="Your phone is ringing…"')
+            out["number_before_answer"] = expected["cid"] in page.inner_text("body")
+
+            # The moment the DOM shows the caller, taken in the page by a
+            # MutationObserver (the browser's clock is this machine's).
+            page.evaluate(SHOWN_WATCH, expected["cid"])
 
             def send_connect() -> float:
-                sent = time.perf_counter()
+                sent = time.time()
                 peer.send(blocks[cut])
                 return sent
 
             sent = on_reactor(send_connect)
             page.wait_for_selector(f'[data-role="callerid"] >> text="{expected["cid"]}"')
-            out["connect_latency"] = time.perf_counter() - sent
-            out["call"] = {role: page.inner_text(f'[data-role="{role}"]') for role in ("queue", "hold")}
+            out["connect_latency"] = page.evaluate("window.callerShownAt") / 1000 - sent
+            out["call"] = {role: page.inner_text(f'[data-role="{role}"]') for role in ("queue", "hold", "callername")}
             out["status"] = page.get_attribute("[data-agent-status]", "data-agent-status")
             out["href"] = page.get_attribute('[data-action="screen-pop"]', "href")
             os.makedirs(ARTIFACTS, exist_ok=True)
@@ -145,12 +164,14 @@ def drive(rig, url: str, open_url: str, events: list[tuple[str, bytes]], expecte
             page.wait_for_selector('[data-role="callerid"] >> text="+32 2/555#01"')
             out["href_encoded"] = page.get_attribute('[data-action="screen-pop"]', "href")
             out["uid"] = uid
+
+            # Pause during that call (the PBX is asked for 1001 only): it starts when the call ends.
+            page.click('[data-action="pause"]')
+            out["reasons"] = [e.get_attribute("data-reason") for e in page.query_selector_all("[data-reason]")]
+            page.click('[data-dialog="pause"] [data-reason="Lunch"]')
+            page.wait_for_selector('[data-role="pausing"]')
             on_reactor(rig.feed, peer.complete(uid, "+32 2/555#01", AGENT, talk=9))
             page.wait_for_selector('[data-role="no-call"]')
-
-            # Pause with a reason, then Available: the PBX is asked for 1001 only.
-            page.click('[data-action="pause"]')
-            page.click('[data-dialog="pause"] [data-reason="Lunch"]')
             page.wait_for_selector('[data-agent-status="PAUSED"]')
             out["reason"] = page.inner_text('[data-role="reason"]')
             page.wait_for_selector('[data-pause-reason="Lunch"]')
@@ -214,7 +235,10 @@ async def test_agent_page_in_headless_chromium(tmp_path, redis_server):
     assert out["connect_latency"] < CONNECT_BOUND, out["connect_latency"]
     assert out["status"] == "INCALL"
     hold = first["holdtime_s"]
-    assert out["call"] == {"queue": first["queue"], "hold": f"0:{hold:02d}"}
+    assert not out["number_before_answer"]
+    # The caller's name as the recording's AgentConnect carries it (CallerIDName).
+    assert out["call"] == {"queue": first["queue"], "hold": f"0:{hold:02d}", "callername": "Caller"}
+    assert out["reasons"] == list(config_object()["pause_reasons"])  # the CONFIG object's
     assert out["href"] == crm(first)
     assert out["href_encoded"] == ("https://crm.example/search?phone=%2B32%202%2F555%2301&queue=q-callcenter"
                                    f"&call={quote(out['uid'], safe='')}")
