@@ -18,8 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
+from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
 
 from callcenter.logthrottle import LogThrottle
 from callcenter.webhooks.config import safe_url
@@ -180,6 +185,35 @@ class HookSender:
             self._failing_since = None
 
 
+@implementer(IStreamClientEndpoint)
+class _Quiet:
+    """An endpoint whose connections do not log "Starting factory" / "Stopping
+    factory" at info level (twice per try while a receiver is down)."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def connect(self, factory: Any) -> defer.Deferred:
+        factory.noisy = False
+        return self._endpoint.connect(factory)
+
+
+@implementer(IAgentEndpointFactory)
+class _Endpoints:
+    """TCP to the hook's host, with TLS verified against the system's trust
+    store and the host name for ``https``."""
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:  # noqa: N802 - the interface's name
+        host = uri.host.decode("ascii")
+        endpoint: Any = HostnameEndpoint(self.reactor, host, uri.port)
+        if uri.scheme == b"https":
+            endpoint = wrapClientTLS(optionsForClientTLS(host), endpoint)
+        return _Quiet(endpoint)
+
+
 class TreqPoster:
     """``post`` over treq: one persistent connection per receiver, redirects not
     followed, the answer's body read up to ``MAX_ANSWER`` bytes and thrown away,
@@ -188,12 +222,12 @@ class TreqPoster:
     def __init__(self, reactor: Any) -> None:
         import treq
         from treq.client import HTTPClient
-        from twisted.web.client import Agent, HTTPConnectionPool
 
         self.reactor = reactor
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = 1  # one at a time per hook anyway
-        self.client = HTTPClient(Agent(reactor, pool=self.pool))
+        agent = Agent.usingEndpointFactory(reactor, _Endpoints(reactor), pool=self.pool)
+        self.client = HTTPClient(agent)
         self._collect = treq.collect
 
     def post(self, url: str, body: bytes, headers: dict[bytes, list[bytes]], timeout: float) -> defer.Deferred:

@@ -49,7 +49,7 @@ def _outbox(clock, **kw) -> tuple[Outbox, HookConfig]:
     return outbox, hook, rig, events
 
 
-def test_retry_delays_double_up_to_the_bound_with_jitter_off():
+def test_retry_delays_double_up_to_the_bound_with_jitter_off(logs):
     clock = Clock()
     outbox, hook, rig, events = _outbox(clock, retry_initial=1.0, retry_max=8.0, jitter=0.0)
     post = FakePost(*([503] * 6), 200)
@@ -64,6 +64,10 @@ def test_retry_delays_double_up_to_the_bound_with_jitter_off():
         delays.append(sender._timer.getTime() - clock.seconds())
         clock.advance(delays[-1])
     assert delays == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    # One warning when the outage starts, the rest rate-limited, one line when it ends.
+    assert len(logs.matching("delivery failed (HTTP 503)")) == 1
+    assert len(logs.matching("still failing")) == 1  # LogThrottle's burst, the rest counted
+    assert len(logs.matching("delivering again after 31 s")) == 1
     # The 7th try succeeded, and the same body was sent every time.
     assert len({body for body, _ in post.sent[:7]}) == 1
     assert sender.delivered >= 1
