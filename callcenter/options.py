@@ -108,6 +108,10 @@ OPTION_GROUPS = {
     # Monitoring (issue 13; docs/operations.md).
     "metrics-listen": "General",
     "metrics-agents": "General",
+    "alert-waiting": "Web dashboard",
+    "alert-longest-wait": "Web dashboard",
+    "alert-sla": "Web dashboard",
+    "alert-pause-minutes": "Web dashboard",
     "ready-timeout": "General",  # issue 13: systemd readiness (docs/operations.md)
 }
 
@@ -203,6 +207,10 @@ class Options(usage.Options):
         ["pause-reasons", None, ",".join(DEFAULT_REASONS), "Pause reasons the dashboard offers, comma-separated (compared ignoring case)."],
         # Monitoring (docs/operations.md).
         ["metrics-listen", None, "", "Prometheus /metrics endpoint (Twisted endpoint string, e.g. tcp:9464:interface=127.0.0.1); empty: off. Bind loopback or a management network."],
+        ["alert-waiting", None, "0", "Page alert: more calls waiting in a queue than this (0: off)."],
+        ["alert-longest-wait", None, "0", "Page alert: a caller waiting longer than this many seconds (0: off)."],
+        ["alert-sla", None, "0", "Page alert: today's SLA of a queue below this percentage (0: off)."],
+        ["alert-pause-minutes", None, "", "Page alert: pauses longer than this, per reason, e.g. Lunch=60,Break=15,*=10 (*: any other; empty: off)."],
     ]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -286,6 +294,7 @@ class Options(usage.Options):
         self["report-fsync"] = _on_off(self["report-fsync"], "--report-fsync")
         self["counters-max-unseen"] = _non_negative_int(self["counters-max-unseen"], "--counters-max-unseen")
         self["sim-queues"] = _names(self["sim-queues"], "--sim-queues")
+        self._check_alerts()
         self["day-starts-at"] = _hhmm(self["day-starts-at"])
         self["timezone"] = _timezone(self["timezone"])
         self["allowed-origins"] = [o.strip() for o in self["allowed-origins"].split(",") if o.strip()]
@@ -363,6 +372,19 @@ class Options(usage.Options):
             replace(defaults, name=wh.default_name(u), url=wh.check_url(u, "--webhook"), secret=secret)  # type: ignore[type-var]
             for u in urls
         ]
+
+    def _check_alerts(self) -> None:
+        from callcenter.alerts import AlertThresholds, parse_pause_minutes
+
+        for name in ("alert-waiting", "alert-longest-wait"):
+            self[name] = 0 if self[name] in (0, "0") else _positive_int(self[name], f"--{name} (or 0)")
+        self["alert-sla"] = 0.0 if self["alert-sla"] in (0, "0") else _percent(self["alert-sla"], "--alert-sla (or 0)")
+        try:
+            pauses = parse_pause_minutes(self["alert-pause-minutes"] or "")
+        except ValueError as e:
+            raise usage.UsageError(f"--alert-pause-minutes: {e}") from None
+        self["alerts"] = AlertThresholds(
+            self["alert-waiting"], self["alert-longest-wait"], self["alert-sla"], pauses)
 
     def _check_access(self) -> None:
         from callcenter.web.origin import parse_public_url

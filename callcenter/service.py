@@ -513,6 +513,7 @@ class CallcenterService(StartInOrder):
         """The other owners' hooks, and ``/metrics`` on its own port, last."""
         links = self.metrics.links
         links.report = self.report
+        links.health = self.health
         self.pbx.client_watchers.append(links.watch_ami)
         links.watch_dashboards(self.web.factory.dashboards)
         self.metrics_web: WebService | None = None
@@ -552,6 +553,7 @@ class CallcenterService(StartInOrder):
                 sla_target=opts["sla-target"],
                 health=self.health,
                 screen_pop=opts.get("screen-pop"),
+                config=_page_config(opts, self.center),
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
@@ -596,6 +598,13 @@ def _web_limits(opts: Any) -> Any:
         max_body=opts.get("max-body", defaults.max_body),
         log_interval=opts.get("log-interval", defaults.log_interval),
     )
+
+
+def _page_config(opts: Any, center: Any) -> dict[str, Any]:
+    """The CONFIG of every HELLO reply: the center's pause reasons, the alerts."""
+    from callcenter.web.page_config import config_object
+
+    return config_object(getattr(center, "pause_reasons", None), alerts=opts.get("alerts"))
 
 
 def makeService(options: _BaseOptions) -> service.IService:

@@ -17,6 +17,7 @@
   const RETRY_MIN_MS = 500;
   const RETRY_MAX_MS = 10000;
   const ERROR_SHOWN_MS = 8000;
+  const MUTE_KEY = "callcenter.alerts.muted"; // alerts' sound toggle, in localStorage (before `state`)
 
   const AGENT_ORDER = { INCALL: 0, AVAIL: 1, LOGGEDIN: 2, PAUSED: 3 };
   const AGENT_STATUS = {
@@ -40,6 +41,10 @@
     pauseFor: null, // agent whose pause dialog is open
     pauseText: "",
     user: null, // {name, role, commands: all|own|none, agent?, queues?} from config.json
+    // Alerts (issue 13): thresholds from CONFIG.alerts, the mute toggle, beeps played.
+    alerts: null,
+    muted: loadMuted(),
+    beeps: 0,
     view: "standard", // "wall": the compact wallboard (?view=wall)
     scope: null, // queue filter: array of queue names, or null for all queues
     scopeOpen: false, // the queue filter's menu is open
@@ -282,6 +287,7 @@
     }
     if (typeof o.pause_free_text === "boolean") state.config.pause_free_text = o.pause_free_text;
     if (o.alerts && typeof o.alerts === "object") state.config.alerts = o.alerts;
+    applyAlerts(o); // issue 13: the --alert-* thresholds
   }
 
   function parseQueues(text) {
@@ -438,6 +444,8 @@
   const LONG_PAUSE_MIN = 15; // minutes, unless CONFIG.alerts.pause_minutes says otherwise
 
   function longPause(a) {
+    const limit = pauseLimit(a); // --alert-pause-minutes for its reason (issue 13), if set
+    if (limit !== null) return elapsed(a.time) > limit;
     const m = Number(state.config.alerts?.pause_minutes) || LONG_PAUSE_MIN;
     return a.status === "PAUSED" && elapsed(a.time) >= m * 60;
   }
@@ -556,6 +564,118 @@
         `Redis unavailable since ${clock(store.since)}: state not being saved`));
     }
     return out.length ? h("div", { class: "health-banners" }, out) : null;
+  }
+
+  // ---- alerts (issue 13: --alert-* thresholds, CONFIG.alerts) ------------------
+
+  function loadMuted() {
+    try {
+      return localStorage.getItem(MUTE_KEY) === "1";
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function toggleMute() {
+    state.muted = !state.muted;
+    try {
+      localStorage.setItem(MUTE_KEY, state.muted ? "1" : "0");
+    } catch (e) {
+      /* private mode: the toggle still holds for this page */
+    }
+  }
+
+  function positive(x) {
+    return typeof x === "number" && Number.isFinite(x) && x > 0 ? x : null;
+  }
+
+  function applyAlerts(o) {
+    const a = o && typeof o.alerts === "object" && o.alerts ? o.alerts : {};
+    const pm = {};
+    if (a.pause_minutes && typeof a.pause_minutes === "object") {
+      for (const [reason, m] of Object.entries(a.pause_minutes)) if (positive(m)) pm[reason] = m;
+    }
+    state.alerts = { waiting: positive(a.waiting), longest_wait: positive(a.longest_wait), sla: positive(a.sla), pause_minutes: pm };
+  }
+
+  function pauseLimit(a) {
+    const pm = state.alerts?.pause_minutes;
+    if (!pm || a.status !== "PAUSED") return null;
+    const m = pm[a.reason || ""] ?? pm["*"];
+    return m ? m * 60 : null;
+  }
+
+  function pauseTooLong(a) {
+    const limit = pauseLimit(a);
+    const t = elapsed(a.time);
+    return limit !== null && t !== null && t > limit;
+  }
+
+  // Every threshold crossed now: {key, kind, queue?, agent?, text}.
+  function currentAlerts() {
+    const al = state.alerts;
+    if (!al || !live()) return []; // frozen figures (PBX down, syncing) raise no alert
+    const out = [];
+    const queues = state.stats?.queues || {};
+    for (const name of Object.keys(queues).filter(queueInScope).sort()) {
+      const q = queues[name] || {};
+      if (al.waiting !== null && (q.calls_waiting || 0) > al.waiting) {
+        out.push({ key: `waiting:${name}`, kind: "waiting", queue: name, text: `${name}: ${q.calls_waiting} calls waiting (alert above ${al.waiting})` });
+      }
+      const lw = q.calls_waiting ? longestWait(name) : 0;
+      if (al.longest_wait !== null && lw > al.longest_wait) {
+        out.push({ key: `longest_wait:${name}`, kind: "longest_wait", queue: name, text: `${name}: a caller has waited ${dur(lw)} (alert above ${dur(al.longest_wait)})` });
+      }
+      if (al.sla !== null && q.calls_answered && q.sla < al.sla) {
+        out.push({ key: `sla:${name}`, kind: "sla", queue: name, text: `${name}: SLA ${pct(q.sla)} below ${al.sla}%` });
+      }
+    }
+    for (const a of agentsSorted()) {
+      if (pauseTooLong(a)) {
+        out.push({ key: `pause:${a.agentid}`, kind: "pause", agent: a.agentid, text: `${agentName(a)} paused (${a.reason || "no reason"}) for ${dur(elapsed(a.time))}` });
+      }
+    }
+    return out;
+  }
+
+  const TILE_ALERT = { calls_waiting: "waiting", longest_wait: "longest_wait", sla: "sla" };
+
+  function tileAlerted(key) {
+    const kind = TILE_ALERT[key];
+    return kind ? currentAlerts().some((x) => x.kind === kind) : false;
+  }
+
+  function queueAlerted(name) {
+    return currentAlerts().some((x) => x.queue === name);
+  }
+
+  let audio = null;
+
+  function beep() {
+    state.beeps += 1; // counted when asked: the observable part of "a beep was scheduled"
+    try {
+      const Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return;
+      audio = audio || new Ctx();
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.value = 0.15;
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.25);
+    } catch (e) {
+      /* no audio device: the banner still shows */
+    }
+  }
+
+  function alertsBanner() {
+    const list = currentAlerts();
+    if (!state.alerts) return null;
+    return h("div", { id: "alerts", class: ["alerts-bar", list.length ? "alerts-on" : "alerts-off"], role: "alert", "data-alerts": String(list.length), "data-muted": state.muted ? "1" : "0", "data-beeps": String(state.beeps) }, [
+      list.length ? h("ul", { class: "alerts-list" }, list.map((x) => h("li", { key: x.key, "data-alert-key": x.key }, x.text))) : null,
+      h("button", { type: "button", class: "btn btn-sm btn-outline-light alerts-mute", "data-action": "mute", "aria-pressed": state.muted ? "true" : "false", onClick: toggleMute }, state.muted ? "Sound off" : "Sound on"),
+    ]);
   }
 
   // ---- formatting ----------------------------------------------------------
@@ -683,8 +803,9 @@
   }
 
   function tile(key, label, value, level, sub, big) {
+    const alerted = tileAlerted(key);
     return h("div", { class: big ? "col-6 col-lg-3" : "col-6 col-sm-4 col-md-3 col-xl" }, [
-      h("div", { class: ["kpi", big ? "kpi-big" : "kpi-small", `lvl-${level || "neutral"}`], "data-kpi": key }, [
+      h("div", { class: ["kpi", big ? "kpi-big" : "kpi-small", `lvl-${alerted ? "bad" : level || "neutral"}`, alerted ? "kpi-alert" : null], "data-kpi": key, "data-alert": alerted ? "on" : null }, [
         h("div", { class: "kpi-label" }, label),
         h("div", { class: "kpi-value" }, value),
         sub ? h("div", { class: "kpi-sub" }, sub) : null,
@@ -783,7 +904,8 @@
       const q = queues[name] || {};
       const lw = longestWait(name);
       const [qa, ql] = queueAgents(name, q);
-      return h("tr", { key: name, "data-queue": name }, [
+      const qAlert = queueAlerted(name);
+      return h("tr", { key: name, "data-queue": name, class: qAlert ? "row-alert" : null, "data-alert": qAlert ? "on" : null }, [
         h("td", { class: "fw-semibold text-nowrap" }, name),
         h("td", { class: ["text-end", q.calls_waiting ? "txt-warn fw-bold" : null] }, num(q.calls_waiting)),
         h("td", { class: ["text-end", "tick", SM, q.calls_waiting ? `txt-${waitLevel(lw)}` : null] }, q.calls_waiting ? dur(lw) : "—"),
@@ -806,7 +928,8 @@
       const [, cls] = AGENT_STATUS[a.status] || [a.status, "other"];
       const act = activity(a);
       const talk = liveTalk(a);
-      return h("tr", { key: a.agentid, "data-agent": a.agentid, "data-status": a.status, "data-activity": act.key, class: `agent-${cls}` }, [
+      const aAlert = pauseTooLong(a);
+      return h("tr", { key: a.agentid, "data-agent": a.agentid, "data-status": a.status, "data-activity": act.key, class: [`agent-${cls}`, aAlert ? "row-alert" : null], "data-alert": aAlert ? "pause" : null }, [
         h("td", { class: "agent-cell" }, [
           h("span", { class: "agent-name" }, agentName(a)),
           a.name ? " " : null,
@@ -865,9 +988,14 @@
               h("button", { type: "button", class: "btn-close", "aria-label": "Close", onClick: closePause }),
             ]),
             h("div", { class: "modal-body" }, [
-              h("div", { class: "reason-grid" }, state.config.pause_reasons.map((r) =>
-                h("button", { type: "button", class: "btn btn-outline-warning", "data-reason": r, onClick: () => pause(id, r) }, r)
-              )),
+              h("div", { class: "reason-grid" }, [
+                ...state.config.pause_reasons.map((r) =>
+                  h("button", { type: "button", class: "btn btn-outline-warning", "data-reason": r, onClick: () => pause(id, r) }, r)
+                ),
+                // Without free text an empty reason cannot be typed: a pause without one.
+                state.config.pause_free_text ? null
+                  : h("button", { type: "button", class: "btn btn-outline-secondary", "data-reason": "", onClick: () => pause(id, "") }, "No reason"),
+              ]),
               !state.config.pause_free_text ? null : h("form", { class: "mt-3", onSubmit: (e) => { e.preventDefault(); pause(id, state.pauseText); } }, [
                 h("label", { class: "form-label", for: "pause-text" }, "Or type a reason"),
                 h("div", { class: "input-group" }, [
@@ -976,7 +1104,8 @@
     return h("div", { class: "wall-queues", style: { "--qcols": perRow } }, list.map(({ name, q, waiting, longest }) => {
       const [qa, ql] = queueAgents(name, q);
       const level = waiting ? (qa ? waitLevel(longest) : "bad") : "neutral";
-      return h("div", { key: name, class: ["qtile", `lvl-${level}`], "data-queue": name }, [
+      const qAlert = queueAlerted(name);
+      return h("div", { key: name, class: ["qtile", `lvl-${qAlert ? "bad" : level}`, qAlert ? "qtile-alert" : null], "data-queue": name, "data-alert": qAlert ? "on" : null }, [
         h("div", { class: "qtile-name", title: name }, name),
         h("div", { class: "qtile-figs" }, [
           h("span", { class: ["qtile-wait", waiting ? `txt-${level}` : null], title: "calls waiting" }, `${waiting} waiting`),
@@ -1001,7 +1130,7 @@
     return h("div", { class: "wall-agents", ref: watchGrid, style }, items.map(({ a, act }) =>
       h("div", {
         key: a.agentid, class: ["atile", `act-${act.key}`, PHONE_DOWN.has(a.device) ? "act-offline" : null],
-        "data-agent": a.agentid, "data-status": a.status, "data-activity": act.key,
+        "data-agent": a.agentid, "data-status": a.status, "data-activity": act.key, "data-alert": pauseTooLong(a) ? "pause" : null,
         title: `${agentName(a)} (${a.agentid})${act.sub ? ` · ${act.sub}` : ""}`,
       }, [
         h("div", { class: "atile-top" }, [
@@ -1021,6 +1150,7 @@
     return h("div", { class: ["dash", "wall", live() ? null : "stale"], "data-live": live() ? "yes" : "no" }, [
       header(),
       healthBanners(),
+      alertsBanner(),
       errorsView(),
       h("main", { class: "wall-main" }, [wallKpis(), wallQueues(), wallGrid()]),
       pauseDialog(),
@@ -1033,6 +1163,7 @@
       return h("div", { class: ["dash", live() ? null : "stale"], "data-live": live() ? "yes" : "no" }, [
         header(),
         healthBanners(),
+        alertsBanner(),
         errorsView(),
         h("main", { class: "container-fluid px-3 px-xl-4 pb-4" }, [
           ...kpis(),
@@ -1058,6 +1189,14 @@
     document.title = waiting ? `(${waiting}) Call center` : "Call center";
   });
   loadSettings();
+  // A new alert (one not shown a moment ago) beeps once, unless muted.
+  let shownAlerts = new Set();
+  watchEffect(() => {
+    const keys = new Set(currentAlerts().map((x) => x.key));
+    const fresh = [...keys].some((k) => !shownAlerts.has(k));
+    shownAlerts = keys;
+    if (fresh && !state.muted) beep();
+  });
   createApp(App).mount("#app");
   loadConfig();
   connect();

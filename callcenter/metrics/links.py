@@ -31,7 +31,9 @@ class LinkCollector(Collector):
         self.store: Any = None
         self.dashboards: Any = None
         self.report: Any = None
-        self.health: Any = None  # the HEALTH owner (issue 13 items 1-3), when there is one
+        # callcenter.health.Health, the one owner of "is the link up": when set,
+        # the AMI and Redis up gauges are its view (what the page and /readyz say).
+        self.health: Any = None
         self.events: dict[str, int] = {}
         self.logins = 0
         self.push = Buckets(PUSH_BUCKETS)
@@ -71,9 +73,16 @@ class LinkCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Any]:
-        ami = self.ami
+        ami, health = self.ami, self.health
+        if health is not None:
+            connected = health.pbx.up
+            yield GaugeMetricFamily("callcenter_ami_synced", "1 once the PBX state was reconciled "
+                                    "after the current AMI login (figures are live).",
+                                    value=1 if health.pbx_ready else 0)
+        else:
+            connected = ami is not None and ami.connected
         yield GaugeMetricFamily("callcenter_ami_connected", "1 while the AMI session is logged in.",
-                                value=1 if ami is not None and ami.connected else 0)
+                                value=1 if connected else 0)
         yield CounterMetricFamily("callcenter_ami_logins", "Successful AMI logins since start.",
                                   value=self.logins)
         yield CounterMetricFamily("callcenter_ami_reconnects", "AMI logins after the first one "
@@ -86,9 +95,11 @@ class LinkCollector(Collector):
         yield _histogram("callcenter_push_latency_seconds", "Time from an AMI event's arrival "
                          "to the frame carrying it being written to the dashboards.", self.push)
         store = self.store
-        if store is not None:
+        if health is not None or store is not None:
+            up = health.store.up if health is not None else store.state == "up"
             yield GaugeMetricFamily("callcenter_redis_up", "1 while Redis is connected and "
-                                    "writable.", value=1 if store.state == "up" else 0)
+                                    "writable.", value=1 if up else 0)
+        if store is not None:
             yield _histogram("callcenter_redis_write_latency_seconds", "Time from an event's "
                              "Redis transaction being sent to Redis answering it.", self.redis_write)
         dashboards = self.dashboards

@@ -147,9 +147,13 @@ class _Protocol(RedisProtocol):
                 out.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
         out.append(b"*1\r\n$4\r\nEXEC\r\n")
         self.transport.write(b"".join(out))
+        refusals: list[BaseException] = []  # a queued command's error (OOM, READONLY...)
         for _ in range(len(commands) + 1):
-            self.replyQueue.get()  # plain values, never Failures: nothing to handle
+            # Plain values, never Failures: nothing to handle, only errors to note.
+            self.replyQueue.get().addCallback(
+                lambda v: refusals.append(v) if isinstance(v, BaseException) else None)
         d = self.replyQueue.get().addCallback(self.handle_reply)
+        d.addErrback(_name_the_refusal, refusals)
         if self.replyTimeout:
             timer = self.callLater(self.replyTimeout, self._no_reply)
             d.addBoth(_cancel, timer)
@@ -273,6 +277,14 @@ async def connect(
         if timer.active():
             timer.cancel()
     return proto
+
+
+def _name_the_refusal(failure: Any, refusals: list[BaseException]) -> Any:
+    """EXECABORT says only "previous errors": fail with the first of them
+    instead (e.g. "OOM command not allowed..."), which says what to fix."""
+    if refusals and str(failure.value).startswith("EXECABORT"):
+        raise ResponseError(str(refusals[0]).removeprefix("Redis error: "))
+    return failure
 
 
 def _cancel(result: Any, timer: Any) -> Any:

@@ -115,6 +115,8 @@ class EventDeriver:
             conn = objects.get(("CONNECT", uid), {})
             for i, t in enumerate(steps):
                 after = steps[i + 1].status if i + 1 < len(steps) else call.get("status", "")
+                if not after:
+                    continue  # no CALL object says where the call went: no guess
                 who = {"id": uid, "callerid": t.ident, "queue": t.queue}
                 if call.get("callername"):
                     who["callername"] = call["callername"]

@@ -55,12 +55,13 @@ async def test_metrics_endpoint_of_a_running_service(tmp_path: Path, redis_serve
             code, body = await get(base + "/metrics")
             assert code == 200
             got = values(body.decode())
-            if got.get("callcenter_ami_connected") == 1 and got.get("callcenter_report_lines_written_total", 0) > 0 \
+            if got.get("callcenter_ami_synced") == 1 and got.get("callcenter_report_lines_written_total", 0) > 0 \
                     and sum(v for k, v in got.items() if k.startswith("callcenter_calls_received_total")) > 0 \
                     and got.get("callcenter_redis_write_latency_seconds_count", 0) > 0:
                 break
             await deferLater(reactor, 0.05, lambda: None)
         assert got["callcenter_ami_connected"] == 1
+        assert got["callcenter_ami_synced"] == 1 and svc.health.pbx_ready
         assert got["callcenter_ami_logins_total"] == 1 and got["callcenter_ami_reconnects_total"] == 0
         assert got["callcenter_ami_events_total,event=QueueCallerJoin"] >= 1
         assert got["callcenter_redis_up"] == 1

@@ -3,7 +3,8 @@ with its AMI client pointed at a port where no PBX listens yet, a throw-away
 redis-server, and the page in headless Chromium.
 
 AMI down at start → HEALTH down with the reason, /readyz 503, red banner,
-no "Live"; the PBX comes up → reconciled → HEALTH up, /readyz 200, banner
+no "Live"; the PBX comes up → "syncing" until the reconcile's answer →
+reconciled → HEALTH up, /readyz 200, banner
 gone, commands enabled; Redis stopped → the quiet warning, figures still
 update; Redis back → warning gone; the PBX goes away → banner again with the
 time it went, commands disabled, /readyz 503.
@@ -56,7 +57,33 @@ def hhmm(t: float) -> str:
     return time.strftime("%H:%M", time.localtime(t))
 
 
-def drive(url: str, svc: CallcenterService, peer: PeerState, pbx_port: int, redis: RedisServer) -> dict:
+class HeldAnswer:
+    """The PBX's QueueStatus answer, held until ``release`` (once): the time
+    between login and reconcile, made long enough to look at."""
+
+    def __init__(self, answer) -> None:
+        self.answer = answer
+        self.waiting: list = []
+        self.released = False
+
+    def __call__(self, conn, msg):
+        if self.released:
+            return self.answer(conn, msg)
+        self.waiting.append((conn, msg))
+        return None
+
+    def release(self) -> None:
+        from support.fake_asterisk import retag
+
+        self.released = True
+        for conn, msg in self.waiting:
+            if not conn.closed:
+                conn.send(retag(self.answer(conn, msg), msg.action_id or ""))
+        self.waiting = []
+
+
+def drive(url: str, svc: CallcenterService, peer: PeerState, pbx_port: int, redis: RedisServer,
+          held: HeldAnswer) -> dict:
     from playwright.sync_api import expect, sync_playwright
 
     os.makedirs(ARTIFACTS, exist_ok=True)
@@ -82,10 +109,17 @@ def drive(url: str, svc: CallcenterService, peer: PeerState, pbx_port: int, redi
             out["readyz_down"] = probe(url + "readyz")
             page.screenshot(path=os.path.join(ARTIFACTS, "health-pbx-down.png"), full_page=True)
 
-            # 2. The PBX comes up: login, reconcile, live.
+            # 2. The PBX comes up: logged in but not reconciled is "syncing", not zeros;
+            # then the reconcile's answer arrives: live.
             listening.append(on_reactor(
                 lambda: serverFromString(reactor, f"tcp:{pbx_port}:interface=127.0.0.1").listen(peer.pbx)))
-            expect(page.locator("#conn")).to_contain_text("Live", timeout=40_000)
+            expect(page.locator("#pbx-syncing")).to_be_visible(timeout=40_000)
+            expect(page.locator("#conn")).to_contain_text("Syncing")
+            expect(page.locator('[data-kpi="calls_received"] .kpi-value')).to_have_text("syncing")
+            expect(banner).to_have_count(0)
+            out["readyz_syncing"] = probe(url + "readyz")
+            on_reactor(held.release)
+            expect(page.locator("#conn")).to_contain_text("Live")
             expect(banner).to_have_count(0)
             expect(page.locator(f'{row("agent", "1001")} [data-action="pause"]')).to_be_enabled()
             # No call yet: a service level or an average of nothing is "—", not 0.0% / 0:00.
@@ -136,6 +170,8 @@ async def test_health_end_to_end(tmp_path: Path) -> None:
     peer.pbx.answer_list("CoreShowChannels", "CoreShowChannelsComplete", list, "Channels will follow")
     peer.pbx.answer_list("QueueStatus", "QueueStatusComplete", lambda: [queue_member("1001")],
                          "Queue status will follow")
+    held = HeldAnswer(peer.pbx.answers["QueueStatus"])
+    peer.pbx.answers["QueueStatus"] = held
     pbx_port = free_port()  # nothing listens here until step 2
     opts = Options(environ={})
     opts.parseOptions([
@@ -166,11 +202,13 @@ async def test_health_end_to_end(tmp_path: Path) -> None:
                                  "error": "connection refused"}
         assert health["store"]["up"] is True
 
-        out = await threads.deferToThread(drive, url, svc, peer, pbx_port, redis)
+        out = await threads.deferToThread(drive, url, svc, peer, pbx_port, redis, held)
 
         assert out["errors"] == []
         assert out["readyz_down"] == (503, {"ready": False, "not_ready": ["pbx"],
                                             "checks": {"pbx": "connection refused", "web": "ok"}})
+        assert out["readyz_syncing"] == (503, {"ready": False, "not_ready": ["pbx"], "checks": {
+            "pbx": "logged in, reconciling with the PBX", "web": "ok"}})
         assert out["readyz_up"] == (200, {"ready": True, "not_ready": [], "checks": {"pbx": "ok", "web": "ok"}})
         code, body = out["readyz_lost"]
         assert code == 503 and body["checks"]["pbx"] in ("connection lost", "connection refused")

@@ -32,8 +32,10 @@ async def test_hello_answers_one_frame_with_the_whole_state(rig):
     frame = await c.hello()
     assert [o["type"] for o in frame] == ["CONFIG", "STATS", "AGENT", "AGENT", "CALL"]
     # The defaults of issue 15 item 5: --pause-reasons "Break,Lunch,Training,Coaching", no free text.
+    # Issue 13's alerts key: every threshold off by default.
     assert frame[0] == {"type": "CONFIG", "pause_reasons": ["Break", "Lunch", "Training", "Coaching"],
-                        "pause_free_text": False}
+                        "pause_free_text": False, "alerts": {"waiting": None, "longest_wait": None,
+                                                             "sla": None, "pause_minutes": {}}}
     frame = frame[1:]
     stats = frame[0]
     assert stats["calls_received"] == 1 and stats["calls_waiting"] == 1

@@ -124,13 +124,17 @@ async def test_a_client_that_never_reads_is_dropped_and_others_keep_up(fake_cent
         assert sent * FRAME > 2 * (TWISTED_BUFFER + MAX_BUFFER)
         dropped = [e for e in log if e.get("log_format", "").startswith("dashboard {peer} dropped")]
         assert len(dropped) == 1 and dropped[0]["limit"] == MAX_BUFFER
+        assert site.dashboards.dropped_slow == 1  # callcenter_dashboards_dropped_slow_total
         (survivor,) = site.dashboards.clients
         assert survivor.transport.getPeer().port == good.transport.getHost().port
         print(f"dropped after {sent} frames ({sent * FRAME} bytes), peak held {peak} bytes")
 
-        # The survivor still works.
+        # The survivor still works, and the push is timed (callcenter_push_latency_seconds).
+        pushes: list[float] = []
+        site.dashboards.push_observers.append(pushes.append)
         fake_center.emit([{"type": "AGENT", "agentid": "after", "status": "AVAIL", "queue": "q", "time": 1}])
         assert (await good.until(lambda f: f[0].get("agentid") == "after"))[-1][0]["agentid"] == "after"
+        assert len(pushes) == 1 and pushes[0] >= 0
     finally:
         globalLogPublisher.removeObserver(log.append)
         slow_sock.close()

@@ -295,3 +295,17 @@ def test_metrics_count_per_hook():
     assert f'callcenter_webhook_delivered_total{{hook="t"}} {float(sender.delivered)}' in text
     assert f'callcenter_webhook_dropped_total{{hook="t"}} {float(q.dropped)}' in text and q.dropped > 0
     assert 'callcenter_webhook_queued{hook="t"} 0.0' in text
+
+
+def test_a_status_end_without_the_call_object_makes_no_event():
+    from callcenter.core.changes import Changes
+    from callcenter.report import Transition
+    from callcenter.webhooks.events import EventDeriver
+
+    rig = Rig(1000.0)
+    ch = Changes(1000.0)
+    ch.transitions.append(Transition("CALL", "5550001", "QUEUED", 990.0, 10, "q", "1.1"))
+    assert EventDeriver(rig.center).derive(ch) == []
+    ch.objects.append({"type": "CALL", "id": "1.1", "status": "ABANDON", "callerid": "5550001"})
+    (event,) = EventDeriver(rig.center).derive(ch)
+    assert json.loads(event.body)["call"]["outcome"] == "abandoned"
