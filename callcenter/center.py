@@ -12,6 +12,7 @@ callers), and drives the resync with the PBX.  It never reads AMI headers.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -116,6 +117,7 @@ class Callcenter:
             ev.CallerJoined: self.flow.joined,
             ev.CallerLeft: self.flow.left,
             ev.CallerAbandoned: self.flow.abandoned,
+            ev.CallerTimedOut: self.flow.timed_out,
             ev.AgentConnected: self.flow.connected,
             ev.AgentCompleted: self.flow.completed,
             ev.AgentRinging: self.flow.ringing,
@@ -125,6 +127,14 @@ class Callcenter:
             ev.AgentLoggedIn: self._logged_in,
             ev.AgentLoggedOut: self.members.logged_out,
         }
+        # Queue-log catch-up (callcenter/queuelog/catchup.py): while it replays
+        # what AMI missed, live events and reconciles wait here, in order.
+        self._held: deque[tuple[Callable[..., Any], tuple[Any, ...]]] | None = None
+        self._held_events: list[ev.Event] = []
+        self._replaying = False
+        self._track_since = 0.0  # when the resync in flight asked for its snapshot
+        #: Called inside each applied event's transaction (the catch-up's cursor).
+        self.on_applied: Callable[[ev.Event], None] | None = None
 
     # ------------------------------------------------------------ state (read-only views)
 
@@ -278,6 +288,10 @@ class Callcenter:
             self.apply(event)
 
     def apply(self, event: ev.Event) -> None:
+        if self._held is not None and not self._replaying:
+            self._held.append((self.apply, (event,)))
+            self._held_events.append(event)
+            return
         kind = type(event)
         if kind in _CHANNEL_EVENTS and event.uid not in self.callbook.calls:  # type: ignore[union-attr]
             # Most Hangup/HangupRequest events are agent legs and IVR halves:
@@ -287,7 +301,69 @@ class Callcenter:
             return
         route = self._routes.get(kind)
         if route is not None:
-            self._transact(event.ts, route, event)
+            if self.on_applied is None:
+                self._transact(event.ts, route, event)
+            else:
+                self._transact(event.ts, self._applied, route, event)
+
+    def _applied(self, route: Callable[[Any], None], event: ev.Event) -> None:
+        route(event)
+        if self.on_applied is not None:
+            self.on_applied(event)
+
+    # ------------------------------------------------------------ catch-up gate
+
+    @property
+    def holding(self) -> bool:
+        return self._held is not None
+
+    @property
+    def held_events(self) -> list[ev.Event]:
+        """Live events waiting for the catch-up, in arrival order (read-only)."""
+        return self._held_events
+
+    def hold(self) -> None:
+        """Keep live events and reconciles back until ``release`` (the queue-log
+        catch-up replays what happened before them first)."""
+        if self._held is None:
+            self._held = deque()
+            self._held_events = []
+
+    def release(self) -> None:
+        """Apply what was held, in arrival order.  Events held before a
+        reconcile count as changed while its snapshot was in flight (as they
+        would have without the hold), so it does not undo them."""
+        held, self._held = self._held, None
+        self._held_events = []
+        if not held:
+            return
+        pending = [args[1] for fn, args in held if fn == self._reconcile_now]
+        saved = self.tracker.resync_touched
+        for fn, args in held:
+            if fn == self._reconcile_now:
+                pending.pop(0)
+                self.tracker.resync_touched = saved
+                fn(*args)
+            else:
+                if pending:
+                    self.tracker.resync_touched = pending[0]
+                fn(*args)
+        self.tracker.resync_touched = saved
+
+    def apply_replayed(self, event: ev.Event) -> None:
+        """An event rebuilt from the queue log: applied now, ahead of anything
+        held.  One from before the resync in flight asked for its snapshot is
+        older than it (not tracked); a later one (whole seconds, so within a
+        second of it) counts as newer, so the reconcile does not undo it."""
+        saved = self.tracker.resync_touched
+        if saved is not None and event.ts < int(self._track_since) - 1:
+            self.tracker.resync_touched = None  # older than the snapshot: it may correct it
+        self._replaying = True
+        try:
+            self.apply(event)
+        finally:
+            self._replaying = False
+            self.tracker.resync_touched = saved
 
     def _transact(self, ts: float, change: Callable[..., None], *args: Any) -> None:
         """Run one change and publish what it changed, once."""
@@ -369,15 +445,29 @@ class Callcenter:
         return self.resyncer.when_applied()
 
     def _track(self) -> set[str]:
+        self._track_since = self.clock.seconds()
         self.tracker.resync_touched = set()
         return self.tracker.resync_touched
 
     def _untrack(self) -> None:
         self.tracker.resync_touched = None
 
-    def _reconcile_snapshot(self, snap: ev.PbxSnapshot, skip: set[str]) -> None:
+    def _reconcile_snapshot(self, snap: ev.PbxSnapshot, skip: set[str]) -> defer.Deferred | None:
+        if self._held is not None:
+            done: defer.Deferred[None] = defer.Deferred()
+            # The live set: what the catch-up applies meanwhile is tracked into it.
+            self._held.append((self._reconcile_now, (snap, skip, done)))
+            return done  # the resync counts as applied once it really is
+        self._reconcile_now(snap, set(skip))
+        return None
+
+    def _reconcile_now(
+        self, snap: ev.PbxSnapshot, skip: set[str], done: defer.Deferred | None = None
+    ) -> None:
         ts = self.clock.seconds()
         self._transact(ts, lambda: self.reconciler.apply(snap, ts, set(skip)))
+        if done is not None:
+            done.callback(None)
 
     def reconcile(
         self,

@@ -126,6 +126,11 @@ class BusinessDay:
     def day_of(self, ts: float) -> str:
         return (self._local(ts) - self.offset).date().isoformat()
 
+    def start_of(self, ts: float) -> float:
+        """The Unix time the business day holding ``ts`` began."""
+        start = self.next_start(ts - 86400)
+        return start if start <= ts else self.next_start(ts - 2 * 86400)
+
     def next_start(self, ts: float) -> float:
         """The Unix time the business day after the one holding ``ts`` begins."""
         day = date.fromisoformat(self.day_of(ts)) + timedelta(days=1)

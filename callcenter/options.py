@@ -81,6 +81,11 @@ OPTION_GROUPS = {
     "request-timeout": "Limits",
     "max-body": "Limits",
     "log-interval": "Limits",
+    # Queue-log catch-up (issue 14, docs/reliability.md).
+    "queue-log": "PBX",
+    "queue-log-poll": "PBX",
+    "queue-log-chunk": "PBX",
+    "queue-log-max-held": "PBX",
     # Issue 15: agent names, pause reasons, wrap-up.
     "agents": "PBX",
     "wrapup-time": "PBX",
@@ -172,6 +177,11 @@ class Options(usage.Options):
         ["request-timeout", None, "10", "Seconds an HTTP client has to send its request line and headers (408 after)."],
         ["max-body", None, "4096", "Bytes of HTTP request body accepted (413 above, before reading it)."],
         ["log-interval", None, "60", "Seconds a repeated warning of one kind is counted before its 'N more like this' line."],
+        # Queue-log catch-up (issue 14, docs/reliability.md).
+        ["queue-log", None, None, "Asterisk's queue_log to fill AMI gaps from (default: off)."],
+        ["queue-log-poll", None, "1", "Seconds between reads of the queue log."],
+        ["queue-log-chunk", None, "262144", "Bytes of the queue log read per reactor turn."],
+        ["queue-log-max-held", None, "100000", "AMI events held back at most while a catch-up runs."],
         # Issue 14 (docs/reliability.md, "Without a queue log").
         ["counters-max-unseen", None, "10000", "Callers per queue a reconcile may count as come and gone unseen (from Asterisk's queue counters); 0 turns the counters' correction off."],
         # Health (issue 13, docs/operations.md).
@@ -276,6 +286,11 @@ class Options(usage.Options):
             self[name] = _positive_float(self[name], "--" + name)
         for name in ("max-connections", "max-per-address", "fd-reserve", "max-body"):
             self[name] = _positive_int(self[name], "--" + name)
+        self["queue-log-poll"] = _positive_float(self["queue-log-poll"], "--queue-log-poll")
+        for name in ("queue-log-chunk", "queue-log-max-held"):
+            self[name] = _positive_int(self[name], "--" + name)
+        if self["queue-log-chunk"] <= 4096:
+            raise usage.UsageError("--queue-log-chunk must be over 4096 bytes (a queue_log line's bound)")
         self["report-fsync"] = _on_off(self["report-fsync"], "--report-fsync")
         self["counters-max-unseen"] = _non_negative_int(self["counters-max-unseen"], "--counters-max-unseen")
         self["sim-queues"] = _names(self["sim-queues"], "--sim-queues")

@@ -8,10 +8,12 @@ other, each once the one before it is ready (``StartInOrder``):
 2. ``StoreService`` — Redis: loads the saved state in ``startService`` before
    any AMI event can arrive, then writes every change;
 3. ``SimulatorService`` — only with ``--simulate``: the simulated PBX;
-4. ``PbxService`` — the AMI client (reconnecting, resync after every login);
-5. ``AccessService`` — users, roles and login sessions (docs/security.md);
-6. the dashboard: ``strports``-style ``StreamServerEndpointService``;
-7. ``NotifyService`` — systemd's READY=1 / STATUS= / WATCHDOG=1 (``systemd.py``).
+4. ``QueueLogService`` — only with ``--queue-log``: follows Asterisk's
+   queue_log, fills AMI gaps from it (docs/reliability.md);
+5. ``PbxService`` — the AMI client (reconnecting, resync after every login);
+6. ``AccessService`` — users, roles and login sessions (docs/security.md);
+7. the dashboard: ``strports``-style ``StreamServerEndpointService``;
+8. ``NotifyService`` — systemd's READY=1 / STATUS= / WATCHDOG=1 (``systemd.py``).
 
 ``Health`` (``health.py``) follows the PBX link and Redis for the dashboards,
 ``/readyz`` and systemd.
@@ -212,6 +214,46 @@ class StoreService(_StartsAsync):
         return None
 
 
+class QueueLogService(service.Service):
+    """``--queue-log``: follows Asterisk's queue_log and fills AMI gaps from it
+    (callcenter/queuelog/catchup.py).  Built with the center, so the store
+    restores its cursor; started after the store loaded, before AMI."""
+
+    name = "queue-log"
+
+    def __init__(self, reactor: Any, options: _BaseOptions, center: Callcenter, store: StoreService) -> None:
+        from callcenter.queuelog.catchup import QueueLogCatchup
+
+        self.store_service = store
+        self.catchup = QueueLogCatchup(
+            reactor,
+            center,
+            options["queue-log"],
+            poll=options.get("queue-log-poll", 1.0),
+            chunk=options.get("queue-log-chunk", 256 * 1024),
+            max_held=options.get("queue-log-max-held", 100_000),
+        )
+
+    def cursor_part(self, prefix: str) -> Any:
+        from callcenter.queuelog.persist import CursorPart
+
+        return CursorPart(self.catchup.cursor, prefix)
+
+    def attach(self, client: Any) -> None:
+        """Before the center's own hooks: the catch-up must start ahead of the resync."""
+        client.add_connect_hook(self.catchup.on_login)
+        client.add_disconnect_hook(self.catchup.on_disconnect)
+
+    def startService(self) -> None:
+        super().startService()
+        store = self.store_service.store
+        self.catchup.start(store_loaded=store is not None and store.loaded)
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.catchup.stop()
+
+
 class SimulatorService(_StartsAsync):
     """``--simulate``: the simulated PBX on a loopback port of its own."""
 
@@ -270,6 +312,7 @@ class PbxService(service.Service):
         self.simulator = simulator
         self.health = health
         self.client: Any = None
+        self.queue_log: QueueLogService | None = None  # set by CallcenterService
         self.client_watchers: list[Any] = []
         if simulator is None:
             try:  # checked at construction: a bad --ami is a usage error
@@ -286,6 +329,8 @@ class PbxService(service.Service):
         else:
             endpoint, user, secret = self._endpoint, self.options["ami-user"], self.options["ami-secret"]
         self.client = AMIClient(self.reactor, endpoint, user, secret)
+        if self.queue_log is not None:
+            self.queue_log.attach(self.client)
         if self.health is not None:
             follow_pbx(self.health, self.client, self.center)  # before attach: see follow_pbx
         self.center.attach(self.client)
@@ -422,7 +467,14 @@ class CallcenterService(StartInOrder):
         self.simulator_service = SimulatorService(reactor, options) if options["simulate"] else None
         if self.simulator_service is not None:
             self.simulator_service.setServiceParent(self)
+        self.queue_log: QueueLogService | None = None
+        if options.get("queue-log"):
+            self.queue_log = QueueLogService(reactor, options, self.center, self.store_service)
+            self.queue_log.setServiceParent(self)
+            # Its cursor rides in each event's Redis transaction.
+            self.store_service.parts.append(self.queue_log.cursor_part(options["redis-prefix"]))
         self.pbx = PbxService(reactor, options, self.center, self.simulator_service, self.health)
+        self.pbx.queue_log = self.queue_log
         self.pbx.setServiceParent(self)
         self.access = AccessService(reactor, options)
         self.access.setServiceParent(self)

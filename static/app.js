@@ -988,9 +988,14 @@
               h("button", { type: "button", class: "btn-close", "aria-label": "Close", onClick: closePause }),
             ]),
             h("div", { class: "modal-body" }, [
-              h("div", { class: "reason-grid" }, state.config.pause_reasons.map((r) =>
-                h("button", { type: "button", class: "btn btn-outline-warning", "data-reason": r, onClick: () => pause(id, r) }, r)
-              )),
+              h("div", { class: "reason-grid" }, [
+                ...state.config.pause_reasons.map((r) =>
+                  h("button", { type: "button", class: "btn btn-outline-warning", "data-reason": r, onClick: () => pause(id, r) }, r)
+                ),
+                // Without free text an empty reason cannot be typed: a pause without one.
+                state.config.pause_free_text ? null
+                  : h("button", { type: "button", class: "btn btn-outline-secondary", "data-reason": "", onClick: () => pause(id, "") }, "No reason"),
+              ]),
               !state.config.pause_free_text ? null : h("form", { class: "mt-3", onSubmit: (e) => { e.preventDefault(); pause(id, state.pauseText); } }, [
                 h("label", { class: "form-label", for: "pause-text" }, "Or type a reason"),
                 h("div", { class: "input-group" }, [

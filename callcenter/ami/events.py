@@ -113,6 +113,18 @@ class CallerAbandoned(NamedTuple):
     ts: float
 
 
+class CallerTimedOut(NamedTuple):
+    """The entry ended unanswered and the caller went on in the dialplan (a
+    queue timeout, a key pressed, an empty queue).  AMI has no such event (its
+    QueueCallerAbandon is ambiguous, gotcha 20); Asterisk's queue_log says it
+    (EXITWITHTIMEOUT, EXITWITHKEY, EXITEMPTY), so queue-log replay uses it."""
+
+    uid: str
+    queue: str
+    hold: int | None
+    ts: float
+
+
 class AgentConnected(NamedTuple):
     uid: str
     queue: str
@@ -189,6 +201,7 @@ Event = (
     | CallerJoined
     | CallerLeft
     | CallerAbandoned
+    | CallerTimedOut
     | AgentConnected
     | AgentRinging
     | AgentRingStopped

@@ -35,6 +35,7 @@ class Changes:
         "connections",
         "days",
         "rolled",
+        "cursor",
         "_render",
         "_stats_dirty",
         "_stats",
@@ -52,6 +53,7 @@ class Changes:
         self.connections: set[str] = set()
         self.days: set[str] = set()
         self.rolled: list[DayBook] = []  # finished days, when the business day turned
+        self.cursor: Any = None  # the queue-log cursor's delta after this event (queuelog/persist.py)
         self._render: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {}
         self._stats_dirty = False
 

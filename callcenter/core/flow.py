@@ -67,6 +67,12 @@ class CallFlow:
         self._early_completes: OrderedDict[tuple[str, str], ev.AgentCompleted] = OrderedDict()
         # uid -> (QueueCallerAbandon time, hold, timer): abandon or timeout, not yet known.
         self._exits: dict[str, tuple[float, int, IDelayedCall]] = {}
+        #: Optional judge of a QueueCallerAbandon nobody's hang-up explains:
+        #: ``(uid, queue) -> "abandon" | "timeout" | None`` (Asterisk's queue_log
+        #: says which, callcenter/queuelog/catchup.py).  With one, the decision
+        #: waits EXIT_WINDOW even on a session that has shown no HangupRequest yet
+        #: (after a restart nobody knows whether it ever will).
+        self.exit_verdict: Callable[[str, str], str | None] | None = None
         # Wrap-up after a call: the member's own Wrapuptime, else its queue's
         # (queues.conf wrapuptime, which QueueStatus does not report: --wrapup-time).
         self.wrapup_times: dict[str, int] = {}
@@ -183,18 +189,22 @@ class CallFlow:
         if call is None or call.status != QUEUED or call.queue != e.queue:
             return
         hold = e.hold if e.hold is not None else whole(e.ts - (call.entered or e.ts))
-        if e.uid in self._hanging_up or not self.sees_hangup_requests:
+        if e.uid in self._hanging_up or (not self.sees_hangup_requests and self.exit_verdict is None):
             self._abandon(call, hold, e.ts)
         elif e.uid not in self._exits:
             # app_queue's timeout publishes the same event, but nobody hung up.
             timer = self.clock.callLater(EXIT_WINDOW, self._exit_window_over, e.uid)
             self._exits[e.uid] = (e.ts, hold, timer)
 
+    def undecided(self, uid: str) -> bool:
+        """A QueueCallerAbandon of ``uid`` waits for EXIT_WINDOW (abandon or timeout?)."""
+        return uid in self._exits
+
     def _exit_window_over(self, uid: str) -> None:
         if uid in self._exits:
-            self._transact(self.clock.seconds(), lambda: self._settle(uid, None))
+            self._transact(self.clock.seconds(), lambda: self._settle(uid, None, judged=True))
 
-    def _settle(self, uid: str, hung_up_at: float | None) -> None:
+    def _settle(self, uid: str, hung_up_at: float | None, judged: bool = False) -> None:
         """Decide a pending QueueCallerAbandon: an abandon when the caller hung
         up within EXIT_WINDOW of it, else a timeout (back in the dialplan)."""
         pending = self._exits.pop(uid, None)
@@ -208,11 +218,32 @@ class CallFlow:
             return
         if hung_up_at is not None and hung_up_at - ts <= EXIT_WINDOW:
             self._abandon(call, hold, ts)
+            return
+        verdict = None
+        if judged and self.exit_verdict is not None:
+            # The window ended with no hang-up seen: ask the queue log, and
+            # without an answer keep the session's rule (no hang-ups shown: abandon).
+            verdict = self.exit_verdict(uid, call.queue)
+            if verdict is None and not self.sees_hangup_requests:
+                verdict = "abandon"
+        if verdict == "abandon":
+            self._abandon(call, hold, ts)
         else:
-            self.tally.timeout(call.day, call.queue)
-            call.hold = hold
-            call.left = False
-            self.calls.set_status(call, NA, ts, duration=hold)
+            self._time_out(call, hold, ts)
+
+    def timed_out(self, e: ev.CallerTimedOut) -> None:
+        """A known timeout (the queue_log's EXITWITHTIMEOUT): no window to wait."""
+        self._settle(e.uid, None)
+        call = self.calls.get(e.uid)
+        if call is None or call.status != QUEUED or call.queue != e.queue:
+            return
+        self._time_out(call, e.hold if e.hold is not None else whole(e.ts - (call.entered or e.ts)), e.ts)
+
+    def _time_out(self, call: Call, hold: int, ts: float) -> None:
+        self.tally.timeout(call.day, call.queue)
+        call.hold = hold
+        call.left = False
+        self.calls.set_status(call, NA, ts, duration=hold)
 
     def ended_unseen(self, call: Call, hold: int, talk: int, ts: float) -> None:
         """A waiting caller answered and finished while we were not listening

@@ -115,7 +115,12 @@ class Reconciler:
                 agent.call = ""
             changed = True
         elif in_call and agent.call is None:
-            if not self._adopt(agent, bridges, ts):
+            # A connection opened before we knew the agent (a queue-log replay
+            # at a first start names the member only): it is this agent's call.
+            conn = self.switchboard.of_agent({agentid, agent.interface} - {""})
+            if conn is not None:
+                self.roster.set_call(agent, conn.id, conn.queue)
+            elif not self._adopt(agent, bridges, ts):
                 agent.call = ""  # on a call we cannot identify: INCALL without a CONNECT
             changed = True
         self.roster.refresh(agent, ts, changed)

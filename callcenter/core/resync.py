@@ -44,7 +44,7 @@ class Resync:
     def __init__(
         self,
         clock: IReactorTime,
-        apply: Callable[[PbxSnapshot, set[str]], None],
+        apply: Callable[[PbxSnapshot, set[str]], defer.Deferred | None],
         start_tracking: Callable[[], set[str]],
         stop_tracking: Callable[[], None],
         list_timeout: float = LIST_TIMEOUT,
@@ -124,7 +124,8 @@ class Resync:
                 log.warn("CoreShowChannels failed ({err}); reconciling without it", err=e)
                 channels = None
             items = await self._list("QueueStatus")
-            self._apply(pbx_snapshot(items, channels), touched)
+            # A Deferred when a queue-log catch-up holds it back: wait for it.
+            await defer.maybeDeferred(self._apply, pbx_snapshot(items, channels), touched)
             self.completed += 1
             watchers, self._watchers = self._watchers, []
             for d in watchers:

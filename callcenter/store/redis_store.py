@@ -245,6 +245,11 @@ class RedisStore:
         return d
 
     @property
+    def loaded(self) -> bool:
+        """Redis's saved state was read (a catch-up may trust what is missing)."""
+        return self._loaded
+
+    @property
     def held_lines(self) -> int:
         """Report lines not in the file yet (waiting for Redis, the journal or the disk)."""
         return sum(len(e.lines) for e in self._lines)

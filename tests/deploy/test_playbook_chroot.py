@@ -41,6 +41,9 @@ PBX_FILES = {
     "extensions.conf": "[from-internal]\nexten => 100,1,Answer()\n",
 }
 PBX_MTIME = 1_700_000_000
+# The existing PBX's queue log, owned by its own user (no such name in the root).
+ASTERISK_UID = 4321
+QUEUE_LOG = b"1795665072|NONE|NONE|NONE|QUEUESTART|\n1795665079|1795665079.5|q-callcenter|NONE|ENTERQUEUE||5550001|1\n"
 
 
 def _ensure_debootstrap() -> None:
@@ -104,6 +107,12 @@ def _plant_pbx(root: Path) -> Path:
         (etc / name).write_text(text)
         os.chmod(etc / name, 0o640)
         os.utime(etc / name, (PBX_MTIME, PBX_MTIME))
+    logs = root / "var" / "log" / "asterisk"
+    logs.mkdir(parents=True)
+    (logs / "queue_log").write_bytes(QUEUE_LOG)
+    for path, mode in ((logs, 0o750), (logs / "queue_log", 0o640)):
+        os.chown(path, ASTERISK_UID, ASTERISK_UID)
+        os.chmod(path, mode)
     return etc
 
 
@@ -332,3 +341,34 @@ def test_asterisk_role_fails_where_asterisk_cannot_be_installed(deployed, tmp_pa
 
 def test_nothing_left_running_in_the_root(deployed):
     assert rootfs.kill_processes_in(deployed.root) == []
+
+
+def test_queue_log_readable_by_the_service_user_alone(deployed):
+    """--queue-log is set where Asterisk's log directory is on the host, and the
+    service's user (only it) can read the log by ACL, rotated files included;
+    Asterisk's own owner and modes are untouched."""
+    env = deployed.path("/etc/callcenter/callcenter.env").read_text()
+    if deployed.scenario == "asterisk":
+        # Debian 12 has no Asterisk: no log directory here, so no --queue-log.
+        assert "CALLCENTER_QUEUE_LOG" not in env
+        return
+    assert "CALLCENTER_QUEUE_LOG=/var/log/asterisk/queue_log\n" in env
+    logs = deployed.path("/var/log/asterisk")
+    for path, mode in ((logs, 0o750), (logs / "queue_log", 0o640)):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (ASTERISK_UID, ASTERISK_UID, mode)
+    # A file Asterisk (or logrotate) creates later, e.g. after a rotation.
+    fd = os.open(logs / "queue_log.new", os.O_CREAT | os.O_WRONLY, 0o640)
+    os.write(fd, QUEUE_LOG)
+    os.close(fd)
+    os.chown(logs / "queue_log.new", ASTERISK_UID, ASTERISK_UID)
+    read = ("from callcenter.queuelog.follow import QueueLogFollower; import sys;"
+            " f = QueueLogFollower(sys.argv[1]); print([l.entry.verb for l in f.read()])")
+    for name in ("queue_log", "queue_log.new"):
+        proc = deployed.run(["chroot", "--userspec=callcenter:callcenter", str(deployed.root),
+                             f"{VENV}/bin/python", "-c", read, f"/var/log/asterisk/{name}"])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.strip() == "['QUEUESTART', 'ENTERQUEUE']", proc.stdout + proc.stderr
+        other = deployed.run(["chroot", "--userspec=nobody:nogroup", str(deployed.root),
+                              "cat", f"/var/log/asterisk/{name}"])
+        assert other.returncode != 0  # nobody else gained anything

@@ -107,12 +107,17 @@ def assert_redis_is(redis: Any, center: Callcenter, prefix: str = PREFIX, db: in
         k for k in dump if k.startswith(tuple(prefix + p + ":" for p in (*kinds, "day")))
     }
     # The journal marker (the last transaction applied) is bookkeeping, not state;
-    # so are the webhooks' outboxes (checked by tests/webhooks).
+    # so are the webhooks' outboxes (checked by tests/webhooks), the queue-log
+    # cursor (issue 14, queuelog/persist.py) and the PBX counters' baseline
+    # (core/pbx_counters.py).
     others = {k for k in others if not k.startswith(prefix + "webhook:")}
-    assert others <= {prefix + i for i in index.values()} | {
+    allowed = {
         prefix + "report:applied",
-        prefix + "pbx:counters",  # the PBX counters' baseline (core/pbx_counters.py)
-    }, others
+        prefix + "qlog:cursor",
+        prefix + "qlog:applied",
+        prefix + "pbx:counters",
+    }
+    assert others <= {prefix + i for i in index.values()} | allowed, others
 
 
 async def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> None:

@@ -28,7 +28,7 @@ from callcenter.web import make_site
 
 from .conftest import FakeCenter
 from .support import ARTIFACTS, STATIC_DIR, listen
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, on_reactor
 
 WALL = {"width": 1920, "height": 1080}
 LAPTOP = {"width": 1366, "height": 768}
@@ -161,6 +161,7 @@ def check_crafted(page, url: str, out: dict) -> None:
     # Pause reasons from CONFIG; no free text when the server allows none.
     page.click('tr[data-agent="2006"] [data-action="pause"]')
     out["reasons"] = page.eval_on_selector_all("[data-reason]", "bs => bs.map(b => b.dataset.reason)")
+    out["no_reason"] = page.inner_text('[data-reason=""]')
     out["free_text"] = page.query_selector("#pause-text") is not None
     page.keyboard.press("Escape")
     # Talk time ticks during a call: 300 s of the day's calls + this one.
@@ -280,9 +281,44 @@ def check_simulated(page, url: str, center: Any, out: dict) -> None:
         page.screenshot(path=os.path.join(ARTIFACTS, f"{name}.png"))
 
 
+# -- the scripted PBX: a pause set during a call ------------------------------------
+
+def check_pending(page, rig, out: dict) -> None:
+    """Ringing, then the call; Pause during it is pending, PAUSED at hang-up."""
+    peer = rig.peer
+    agent = 'tr[data-agent="1001"]'
+    uid = peer.new_uid()
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.goto(rig.url)
+    page.wait_for_selector('#conn[data-state="open"]')
+    page.wait_for_selector(f'{agent}[data-status="AVAIL"]')
+    join = peer.event("QueueCallerJoin", Channel=f"PJSIP/caller-{uid}", CallerIDNum="0470000009",
+                      CallerIDName="CAROL", Uniqueid=uid, Queue="q-callcenter", Position=1, Count=1)
+    on_reactor(rig.feed, join, peer.event(
+        "AgentCalled", Channel=f"PJSIP/caller-{uid}", CallerIDNum="0470000009", CallerIDName="CAROL",
+        Uniqueid=uid, DestChannel="Local/1001@agent-connect-00000003;1", Queue="q-callcenter",
+        Interface="Local/1001@agent-connect", MemberName="1001"))
+    page.wait_for_selector(f'{agent}[data-activity="ringing"]')
+    out["ring_caller"] = page.inner_text(f'tr[data-call="{uid}"] .caller')
+    out["ring_position"] = page.inner_text(f'tr[data-call="{uid}"] [data-role="position"]')
+    on_reactor(rig.feed, peer.connect(uid, "0470000009", "1001"))
+    page.wait_for_selector(f'{agent}[data-status="INCALL"][data-activity="incall"]')
+    page.click(f'{agent} [data-action="pause"]')
+    page.click('[data-dialog="pause"] [data-reason="Lunch"]')
+    page.wait_for_selector(f'{agent}[data-status="INCALL"][data-activity="pending"]')
+    out["pending"] = " ".join(page.text_content(f"{agent} td.status-cell").split())
+    page.goto(rig.url + "?view=wall")  # the wall tile says it too
+    page.wait_for_selector('.atile[data-agent="1001"][data-activity="pending"]')
+    out["pending_wall"] = page.text_content('.atile[data-agent="1001"] [data-role="status"]')
+    on_reactor(rig.feed, peer.complete(uid, "0470000009", "1001"))
+    page.wait_for_selector('.atile[data-agent="1001"][data-status="PAUSED"]')
+    out["after_hangup"] = page.text_content('.atile[data-agent="1001"] [data-role="status"]')
+    out["pauses"] = [{k: v for k, v in p.items() if k != "ActionID"} for p in on_reactor(peer.pauses)]
+
+
 # -- the module's one browser ----------------------------------------------------
 
-def drive(urls: dict[str, str], center: Any, out: dict) -> None:
+def drive(urls: dict[str, str], center: Any, rig: Any, out: dict) -> None:
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -296,6 +332,7 @@ def drive(urls: dict[str, str], center: Any, out: dict) -> None:
             check_crafted(page, urls["crafted"], out)
             check_legacy(page, urls["legacy"], out)
             check_simulated(page, urls["sim"], center, out)
+            check_pending(page, rig, out)
         finally:
             out["errors"] = errors
             browser.close()
@@ -311,18 +348,19 @@ def agent_queues(center: Any) -> dict[str, list[str]]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_wall_filter_and_layouts_in_headless_chromium():
+async def test_wall_filter_layouts_and_pending_pause_in_headless_chromium(rig):
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs chromium", pytrace=False)
     crafted_port, crafted_url = await crafted_site()
     legacy_port, legacy_url = await crafted_site(legacy=True)
+    await rig.feed(rig.peer.login("1001"))
     stops, center, sim_url, pbx = await simulated_site()
     queues_of = agent_queues(center)
     sim_stats = center.stats()
     out: dict[str, Any] = {"sim_agents": len(queues_of)}
     try:
         await threads.deferToThread(
-            drive, {"crafted": crafted_url, "legacy": legacy_url, "sim": sim_url}, center, out)
+            drive, {"crafted": crafted_url, "legacy": legacy_url, "sim": sim_url}, center, rig, out)
     finally:
         await crafted_port.stopListening()
         await legacy_port.stopListening()
@@ -338,7 +376,8 @@ async def test_wall_filter_and_layouts_in_headless_chromium():
     assert 0 < secs(out["wrapup_timer"]) <= 600  # the time left of wrapup_until
     assert out["call_rows"] == [["1", "ALICE MARTIN 0470000001"], ["2", "0470000002"], ["1", "BOB 0470000003"]]
     assert out["queue_agents"] == {"q-billing": "2 / 3", "q-sales": "0 / 3", "q-support": "0 / 2"}
-    assert out["reasons"] == ["Break", "Lunch", "Coaching"] and out["free_text"] is False
+    assert out["reasons"] == ["Break", "Lunch", "Coaching", ""] and out["free_text"] is False
+    assert out["no_reason"] == "No reason"
     t0, t1 = map(secs, out["talk_ticks"])
     assert 310 <= t0 < t1  # the day's 300 s + the call begun 10 s before, ticking
     assert out["laptop_outside"] == [] and out["laptop_overflow"] == []
@@ -378,3 +417,11 @@ async def test_wall_filter_and_layouts_in_headless_chromium():
     for name in ("laptop-1366x768", "phone-390x844"):
         assert out[f"{name}_overflow"] == [], name
         assert out[f"{name}_hscroll"] is False, name
+
+    # A pause set during a call: pending in the row and on the wall, PAUSED at hang-up.
+    assert out["ring_caller"] == "CAROL 0470000009" and out["ring_position"] == "1"
+    assert out["pending"] == "In call · pause next: Lunch"
+    assert out["pending_wall"] == "In call · pause next: Lunch"
+    assert out["after_hangup"] == "Paused · Lunch"
+    assert out["pauses"] == [{"Action": "QueuePause", "Interface": "Local/1001@agent-connect", "Paused": "true",
+                              "Queue": "q-callcenter", "Reason": "Lunch"}]
