@@ -119,7 +119,9 @@ class CallFlow:
             left_at = call.left_at if call.left_at is not None else ts
             if call.left and ts - left_at > EXIT_WINDOW:
                 # Left the queue unanswered (timeout), hung up later: not an abandon.
-                self.tally.timeout(call.day, call.queue)
+                # Its queue time ends when it left (the report's QUEUED line and
+                # the webhooks' "timeout" read that), then the hang-up ends it.
+                self._time_out(call, whole(left_at - (call.entered or left_at)), left_at)
                 self.calls.set_status(call, ABANDON, ts)
             elif call.left:
                 # Left and hung up at once: its QueueCallerAbandon did not reach us.

@@ -123,6 +123,21 @@ def test_abandon_needs_a_hangup_request_else_it_is_a_timeout(center: Callcenter)
     assert queued == [(QUEUED, 5, Q), (QUEUED, 8, Q), (QUEUED, 8, Q)]
 
 
+def test_left_unanswered_and_hung_up_later_is_a_timeout_whose_wait_ends_at_leaving(
+    center: Callcenter,
+) -> None:
+    """Left the queue at +5 (no abandon seen), hung up at +9: a timeout whose
+    QUEUED line lasts the 3 s it waited, then NA until the hang-up (DESIGN.md:
+    a line's duration is the time spent in that status)."""
+    center.apply(ev.CallerJoined("1.1", Q, "5550001", "", 1, T0 + 2))
+    center.apply(ev.CallerLeft("1.1", Q, T0 + 5))
+    center.clock.advance(9)
+    center.apply(ev.CallerHungUp("1.1", T0 + 9))
+    s = center.stats()
+    assert (s["calls_received"], s["calls_abandoned"], s["calls_timeout"]) == (1, 0, 1)
+    assert [x[2:4] for x in lines(center) if x[0] == "CALL"] == [(QUEUED, 3), (NA, 4)]
+
+
 def test_a_missed_hangup_request_is_still_an_abandon(center: Callcenter) -> None:
     """The request fell in a gap, but the hang-up follows within the window."""
     center.apply(ev.HangupRequested("other", T0))

@@ -27,7 +27,9 @@ TRACES = ["answered", "abandon", "ringnoanswer", "pause-during-call", "startup-s
 
 def _key(line: str) -> tuple[str, ...]:
     f = line.rstrip("\n").split(";")
-    return (f[1], f[2], f[3], f[5], f[6])
+    # A call may be in NA twice (the IVR before the queue, and after leaving
+    # it unanswered until the hang-up): those periods differ by their start.
+    return (f[1], f[2], f[3], f[5], f[6]) + ((f[0],) if f[3] == "NA" else ())
 
 
 @pytest.mark.parametrize("name", TRACES)
