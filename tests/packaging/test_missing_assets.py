@@ -32,7 +32,7 @@ def without_assets(installed: Path):
 async def _stats_once(port: int, offered: int, seconds: float = 60) -> dict:
     """HELLO until the STATS have seen every offered call."""
     for _ in range(int(seconds * 2)):
-        stats = (await hello(port))[0]
+        stats = next(o for o in await hello(port) if o.get("type") == "STATS")  # CONFIG opens the answer
         if stats["calls_received"] >= offered:
             return stats
         await deferLater(reactor, 0.5, lambda: None)

@@ -39,7 +39,12 @@ def test_the_readme_lists_the_commands_tested_here():
     text = (REPO / "README.md").read_text()
     assert "../" not in text
     for target in re.findall(r"\]\(([^)]+)\)", text):
-        assert (REPO / target).is_file(), target
+        path, _, anchor = target.partition("#")
+        assert (REPO / path).is_file(), target
+        if anchor:  # a heading of that file, slugged as GitHub does
+            headings = re.findall(r"^#+ (.+)$", (REPO / path).read_text(), re.M)
+            slugs = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+            assert anchor in slugs, target
 
 
 def test_editable_twistd_help_from_anywhere(clone: Path):
