@@ -28,9 +28,9 @@ class FramingError(Exception):
     bad one: they are sound and may still be processed.
     """
 
-    def __init__(self, message: str, blocks: list[bytes] | None = None) -> None:
+    def __init__(self, message: str, blocks: list[bytes] | list[str] | None = None) -> None:
         super().__init__(message)
-        self.blocks: list[bytes] = blocks or []
+        self.blocks: list[bytes] | list[str] = blocks or []
 
 
 class Message:
@@ -62,10 +62,10 @@ class Message:
         self._first: dict[str, str] | None = dict(reversed(headers))
 
     @classmethod
-    def _lazy(cls, text: str) -> Message:
+    def _lazy(cls, text: str, lookups: int = 0) -> Message:
         msg = cls.__new__(cls)
         msg._text = text
-        msg._lookups = 0
+        msg._lookups = lookups
         msg._first = None
         return msg
 
@@ -86,14 +86,16 @@ class Message:
 
     def _find(self, key: str) -> str | None:
         """First value of ``key`` in the raw text, as the full parse would give it."""
-        self._lookups += 1
+        lookups = self._lookups = self._lookups + 1
+        text = self._text
+        assert text is not None
+        if lookups == 0 and not _searchable(text):  # the first lookup of an unchecked message
+            return self._parse().get(key)
         needles = _NEEDLES.get(key)
         if needles is None:
             needles = _needles(key)
-        if not needles or self._lookups > _LAZY_LOOKUPS:
+        if not needles or lookups > _LAZY_LOOKUPS:
             return self._parse().get(key)
-        text = self._text
-        assert text is not None
         if text.startswith(needles[1]):
             start = len(needles[1])
         else:
@@ -108,6 +110,19 @@ class Message:
     def lazy(self) -> bool:
         """True until something needed the full parse."""
         return self._first is None
+
+    def skipped_lines(self) -> list[str]:
+        """The lines that are no header (no ``": "``, not ``Key:``): ``body``
+        of a message that is not command output.  A lazy message is searched
+        (the cheap check of ``parse_text``) and parsed only if that finds some;
+        a line with two ``": "`` hides one with none from that check (then
+        this is empty, and lookups are right all the same)."""
+        if self._first is None:
+            if self._lookups >= 0 or _searchable(self._text):  # type: ignore[arg-type]
+                self._lookups = max(self._lookups, 0)
+                return []
+            self._parse()
+        return self._body
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -222,6 +237,9 @@ class Message:
 # Lookups by search before a lazy message is parsed in full: a search costs
 # about a tenth of the parse of a typical 20-header event.
 _LAZY_LOOKUPS = 8
+# ``_lookups`` of a message from ``unchecked_text``: its first lookup runs the
+# check that ``parse_text`` runs up front.
+_UNCHECKED = -1
 # key -> ("\nKey: ", "Key: "), or () for a key no header line can have.
 _NEEDLES: dict[str, tuple[str, ...]] = {}
 
@@ -253,7 +271,7 @@ def parse_text(text: str) -> Message:
     """
     if text.startswith("Response: Follows"):
         return _parse_follows(text)
-    if ":\n" in text or text.endswith(":") or text.count(": ") <= text.count("\n"):
+    if not _searchable(text):
         pairs, first, body = _split_headers(text)
         msg = Message.__new__(Message)
         msg._text = None
@@ -261,6 +279,22 @@ def parse_text(text: str) -> Message:
         msg._pairs, msg._headers, msg._body, msg._first = pairs, None, body, first
         return msg
     return Message._lazy(text)
+
+
+def unchecked_text(text: str) -> Message:
+    """``parse_text`` for a block that starts with ``Event: `` (so it is no
+    command output), with its check put off: a full parse (``as_dict``,
+    ``headers``...) needs none, so an event read in full is never searched;
+    the first lookup by name runs it.  ``skipped_lines`` tells the lines
+    that are no header either way."""
+    return Message._lazy(text, _UNCHECKED)
+
+
+def _searchable(text: str) -> bool:
+    """Can lookups search ``text``?  Not when a ``Key:`` line (a header with
+    an empty value) may be in it, nor when some line is body (fewer ``": "``
+    than lines: then the caller wants ``body``, which the full parse gives)."""
+    return not (":\n" in text or text.endswith(":") or text.count(": ") <= text.count("\n"))
 
 
 def _split_headers(text: str) -> tuple[list, dict[str, str], list[str]]:
@@ -361,26 +395,50 @@ class Splitter:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add bytes; return the complete blocks (possibly none)."""
+        return self._feed(data, False)  # type: ignore[return-value]
+
+    def feed_text(self, data: bytes) -> list[str] | list[bytes]:
+        """``feed``, with the blocks decoded when that is one step: as ``str``
+        when the fast path of ``feed`` applies and this feed's complete
+        blocks are valid UTF-8 (one ``decode`` for all of them); otherwise
+        the blocks of ``feed``, as bytes, for the caller to decode one by one
+        (and say which held bad bytes).  Same blocks, same ``FramingError``
+        (whose ``blocks`` are then ``str``s or ``bytes`` alike)."""
+        return self._feed(data, True)
+
+    def _feed(self, data: bytes, text: bool) -> list[str] | list[bytes]:
+        buf = self._take(data)
+        if buf is None:
+            return []
+        if not self._expect_banner:
+            fast = self._split_plain_text(buf) if text else None
+            if fast is None:
+                fast = self._split_plain(buf)
+            if fast is not None:
+                return fast
+        return self._split(buf)
+
+    def _take(self, data: bytes) -> bytes | None:
+        """The bytes to split now, or None while no message can be complete."""
         if b"\r" in data:
             data = data.replace(b"\r", b"")
         if not data:
-            return []
-        if self._parts:
-            if not self._may_complete(data):
-                self._parts.append(data)
-                self._size += len(data)
-                self._tail_nl = data.endswith(b"\n")
-                self._check_size(self._size, [])
-                return []
+            return None
+        if not self._parts:
+            return data
+        if not self._may_complete(data):
             self._parts.append(data)
-            buf = b"".join(self._parts)
-            self._parts = []
-        else:
-            buf = data
-        if not self._expect_banner:
-            fast = self._split_plain(buf)
-            if fast is not None:
-                return fast
+            self._size += len(data)
+            self._tail_nl = data.endswith(b"\n")
+            self._check_size(self._size, [])
+            return None
+        self._parts.append(data)
+        buf = b"".join(self._parts)
+        self._parts = []
+        return buf
+
+    def _split(self, buf: bytes) -> list[bytes]:
+        """The careful loop: banner, stray blank lines, old-style command output."""
         blocks: list[bytes] = []
         pos = 0
         if self._expect_banner:
@@ -439,6 +497,29 @@ class Splitter:
         self._check_size(self._size, blocks)
         return blocks
 
+    def _split_plain_text(self, buf: bytes) -> list[str] | None:
+        """``_split_plain`` with one ``decode`` of every complete block:
+        None when it would be None or when those bytes are not UTF-8."""
+        if b"Response: Follows" in buf:
+            return None
+        cut = buf.rfind(b"\n\n")
+        if cut <= 0 or buf[cut - 1] == 10:  # 10: "\n"
+            return None  # no complete block, or stray blank lines: let the others decide
+        try:
+            text = buf[:cut].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        blocks = text.split("\n\n")
+        # As in _split_plain; a block's bytes are its length in characters
+        # when all are ASCII, and at most 4 times it in UTF-8 otherwise.
+        longest = max(map(len, blocks))
+        if (min(blocks)[:1] <= "\n" or longest >= self._max
+                or (len(text) != cut and 4 * longest >= self._max)):
+            return None
+        self._keep(buf, cut + 2)
+        self._check_size(self._size, blocks)  # type: ignore[arg-type]
+        return blocks
+
     def _may_complete(self, data: bytes) -> bool:
         """Could ``data`` end the pending message (or banner line)?"""
         if self._expect_banner or self._follows:
@@ -457,7 +538,7 @@ class Splitter:
             self._size = 0
             self._tail_nl = self._follows = False
 
-    def _check_size(self, size: int, blocks: list[bytes]) -> None:
+    def _check_size(self, size: int, blocks: list[bytes] | list[str]) -> None:
         if size > self._max:
             self._parts = []
             self._size = 0

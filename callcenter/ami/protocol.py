@@ -27,14 +27,21 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from callcenter.ami.errors import AMIConnectionLost, AMIError
-from callcenter.ami.message import FramingError, Message, Splitter, format_action, parse_text
+from callcenter.ami.message import (
+    FramingError,
+    Message,
+    Splitter,
+    format_action,
+    parse_text,
+    unchecked_text,
+)
 from callcenter.logthrottle import LogThrottle
 
 log = Logger()
 
 # Response words that mean the action worked (Pong: Asterisk 1.4's Ping answer).
 _SUCCESS = frozenset({"Success", "Follows", "Goodbye", "Pong"})
-_ACTIONID = b"\nActionID: "
+_ACTIONID = "\nActionID: "
 
 
 #: Most items one list action (QueueStatus, CoreShowChannels) may collect: a
@@ -44,7 +51,7 @@ MAX_LIST_ITEMS = 200_000
 # A header that can only start a message: found inside a block, it means the
 # sender left out the blank line that ends the message before it.  (Not
 # ``Response:``: OriginateResponse events carry one as an ordinary header.)
-_GLUE = b"\nEvent: "
+_GLUE = "\nEvent: "
 
 
 @dataclass(slots=True)
@@ -151,16 +158,22 @@ class AMIProtocol(Protocol):
             return
         error: FramingError | None = None
         try:
-            blocks = self._splitter.feed(data)
+            blocks = self._splitter.feed_text(data)
         except FramingError as e:
             blocks, error = e.blocks, e
         except Exception:  # a bug in the splitter must not kill the reactor's read loop
             log.failure("AMI splitter failed; dropping the connection")
             self.abort()
             return
-        self.messages_received += len(blocks)
+        if not blocks:
+            texts: list[str] = []
+        elif blocks[0].__class__ is bytes:  # not one UTF-8 decode: block by block
+            texts = [self._decode(block) for block in blocks]  # type: ignore[arg-type]
+        else:
+            texts = blocks  # type: ignore[assignment]
+        self.messages_received += len(texts)
         handle = self._handle_block
-        for block in self._unglue(blocks):
+        for block in self._unglue(texts):
             try:
                 handle(block)
             except Exception:
@@ -174,16 +187,16 @@ class AMIProtocol(Protocol):
                 error=str(error), peer=self._peer())
             self.abort()
 
-    def _unglue(self, blocks: list[bytes]) -> list[bytes]:
+    def _unglue(self, blocks: list[str]) -> list[str]:
         """Split a block that holds two messages (a sender left out the blank
         line between them): without this the second would be swallowed as
         extra headers of the first.  One byte search per block."""
         if not any(_GLUE in block for block in blocks):
             return blocks
-        out: list[bytes] = []
+        out: list[str] = []
         for block in blocks:
             # Leading garbage before a message is cut off by _handle_block.
-            cut = block.find(_GLUE) if block.startswith((b"Event: ", b"Response: ")) else -1
+            cut = block.find(_GLUE) if block.startswith(("Event: ", "Response: ")) else -1
             while cut > 0:
                 out.append(block[:cut])
                 block = block[cut + 1 :]
@@ -195,16 +208,16 @@ class AMIProtocol(Protocol):
             out.append(block)
         return out
 
-    def _handle_block(self, block: bytes) -> None:
-        if block.startswith(b"Event: "):
-            nl = block.find(b"\n")
-            name = (block[7:nl] if nl > 0 else block[7:]).decode("utf-8", "replace")
+    def _handle_block(self, block: str) -> None:
+        if block.startswith("Event: "):
+            nl = block.find("\n")
+            name = block[7:nl] if nl > 0 else block[7:]
             if self._pending:
                 i = block.find(_ACTIONID)
                 if i > 0:
                     i += 11
-                    j = block.find(b"\n", i)
-                    aid = (block[i:j] if j > 0 else block[i:]).decode("utf-8", "replace")
+                    j = block.find("\n", i)
+                    aid = block[i:j] if j > 0 else block[i:]
                     p = self._pending.get(aid)
                     if p is not None and p.is_list:
                         self._list_item(aid, p, self._parse(block))
@@ -215,48 +228,60 @@ class AMIProtocol(Protocol):
             if wanted is not None and name not in wanted:
                 self.events_skipped += 1
                 return
-            msg = self._parse(block)
+            # Parsed lazily, and checked only when something looks it up by
+            # name (a listener that reads every header never needs the check).
+            msg = unchecked_text(block)
             if self.dispatch is not None:
                 self.dispatch(msg)
-        elif block.startswith(b"Response: "):
+            skipped = msg.skipped_lines()
+            if skipped:
+                self._skipped_lines(block, skipped)
+        elif block.startswith("Response: "):
             self._response(self._parse(block))
         else:
             self._junk(block)
 
-    def _parse(self, block: bytes) -> Message:
+    def _decode(self, block: bytes) -> str:
         try:
-            text = block.decode("utf-8")
+            return block.decode("utf-8")
         except UnicodeDecodeError:
             # Keep the message (an ISO-8859-1 caller name must not lose us a
             # QueueCallerJoin); the bad bytes become U+FFFD.
             text = block.decode("utf-8", "replace")
-            self._throttle.warn(
-                "ami.utf8", "Non-UTF-8 bytes in AMI message {first!r} from {peer} replaced by U+FFFD",
-                first=text.partition("\n")[0], peer=self._peer())
+            if block.startswith((b"Event: ", b"Response: ")):  # junk gets its own warning
+                self._throttle.warn(
+                    "ami.utf8", "Non-UTF-8 bytes in AMI message {first!r} from {peer} replaced by U+FFFD",
+                    first=text.partition("\n")[0], peer=self._peer())
+            return text
+
+    def _parse(self, text: str) -> Message:
         msg = parse_text(text)
         # A lazy message has no line without ": " (or one hidden by a line with
         # two, which the cheap check cannot see: it is skipped all the same).
         if not msg.lazy and msg.body and msg.name != "Follows":
-            self._throttle.warn(
-                "ami.nocolon", "Skipped {n} line(s) without a colon in AMI message {first!r}: {line!r}",
-                n=len(msg.body), first=text.partition("\n")[0], line=msg.body[0][:80])
+            self._skipped_lines(text, msg.body)
         return msg
 
-    def _junk(self, block: bytes) -> None:
+    def _skipped_lines(self, text: str, lines: list[str]) -> None:
+        self._throttle.warn(
+            "ami.nocolon", "Skipped {n} line(s) without a colon in AMI message {first!r}: {line!r}",
+            n=len(lines), first=text.partition("\n")[0], line=lines[0][:80])
+
+    def _junk(self, block: str) -> None:
         # Junk that was not ended by a blank line is glued to the next message:
         # resync on the first line that starts one.
-        starts = [i for i in (block.find(b"\nEvent: "), block.find(b"\nResponse: ")) if i >= 0]
+        starts = [i for i in (block.find("\nEvent: "), block.find("\nResponse: ")) if i >= 0]
         self.junk_skipped += 1
         if starts:
             i = min(starts) + 1
             self._throttle.warn(
                 "ami.junk", "Skipped {n} bytes of non-AMI data from {peer}: {sample!r}",
-                n=i, peer=self._peer(), sample=block[: min(i, 80)])
+                n=len(block[:i].encode()), peer=self._peer(), sample=block[: min(i, 80)])
             self._handle_block(block[i:])
         else:
             self._throttle.warn(
                 "ami.junk", "Skipped a malformed AMI message ({n} bytes) from {peer}: {sample!r}",
-                n=len(block), peer=self._peer(), sample=block[:80])
+                n=len(block.encode()), peer=self._peer(), sample=block[:80])
 
     def _response(self, msg: Message) -> None:
         aid = msg.action_id

@@ -15,6 +15,7 @@ from callcenter.ami.message import (
     format_action,
     parse_message,
     parse_text,
+    unchecked_text,
 )
 
 
@@ -23,6 +24,20 @@ def feed_all(data: bytes, chunk: int, **kw: object) -> list[bytes]:
     out: list[bytes] = []
     for i in range(0, len(data), chunk):
         out.extend(s.feed(data[i : i + chunk]))
+    assert feed_text_all(data, chunk, **kw) == [b.decode("utf-8", "replace") for b in out]
+    return out
+
+
+def as_text(blocks: list[str] | list[bytes]) -> list[str]:
+    return [b if isinstance(b, str) else b.decode("utf-8", "replace") for b in blocks]
+
+
+def feed_text_all(data: bytes, chunk: int, **kw: object) -> list[str]:
+    """``feed_text`` in pieces, its blocks decoded where it left them bytes."""
+    s = Splitter(**kw)
+    out: list[str] = []
+    for i in range(0, len(data), chunk):
+        out.extend(as_text(s.feed_text(data[i : i + chunk])))
     return out
 
 
@@ -127,6 +142,25 @@ class TestFramingLimit:
         assert feed_all(b"Event: ok\n\n" + fits, chunk, max_message=100)[1] == fits[:-2]
         with pytest.raises(FramingError):
             feed_all(b"Event: ok\n\n" + too_long, chunk, max_message=100)
+        with pytest.raises(FramingError):
+            feed_text_all(b"Event: ok\n\n" + too_long, chunk, max_message=100)
+
+    @pytest.mark.parametrize("chunk", [1, 7, 10_000])
+    def test_the_limit_counts_bytes_not_characters(self, chunk: int) -> None:
+        # 40 two-byte characters: the block that fits has 59 characters, 99 bytes.
+        too_long = b"Event: A\nB: " + "\u00e9".encode() * 40 + b"x" * 8 + b"\n\n"
+        fits = b"Event: A\nB: " + "\u00e9".encode() * 40 + b"x" * 7 + b"\n\n"
+        assert len(fits.split(b"\n\n")[0]) + 1 == 100 == len(too_long.split(b"\n\n")[0])
+        assert feed_text_all(b"Event: ok\n\n" + fits, chunk, max_message=100)[1] == fits[:-2].decode()
+        for feed in (feed_all, feed_text_all):
+            with pytest.raises(FramingError):
+                feed(b"Event: ok\n\n" + too_long, chunk, max_message=100)  # type: ignore[operator]
+
+    def test_text_blocks_before_the_bad_one_are_handed_over(self) -> None:
+        s = Splitter(max_message=100)
+        with pytest.raises(FramingError) as info:
+            s.feed_text(b"Event: one\n\nEvent: two\n\n" + b"x" * 500)
+        assert as_text(info.value.blocks) == ["Event: one", "Event: two"]
 
     def test_blocks_before_the_bad_one_are_handed_over(self) -> None:
         s = Splitter(max_message=100)
@@ -205,10 +239,15 @@ message_text = st.lists(line, min_size=1, max_size=8).map("\n".join).filter(
 
 
 @settings(max_examples=400, deadline=None)
-@given(text=message_text, keys=st.lists(st.one_of(word, line_text), max_size=12))
-def test_lazy_lookups_equal_the_full_parse(text: str, keys: list[str]) -> None:
+@given(text=message_text, keys=st.lists(st.one_of(word, line_text), max_size=12),
+       unchecked=st.booleans(), read_first=st.booleans())
+def test_lazy_lookups_equal_the_full_parse(
+    text: str, keys: list[str], unchecked: bool, read_first: bool
+) -> None:
     oracle = reference_parse(text)
-    msg = parse_text(text)
+    msg = unchecked_text(text) if unchecked else parse_text(text)
+    if read_first:  # the protocol asks once the listeners are done
+        assert_skipped_lines(msg, text, oracle)
     for key in keys + [k for k, _ in oracle.headers]:
         assert msg.get(key, "<none>") == oracle.get(key, "<none>")
         assert (key in msg) == (key in oracle)
@@ -219,6 +258,26 @@ def test_lazy_lookups_equal_the_full_parse(text: str, keys: list[str]) -> None:
     assert msg.body == oracle.body
     assert msg.get_ci("A") == oracle.get_ci("A")
     assert msg.as_dict() == oracle.as_dict()
+    assert msg.skipped_lines() == oracle.body  # parsed by now: exact
+
+
+def assert_skipped_lines(msg: Message, text: str, oracle: Message) -> None:
+    """Of a lazy message: the body, unless a line with two ": " hides a line
+    with none from the cheap check (then nothing: lookups are right anyway)."""
+    skipped = msg.skipped_lines()
+    if all(line.count(": ") <= 1 for line in text.split("\n")):
+        assert skipped == oracle.body
+    else:
+        assert skipped in ([], oracle.body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=message_text)
+def test_an_unchecked_message_read_in_full_equals_the_full_parse(text: str) -> None:
+    oracle = reference_parse(text)
+    msg = unchecked_text(text)
+    assert msg.as_dict() == oracle.as_dict()  # no lookup by name first
+    assert (msg.headers, msg.body, msg.skipped_lines()) == (oracle.headers, oracle.body, oracle.body)
 
 
 # An independent statement of the framing for streams without old-style command
@@ -230,7 +289,8 @@ def reference_blocks(stream: bytes) -> list[bytes]:
 
 
 _LINE = st.sampled_from([b"Event: Hangup", b"Uniqueid: 17.1", b"Queue: q", b"Value: a: b",
-                         b"Junk", b"Empty:", b"\r", b"", b"\n"])
+                         b"Junk", b"Empty:", b"\r", b"", b"\n",
+                         "Name: Jos\u00e9 \u20ac".encode(), b"Latin1: Jos\xe9", b"\xc3"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -250,4 +310,14 @@ def test_blocks_equal_the_reference_whatever_the_fragmentation(
         pos += n
     got.extend(s.feed(stream[pos:]))
     assert got == reference_blocks(stream)
+    assert s.pending == 0
+    # The same pieces to feed_text: the same blocks, decoded in one go or not.
+    s = Splitter(expect_banner=False)
+    texts: list[str] = []
+    pos = 0
+    for n in cuts:
+        texts.extend(as_text(s.feed_text(stream[pos : pos + n])))
+        pos += n
+    texts.extend(as_text(s.feed_text(stream[pos:])))
+    assert texts == [b.decode("utf-8", "replace") for b in reference_blocks(stream)]
     assert s.pending == 0

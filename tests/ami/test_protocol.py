@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import pytest
 from support.fake_asterisk import BANNER, retag
@@ -244,13 +245,15 @@ def test_event_carrying_a_plain_actions_id_is_dispatched() -> None:
 
 def test_unwanted_events_are_not_parsed(monkeypatch) -> None:
     parsed: list[str] = []
-    real = protocol_module.parse_text
 
-    def counting(text: str) -> Message:
-        parsed.append(text.partition("\n")[0])
-        return real(text)
+    def counting(real: Callable[[str], Message]) -> Callable[[str], Message]:
+        def parse(text: str) -> Message:
+            parsed.append(text.partition("\n")[0])
+            return real(text)
+        return parse
 
-    monkeypatch.setattr(protocol_module, "parse_text", counting)
+    for name in ("parse_text", "unchecked_text"):  # responses, events
+        monkeypatch.setattr(protocol_module, name, counting(getattr(protocol_module, name)))
     w = Wire(wanted={"QueueCallerJoin"})
     w.recv(trace_bytes("answered.ami")[30:])  # past the banner
     assert {e.name for e in w.events} == {"QueueCallerJoin"}
@@ -332,6 +335,18 @@ class TestBadInput:
         assert w.events[0]["CallerIDName"] == "Jos\ufffd \ufffd"
         assert w.events[1]["Queue"] == "q-callcenter"
         assert len(logs.matching("Non-UTF-8")) == 1
+
+    def test_non_utf8_junk_is_junk_and_the_event_beside_it_is_kept(self, logs) -> None:
+        # In one chunk, as one read: the chunk is not UTF-8, so it is decoded block by block.
+        w = Wire()
+        w.recv(b"\x00\xff\xfe garbage\r\n\r\n"
+               b"Event: QueueCallerJoin\r\nCallerIDName: Jos\xe9\r\nQueue: q-callcenter\r\n\r\n"
+               + QUEUE_CALLER_JOIN)
+        assert [e["Queue"] for e in w.events] == ["q-callcenter", "q-callcenter"]
+        assert w.events[0]["CallerIDName"] == "Jos\ufffd"
+        assert len(logs.matching("malformed AMI message")) == 1
+        [warning] = logs.matching("Non-UTF-8")
+        assert "'Event: QueueCallerJoin'" in warning
 
     def test_unknown_event_is_ignored(self) -> None:
         w = Wire(wanted={"QueueCallerJoin"})
