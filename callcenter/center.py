@@ -228,6 +228,7 @@ class Callcenter:
                 agent.call, agent.call_queue = None, ""
                 agent.status = agent.derived_status()
         self.roster.rebuild_available(self.clock.seconds())
+        self.flow.resume_wrap_ups()
         self.tally.restore(list(books))
         self.pbx_counters.restore(counters)
 
