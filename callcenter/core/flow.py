@@ -416,6 +416,25 @@ class CallFlow:
             now = self.clock.seconds()
             self._transact(now, lambda: self.roster.refresh(agent, max(now, agent.wrapup_until), False))
 
+    def wrap_up_since(self, agent: Agent, queue: str, ended: float) -> None:
+        """A call of the agent ended at ``ended`` while we were not listening (the
+        PBX's LastCall, at a reconcile): its wrap-up runs from then, as app_queue's."""
+        self._wrap_up(agent, queue, ended)
+
+    def resume_wrap_ups(self) -> None:
+        """After a restore: each wrap-up still running (the saved ``wrapup_until``)
+        gets its timer back, so the agent is available again when it ends."""
+        for timer in self._wrapups.values():
+            if timer.active():
+                timer.cancel()
+        self._wrapups.clear()
+        now = self.clock.seconds()
+        for agent in self.roster.agents.values():
+            if agent.call is None and agent.wrapup_until > now:
+                self._wrapups[agent.agentid] = self.clock.callLater(
+                    agent.wrapup_until - now, self._wrap_up_over, agent.agentid
+                )
+
     # ------------------------------------------------------------ ringing
 
     def ringing(self, e: ev.AgentRinging) -> None:
