@@ -188,13 +188,18 @@ class PbxCounters:
                 if calls:
                     out.warnings.append(f"{queue}: {why}")
                     log.warn(
-                        "queue {q}: {n} callers gone while we were away counted abandoned "
-                        "(the rule without counters): {why}",
+                        "queue {q}: {n} callers gone while we were away counted abandoned, "
+                        "or timed out if still alive (the rule without counters): {why}",
                         q=queue, n=len(calls), why=why,
                     )
                 for call in calls:
-                    self._abandon(call, ts)
-                    out.old_rule += 1
+                    if call.id in alive:
+                        # Not hung up, so not an abandon, whatever the counters say.
+                        self._time_out(call, ts)
+                        out.timeout += 1
+                    else:
+                        self._abandon(call, ts)
+                        out.old_rule += 1
                     out.estimated_lines += 1
         self._keep(queues)
         if by_queue or out.unseen_answered or out.unseen_abandoned:
