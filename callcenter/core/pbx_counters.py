@@ -169,9 +169,9 @@ class PbxCounters:
     ) -> Settled:
         """Give each vanished waiting caller its outcome, then keep the new baseline.
 
-        ``alive``: the uniqueids of the PBX's channels now (CoreShowChannels;
-        None when it did not answer).  A vanished caller whose channel lives
-        left its queue without hanging up."""
+        ``alive``: the uniqueids of the PBX's channels now running something
+        other than Queue() (CoreShowChannels; None when it did not answer).  A
+        vanished caller among them left its queue without hanging up."""
         out = Settled()
         alive = alive if alive is not None else ()
         by_queue: dict[str, list[Call]] = {}
