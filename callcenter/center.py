@@ -101,6 +101,7 @@ class Callcenter:
             self.tally,
             self.flow.ended_unseen,
             self.flow.caller_gone,
+            self.flow.timed_out_unseen,
             counters_max_unseen,
         )
         self.reconciler = Reconciler(self.flow, self.pbx_counters)
@@ -302,6 +303,10 @@ class Callcenter:
 
     def handle_event(self, msg: Message) -> None:
         """One AMI message: translated (or dropped with a log line), then applied."""
+        if not self.flow.sees_hangup_requests and ev.shows_call_class(msg):
+            # Known before the first HangupRequest (a session just started): a
+            # timeout's QueueCallerAbandon is followed by MusicOnHoldStop at once.
+            self.flow.sees_hangup_requests = True
         event = ev.translate(msg, self.clock.seconds())
         if event is not None:
             self.apply(event)

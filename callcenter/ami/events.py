@@ -477,6 +477,15 @@ TRANSLATORS: dict[str, Callable[[Message, float], Event | None]] = {
 }
 
 
+def shows_call_class(msg: Message) -> bool:
+    """``msg``'s ``Privilege`` names the class "call": the session reads it, so
+    Asterisk sends it ``HangupRequest`` (class "call") too.  manager.c sends an
+    event only to a session whose ``readperm & EventMask`` holds every class
+    the event names (``(send_events & category) == category``)."""
+    privilege = msg.get("Privilege")
+    return privilege is not None and "call" in privilege.split(",")
+
+
 def translate(msg: Message, now: float) -> Event | None:
     """The domain event ``msg`` means, or None (not ours, or invalid: logged)."""
     name = msg.event or ""
@@ -693,5 +702,6 @@ __all__ = [
     "QueueCounters",
     "TRANSLATORS",
     "pbx_snapshot",
+    "shows_call_class",
     "translate",
 ]

@@ -70,7 +70,7 @@ class Reconciler:
         self._agents(members, _legs(bridges), ts, skip)
         vanished = self._calls(entries, alive, bridged, ts, skip)
         # Last: the counters' correction needs every other count of this reconcile.
-        self.counters.settle(vanished, snap.queues, ts)
+        self.counters.settle(vanished, snap.queues, ts, alive)
 
     # ------------------------------------------------------------ agents
 
