@@ -14,7 +14,7 @@ a regular expression first.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -477,12 +477,27 @@ TRANSLATORS: dict[str, Callable[[Message, float], Event | None]] = {
 }
 
 
-def translate(msg: Message, now: float) -> Event | None:
-    """The domain event ``msg`` means, or None (not ours, or invalid: logged)."""
+#: Hang-ups of a channel: most are agent legs and IVR halves, no call of ours.
+CHANNEL_EVENTS = frozenset({"Hangup", "HangupRequest", "SoftHangupRequest"})
+
+
+def translate(msg: Message, now: float, calls: Container[str] | None = None) -> Event | None:
+    """The domain event ``msg`` means, or None (not ours, or invalid: logged).
+
+    ``calls``, when given: the Uniqueids the core follows.  A hang-up
+    (``CHANNEL_EVENTS``) of any other channel is then no event, decided from
+    its ``Uniqueid`` alone (about half of the events the service listens to
+    are such hang-ups); one whose ``Uniqueid`` is not a sane id still goes
+    the whole way, so that it is logged as before.
+    """
     name = msg.event or ""
     fn = TRANSLATORS.get(name)
     if fn is None:
         return None
+    if calls is not None and name in CHANNEL_EVENTS:
+        uid = (msg.get("Uniqueid") or "").strip()
+        if uid and uid not in calls and len(uid) <= MAX_ID and uid.isprintable():
+            return None
     try:
         return fn(msg, timestamp(msg, now))
     except Invalid as e:
@@ -682,6 +697,7 @@ __all__ = [
     "CallerHungUp",
     "CallerJoined",
     "CallerLeft",
+    "CHANNEL_EVENTS",
     "ChannelState",
     "EntryState",
     "Event",
