@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 log = Logger()
@@ -128,6 +130,8 @@ class ReportWriter:
         self._failing = False
         self.lines_written = 0
         self.failed_writes = 0  # for tests, health and the benchmark
+        self._syncing = False  # an fsync runs in the sync thread
+        self._next_sync: list[defer.Deferred[bool]] = []  # waiting for the next one
 
     @property
     def failing(self) -> bool:
@@ -218,11 +222,12 @@ class ReportWriter:
         lines = [t.line(self.tz) for t in transitions]
         return self.write_lines(lines) == len(lines)
 
-    def write_lines(self, lines: list[str]) -> int:
+    def write_lines(self, lines: list[str], fsync: bool | None = None) -> int:
         """Append whole lines in order; returns how many are in the file (a prefix).
 
         The rest are not in the file at all (a partial line is cut back), so
-        the caller can hold them and call again later.
+        the caller can hold them and call again later.  ``fsync=False``: the
+        caller syncs later (``sync_off_thread``); None: this writer's own setting.
         """
         if not lines:
             return 0
@@ -241,7 +246,7 @@ class ReportWriter:
                     if n <= 0:
                         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                     written += n
-                if self.fsync:
+                if self.fsync if fsync is None else fsync:
                     _fsync(fd)
             except OSError:
                 whole = _whole_lines(data, written)
@@ -258,6 +263,55 @@ class ReportWriter:
             self._failing = False
         self.lines_written += done
         return done
+
+    def sync_off_thread(self, reactor: Any) -> defer.Deferred[bool]:
+        """``fsync`` what was written so far without blocking the reactor: in
+        a thread (the reactor's pool), on a duplicate of the descriptor (a
+        rotation may close ours meanwhile).  Group commit: while one sync
+        runs, further requests share the next one.  Fires True once the lines
+        written before the call are on disk, False if the sync failed (logged;
+        they are in the file, maybe not on disk).  Without threads (a test's
+        ``Clock``), or with ``fsync`` off, it completes at once."""
+        if not self.fsync or self._fd is None:
+            return defer.succeed(self._fd is not None or not self.fsync)
+        if not IReactorThreads.providedBy(reactor):
+            return defer.succeed(self._sync_now(os.dup(self._fd)))
+        d: defer.Deferred[bool] = defer.Deferred()
+        self._next_sync.append(d)
+        if not self._syncing:
+            self._start_sync(reactor)
+        return d
+
+    def _start_sync(self, reactor: Any) -> None:
+        waiting, self._next_sync = self._next_sync, []
+        if self._fd is None:  # closed (a failed write): what it held is not ours to sync
+            for d in waiting:
+                d.callback(False)
+            return
+        self._syncing = True
+        fd = os.dup(self._fd)
+        job = threads.deferToThreadPool(reactor, reactor.getThreadPool(), self._sync_now, fd)
+
+        def done(ok: bool) -> None:
+            self._syncing = False
+            for d in waiting:
+                d.callback(ok)
+            if self._next_sync:
+                self._start_sync(reactor)
+
+        job.addCallback(done)
+
+    def _sync_now(self, fd: int) -> bool:
+        # In the sync thread: only the system calls, no state of ours.
+        try:
+            _fsync(fd)
+            return True
+        except OSError as e:
+            log.error("{label} {path}: fsync failed ({err})", label=self.label, path=self.path,
+                      err=e.strerror or str(e))
+            return False
+        finally:
+            os.close(fd)
 
     def _cut_back(self, fd: int, extra: int) -> None:
         """Remove the ``extra`` bytes of a line written in part (never glue the next one)."""
@@ -290,7 +344,8 @@ class TurnWriter:
     """Report lines written once per reactor turn, for a center with no Redis
     store: every line that became due in the turn goes out in one write (and
     one ``fsync``), as the store's outbox writes them (``RedisStore._run_io``),
-    instead of a write and an ``fsync`` per event.  Lines the disk refuses are
+    instead of a write and an ``fsync`` per event; the ``fsync`` runs off the
+    reactor (``ReportWriter.sync_off_thread``).  Lines the disk refuses are
     held, in order, and retried every ``retry`` seconds."""
 
     def __init__(self, reactor: Any, writer: ReportWriter, retry: float = 1.0) -> None:
@@ -324,8 +379,12 @@ class TurnWriter:
         self._call = None
         if not self._held:
             return
-        done = self.writer.write_lines(self._held)
+        # The write on the reactor (page cache: a kill loses nothing written),
+        # the fsync in a thread, shared with the next turns' while it runs.
+        done = self.writer.write_lines(self._held, fsync=False)
         del self._held[:done]
+        if done:
+            self.writer.sync_off_thread(self.reactor)
         if self._held:
             self._call = self.reactor.callLater(self.retry, self.flush)
 

@@ -101,9 +101,9 @@ class _CountingWriter(ReportWriter):
 
     writes = 0
 
-    def write_lines(self, lines: list[str]) -> int:
+    def write_lines(self, lines: list[str], fsync: bool | None = None) -> int:
         self.writes += 1
-        return super().write_lines(lines)
+        return super().write_lines(lines, fsync)
 
 
 def test_turn_writer_writes_a_turns_lines_at_once_in_order(tmp_path: Path) -> None:
