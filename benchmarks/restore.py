@@ -5,11 +5,14 @@ Run by hand (``make bench``; never by the tests):
     .venv/bin/python benchmarks/restore.py [--agents 10000] [--runs 3]
 
 A throw-away ``redis-server`` on a free port is filled by the real service
-objects (``Callcenter`` + ``RedisStore``, fed AMI events): ``--agents`` agents,
-each on a call with its own caller (so as many calls and connections).  A
-scripted PBX in a child process (plain sockets) then answers ``QueueStatus``
-and ``CoreShowChannels`` with that same state: each agent a ``QueueMember``
-in call, each caller a channel bridged with its agent's leg.
+objects (``Callcenter`` + ``RedisStore``, fed AMI events): ``--agents`` agents
+over ``--queues`` queues, each on a call with its own caller (so as many calls
+and connections), half of them after an earlier call that ended.  A scripted
+PBX in a child process (plain sockets) then answers ``QueueStatus`` and
+``CoreShowChannels`` as Asterisk would after those events (LoginTime,
+LastCall, CallsTaken, InCall, device state; each caller's channel bridged
+with its agent's leg).  Both the fill and the answers come from one
+description of the centre (``Plan``), never from the service's own state.
 
 Each run times, in this process on the real reactor: a new ``Callcenter``,
 ``RedisStore.load()`` (connect, read, check, restore), the dashboard site
@@ -42,7 +45,6 @@ sys.path.insert(0, str(ROOT))
 from twisted.internet import defer, task  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint  # noqa: E402
 
-from benchmarks import redis_state  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     command_line,
     load_average,
@@ -51,9 +53,9 @@ from benchmarks.common import (  # noqa: E402
     redis_server,
 )
 from callcenter.ami.client import AMIClient  # noqa: E402
+from callcenter.ami.message import Message  # noqa: E402
 from callcenter.center import Callcenter  # noqa: E402
 from callcenter.kpi import BusinessDay  # noqa: E402
-from callcenter.model import DEVICE_STATES  # noqa: E402
 from callcenter.report import ReportWriter  # noqa: E402
 from callcenter.store.redis_store import RedisStore  # noqa: E402
 from callcenter.web import make_site  # noqa: E402
@@ -69,57 +71,117 @@ def _msg(*pairs: tuple[str, object]) -> bytes:
     return "".join(f"{k}: {v}\r\n" for k, v in pairs).encode() + b"\r\n"
 
 
-def pbx_answers(center: Callcenter) -> tuple[bytes, bytes]:
-    """QueueStatus and CoreShowChannels items for ``center``'s state (ActionID ``{AID}``)."""
-    status_of = {v: k for k, v in DEVICE_STATES.items()}
-    members, channels = [], []
-    now = time.time()
-    for i, (agentid, agent) in enumerate(center.agents.items()):
-        for queue in agent.queues:
-            member = agent.queues[queue]
-            pairs: list[tuple[str, object]] = [
-                ("Event", "QueueMember"), ("Queue", queue), ("Name", agentid),
-                ("Location", agent.interface), ("StateInterface", agent.interface),
-                ("Membership", "dynamic"), ("Penalty", 0), ("CallsTaken", 0), ("LastCall", 0),
-                ("LastPause", 0), ("LoginTime", int(now) - 3600),
-                ("InCall", 1 if agent.call else 0)]
-            if agent.device in status_of:
-                pairs.append(("Status", status_of[agent.device]))
-            pairs += [("Paused", 1 if member.paused else 0), ("PausedReason", member.reason),
-                      ("Wrapuptime", 0),
-                      ("ActionID", "{AID}")]
-            members.append(_msg(*pairs))
-        if agent.call:
-            call = center.calls[agent.call]
+class Plan:
+    """The centre the benchmark builds, described once, independently of the
+    service: the fill's AMI events and the scripted PBX's answers both come
+    from here (never from a ``Callcenter``'s state), so "the PBX answers the
+    same state" means what a real Asterisk would answer after those events.
+
+    Agent ``i`` (``a00000``...) logs into queue ``q-restore-<i % queues>`` at
+    ``login(i)``; every other agent first takes one call that ends (its
+    ``LastCall``, ``CallsTaken`` 1); then each agent talks to its own caller,
+    who waited 3 s.  Wrap-up is 0 (as after app_queue's default), so nobody
+    is in wrap-up at the restart."""
+
+    def __init__(self, agents: int, queues: int, t0: float) -> None:
+        self.n, self.queues, self.t0 = agents, max(1, queues), t0
+
+    def agent(self, i: int) -> tuple[str, str, str]:
+        """(member name, interface, queue)"""
+        return f"a{i:05d}", f"Local/a{i:05d}@agent-connect", f"q-restore-{i % self.queues}"
+
+    def start(self, i: int) -> float:
+        return self.t0 + i * 0.05  # every agent's own 50 ms of events
+
+    def login(self, i: int) -> int:
+        return int(self.start(i))  # app_queue's LoginTime: time(NULL) at the add
+
+    def earlier(self, i: int) -> bool:
+        return i % 2 == 0
+
+    def last_call(self, i: int) -> int:
+        return int(self.start(i) + 0.02) if self.earlier(i) else 0
+
+    def uid(self, i: int, n: int) -> str:
+        return f"{self.t0:.0f}.{2 * i + n}"
+
+    def caller(self, i: int, n: int) -> str:
+        return f"Local/113@public-{self.uid(i, n)};2"
+
+    def events(self, i: int) -> list[tuple[float, tuple[tuple[str, object], ...]]]:
+        """Agent ``i``'s part of the fill: (time, AMI event headers)."""
+        name, iface, queue = self.agent(i)
+        t = self.start(i)
+        member = (("Queue", queue), ("MemberName", name), ("Interface", iface),
+                  ("StateInterface", iface))
+        out: list[tuple[float, tuple[tuple[str, object], ...]]] = [(t, (
+            ("Event", "QueueMemberAdded"), *member, ("Membership", "dynamic"), ("Penalty", 0),
+            ("CallsTaken", 0), ("LastCall", 0), ("LastPause", 0), ("LoginTime", self.login(i)),
+            ("InCall", 0), ("Status", 1), ("Paused", 0), ("PausedReason", ""),
+            ("Wrapuptime", 0)))]
+
+        def call(n: int, t: float, end: bool) -> None:
+            who = (("Uniqueid", self.uid(i, n)), ("Channel", self.caller(i, n)),
+                   ("CallerIDNum", self.uid(i, n)))
+            out.append((t, (("Event", "QueueCallerJoin"), ("Queue", queue), *who,
+                            ("Position", 1))))
+            out.append((t + 0.003, (("Event", "AgentConnect"), *member, *who, ("HoldTime", 3),
+                                    ("RingTime", 1))))
+            if end:
+                out.append((t + 0.02, (("Event", "AgentComplete"), *member, *who,
+                                       ("HoldTime", 3), ("TalkTime", 17),
+                                       ("Reason", "agent"))))
+
+        if self.earlier(i):
+            call(0, t + 0.001, end=True)
+        call(1, t + 0.03, end=False)
+        out.append((t + 0.034, (("Event", "QueueMemberStatus"), *member, ("InCall", 1),
+                                ("Status", 2), ("Paused", 0))))
+        return out
+
+    def answers(self, now: float) -> tuple[bytes, bytes]:
+        """QueueStatus and CoreShowChannels at ``now`` (ActionID ``{AID}``)."""
+        members, channels = [], []
+        completed: dict[str, int] = {}
+        for i in range(self.n):
+            name, iface, queue = self.agent(i)
+            taken = 1 if self.earlier(i) else 0
+            completed[queue] = completed.get(queue, 0) + taken
+            members.append(_msg(
+                ("Event", "QueueMember"), ("Queue", queue), ("Name", name),
+                ("Location", iface), ("StateInterface", iface), ("Membership", "dynamic"),
+                ("Penalty", 0), ("CallsTaken", taken), ("LastCall", self.last_call(i)),
+                ("LastPause", 0), ("LoginTime", self.login(i)), ("InCall", 1), ("Status", 2),
+                ("Paused", 0), ("PausedReason", ""), ("Wrapuptime", 0), ("ActionID", "{AID}")))
             bridge = f"bridge-{i}"
-            age = max(1, int(now - (call.entered or now)))
+            age = time.strftime("%H:%M:%S", time.gmtime(max(0, int(now - self.start(i)))))
             channels.append(_msg(
                 ("Event", "CoreShowChannel"), ("ActionID", "{AID}"),
-                ("Channel", call.channel or f"Local/caller-{i};2"), ("Uniqueid", call.id),
-                ("Application", "Queue"), ("ApplicationData", f"{call.queue},t"),
-                ("BridgeId", bridge), ("Duration", time.strftime("%H:%M:%S", time.gmtime(age)))))
+                ("Channel", self.caller(i, 1)), ("Uniqueid", self.uid(i, 1)),
+                ("CallerIDNum", self.uid(i, 1)), ("Application", "Queue"),
+                ("ApplicationData", f"{queue},t"), ("BridgeId", bridge), ("Duration", age)))
             channels.append(_msg(
                 ("Event", "CoreShowChannel"), ("ActionID", "{AID}"),
-                ("Channel", f"{agent.interface}-{i:08x};1"), ("Uniqueid", f"leg.{i}"),
+                ("Channel", f"{iface}-{i:08x};1"), ("Uniqueid", f"leg.{i}"),
                 ("Application", "AppQueue"), ("ApplicationData", "(Outgoing Line)"),
-                ("BridgeId", bridge), ("Duration", time.strftime("%H:%M:%S", time.gmtime(age)))))
-    queues = sorted({q for a in center.agents.values() for q in a.queues})
-    params = [_msg(("Event", "QueueParams"), ("Queue", q), ("Max", 0), ("Strategy", "rrmemory"),
-                   ("Calls", 0), ("Holdtime", 0), ("TalkTime", 0), ("Completed", 0),
-                   ("Abandoned", 0), ("ServiceLevel", 0), ("ServicelevelPerf", 0),
-                   ("ServicelevelPerf2", 0), ("Weight", 0), ("ActionID", "{AID}"))
-              for q in queues]
-    status = (_msg(("Response", "Success"), ("ActionID", "{AID}"), ("EventList", "start"),
-                   ("Message", "Queue status will follow"))
-              + b"".join(params + members)
-              + _msg(("Event", "QueueStatusComplete"), ("ActionID", "{AID}"),
-                     ("EventList", "Complete"), ("ListItems", len(params) + len(members))))
-    show = (_msg(("Response", "Success"), ("ActionID", "{AID}"), ("EventList", "start"),
-                 ("Message", "Channels will follow"))
-            + b"".join(channels)
-            + _msg(("Event", "CoreShowChannelsComplete"), ("ActionID", "{AID}"),
-                   ("EventList", "Complete"), ("ListItems", len(channels))))
-    return status, show
+                ("BridgeId", bridge), ("Duration", age)))
+        params = [_msg(("Event", "QueueParams"), ("Queue", q), ("Max", 0),
+                       ("Strategy", "rrmemory"), ("Calls", 0), ("Holdtime", 3),
+                       ("TalkTime", 17 if completed[q] else 0), ("Completed", completed[q]),
+                       ("Abandoned", 0), ("ServiceLevel", 0), ("ServicelevelPerf", 0),
+                       ("ServicelevelPerf2", 0), ("Weight", 0), ("ActionID", "{AID}"))
+                  for q in sorted(completed)]
+        status = (_msg(("Response", "Success"), ("ActionID", "{AID}"), ("EventList", "start"),
+                       ("Message", "Queue status will follow"))
+                  + b"".join(params + members)
+                  + _msg(("Event", "QueueStatusComplete"), ("ActionID", "{AID}"),
+                         ("EventList", "Complete"), ("ListItems", len(params) + len(members))))
+        show = (_msg(("Response", "Success"), ("ActionID", "{AID}"), ("EventList", "start"),
+                     ("Message", "Channels will follow"))
+                + b"".join(channels)
+                + _msg(("Event", "CoreShowChannelsComplete"), ("ActionID", "{AID}"),
+                       ("EventList", "Complete"), ("ListItems", len(channels))))
+        return status, show
 
 
 def serve_pbx(fd: int, status_file: str, show_file: str) -> None:
@@ -167,15 +229,26 @@ def _writes(port: int) -> dict[str, int]:
     return out
 
 
-async def populate(reactor: Any, url: str, n: int) -> Callcenter:
-    redis_state.T0 = float(int(time.time()) - 600)  # today, a few minutes ago
-    redis_state.QUEUE = "q-restore"
-    bench = redis_state.Bench(reactor, url, PREFIX)
-    await bench.store.load()
-    bench.store.start()
-    await bench.populate(n)
-    await bench.store.stop()
-    return bench.center
+async def populate(reactor: Any, url: str, plan: Plan) -> Callcenter:
+    """The real service objects fed the plan's events on a Clock, into Redis."""
+    clock = task.Clock()
+    clock.advance(plan.t0)
+    center = Callcenter(clock, business_day=DAY)
+    store = RedisStore(reactor, url, PREFIX, center)
+    await store.load()
+    store.start()
+    for i in range(plan.n):
+        for t, pairs in plan.events(i):
+            clock.advance(max(0.0, t - clock.seconds()))
+            center.handle_event(Message.of(*((k, str(v)) for k, v in pairs),
+                                           ("Timestamp", f"{t:.6f}")))
+        if i % 500 == 0:
+            await store.flush()
+    await store.flush()
+    await store.stop()
+    if not len(center.agents) == len(center.calls) == len(center.connections) == plan.n:
+        raise SystemExit(f"the fill did not give {plan.n} agents, calls and connections")
+    return center
 
 
 async def one_run(reactor: Any, url: str, redis_port: int, pbx_port: int, tmp: str) -> dict:
@@ -224,8 +297,9 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
     print(f"$ {command_line()}")
     with redis_server() as redis_port, tempfile.TemporaryDirectory(prefix="bench-restore-") as tmp:
         url = f"redis://127.0.0.1:{redis_port}/0"
-        center = await populate(reactor, url, args.agents)
-        status, show = pbx_answers(center)
+        plan = Plan(args.agents, args.queues, float(int(time.time()) - 600))  # today
+        center = await populate(reactor, url, plan)
+        status, show = plan.answers(time.time())
         Path(tmp, "status.ami").write_bytes(status)
         Path(tmp, "show.ami").write_bytes(show)
         listener = socket.socket()
@@ -268,6 +342,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--agents", type=int, default=10_000, help="agents = calls = connections")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--queues", type=int, default=10, help="queues the agents are spread over")
     ap.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)
     ap.add_argument("files", nargs="*", help=argparse.SUPPRESS)
     a = ap.parse_args()

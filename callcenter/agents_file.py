@@ -10,7 +10,8 @@ Two formats, chosen by the file's extension:
 
 Every line is checked before anything is used: a bad one makes the whole
 file refused with one message naming each bad line (the service does not
-start half-configured).
+start half-configured).  SIGHUP rereads it (``AgentsReloader``): a bad new
+file keeps the directory in use and logs why.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from __future__ import annotations
 import csv
 import io
 import tomllib
+from collections.abc import Callable
 from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+log = Logger()
 
 MAX_BYTES = 4 << 20
 MAX_AGENTS = 100_000
@@ -114,3 +121,64 @@ def _done(out: Directory, errors: list[str], path: str) -> Directory:
         more = f" (and {len(errors) - MAX_ERRORS_SHOWN} more)" if len(errors) > MAX_ERRORS_SHOWN else ""
         raise AgentsFileError(f"--agents {path}: {len(errors)} bad line(s): {shown}{more}")
     return out
+
+
+# Runs ``load_agents(path)`` off the reactor thread (the service: the reactor's
+# thread pool; tests: at once) and fires with its result or its error.
+RunBlocking = Callable[[Callable[[str], Directory], str], "defer.Deferred[Directory]"]
+
+
+class AgentsReloader:
+    """SIGHUP for ``--agents``: reread the file, then hand the whole new
+    directory to ``apply`` (``Callcenter.set_agent_directory``) on the reactor.
+
+    A file that cannot be used changes nothing: the directory loaded before
+    stays, and one error line names the file and what is wrong with it.  A
+    SIGHUP while a reread runs makes one more reread after it (the file may
+    have changed again), never two at once.
+    """
+
+    def __init__(self, path: str, apply: Callable[[Directory], None], loaded: int,
+                 run_blocking: RunBlocking) -> None:
+        self.path = path
+        self._apply = apply
+        self._run_blocking = run_blocking
+        self.loaded = loaded  # agents in the directory in use (for the log lines)
+        self._running: defer.Deferred[None] | None = None
+        self._again = False
+
+    def reload(self) -> defer.Deferred[None]:
+        if self._running is not None:
+            self._again = True
+            return self._running
+        self._running = defer.Deferred()
+        self._next()
+        return self._running
+
+    def _next(self) -> None:
+        self._again = False
+        d = defer.maybeDeferred(self._run_blocking, load_agents, self.path)
+        d.addCallback(self._loaded)
+        d.addErrback(self._failed)  # a bad file, or (a bug) ``apply`` failing
+        d.addBoth(self._done)
+
+    def _loaded(self, directory: Directory) -> None:
+        self._apply(directory)
+        self.loaded = len(directory)
+        log.info("--agents {path} reloaded: {n} agents", path=self.path, n=len(directory))
+
+    def _failed(self, failure: Any) -> None:
+        if failure.check(AgentsFileError):
+            log.error("--agents file not reloaded, keeping the {n} agents loaded: {err}",
+                      n=self.loaded, err=failure.value)
+        else:
+            log.failure("--agents file not reloaded, keeping the {n} agents loaded",
+                        failure, n=self.loaded)
+
+    def _done(self, _: Any) -> None:
+        if self._again:
+            self._next()
+            return
+        running, self._running = self._running, None
+        if running is not None:
+            running.callback(None)

@@ -101,6 +101,7 @@ class Callcenter:
             self.tally,
             self.flow.ended_unseen,
             self.flow.caller_gone,
+            self.flow.timed_out_unseen,
             counters_max_unseen,
         )
         self.reconciler = Reconciler(self.flow, self.pbx_counters)
@@ -228,8 +229,27 @@ class Callcenter:
                 agent.call, agent.call_queue = None, ""
                 agent.status = agent.derived_status()
         self.roster.rebuild_available(self.clock.seconds())
+        self.flow.resume_wrap_ups()
         self.tally.restore(list(books))
         self.pbx_counters.restore(counters)
+
+    def set_agent_directory(self, directory: dict[str, tuple[str, str]]) -> None:
+        """--agents reread (SIGHUP): the new names and teams win from now on;
+        every agent whose name or team changed is published (an AGENT).  One
+        the file no longer lists loses its team and keeps its name until its
+        phone sends one (at the next login)."""
+        self._transact(self.clock.seconds(), self._set_agent_directory, dict(directory))
+
+    def _set_agent_directory(self, directory: dict[str, tuple[str, str]]) -> None:
+        old, self.roster.directory = self.roster.directory, directory
+        now = self.clock.seconds()
+        for agent in self.roster:
+            known = directory.get(agent.agentid)
+            if known is None and agent.agentid in old:
+                known = (agent.name, "")
+            if known is not None and (agent.name, agent.team) != known:
+                agent.name, agent.team = known
+                self.roster.refresh(agent, now)
 
     def publish_stats(self) -> None:
         """Tell subscribers the STATS now (after counters were replaced by a merge)."""
@@ -283,6 +303,10 @@ class Callcenter:
 
     def handle_event(self, msg: Message) -> None:
         """One AMI message: translated (or dropped with a log line), then applied."""
+        if not self.flow.sees_hangup_requests and ev.shows_call_class(msg):
+            # Known before the first HangupRequest (a session just started): a
+            # timeout's QueueCallerAbandon is followed by MusicOnHoldStop at once.
+            self.flow.sees_hangup_requests = True
         # Once the session has shown it sends HangupRequests (the flag the
         # abandon/timeout rule needs), hang-ups of channels that are no call of
         # ours are dropped at translation, unread; not while events are held

@@ -202,7 +202,7 @@ class Options(usage.Options):
         ["sim-queues", None, "q-callcenter", "Simulator: queue names, comma-separated."],
         ["seed", None, "1", "Simulator: random seed."],
         # Issue 15 (docs/protocol.md: AGENT name/team/wrapup_until, CONFIG).
-        ["agents", None, None, "CSV or TOML file: agent id -> name, team (wins over the phone's caller-id name)."],
+        ["agents", None, None, "CSV or TOML file: agent id -> name, team (wins over the phone's caller-id name; reread on SIGHUP)."],
         ["wrapup-time", None, "0", "Wrap-up seconds after a call, as queues.conf's wrapuptime (QueueStatus does not report it): N, or queue=N,... (a member's own Wrapuptime wins)."],
         ["pause-reasons", None, ",".join(DEFAULT_REASONS), "Pause reasons the dashboard offers, comma-separated (compared ignoring case)."],
         # Monitoring (docs/operations.md).

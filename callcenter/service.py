@@ -483,6 +483,17 @@ class CallcenterService(StartInOrder):
         self.access = AccessService(reactor, options)
         self.access.setServiceParent(self)
         self.report_service.also_on_hup(self.access.parts.reload)  # users file, audit file
+        if options.get("agents"):  # names and teams, reread off the reactor thread
+            from twisted.internet.threads import deferToThreadPool
+
+            from callcenter.agents_file import AgentsReloader
+
+            self.agents_reloader = AgentsReloader(
+                options["agents"], self.center.set_agent_directory,
+                len(options.get("agent-directory") or {}),
+                lambda fn, path: deferToThreadPool(reactor, reactor.getThreadPool(), fn, path),
+            )
+            self.report_service.also_on_hup(self.agents_reloader.reload)
         self.web = WebService(reactor, options["listen"], self._make_site())
         self.web.setServiceParent(self)
         self._wire_metrics()

@@ -515,6 +515,15 @@ TRANSLATORS: dict[str, Callable[[Message, float], Event | None]] = {
 CHANNEL_EVENTS = frozenset({"Hangup", "HangupRequest", "SoftHangupRequest"})
 
 
+def shows_call_class(msg: Message) -> bool:
+    """``msg``'s ``Privilege`` names the class "call": the session reads it, so
+    Asterisk sends it ``HangupRequest`` (class "call") too.  manager.c sends an
+    event only to a session whose ``readperm & EventMask`` holds every class
+    the event names (``(send_events & category) == category``)."""
+    privilege = msg.get("Privilege")
+    return privilege is not None and "call" in privilege.split(",")
+
+
 def translate(msg: Message, now: float, calls: Container[str] | None = None) -> Event | None:
     """The domain event ``msg`` means, or None (not ours, or invalid: logged).
 
@@ -745,5 +754,6 @@ __all__ = [
     "QueueCounters",
     "TRANSLATORS",
     "pbx_snapshot",
+    "shows_call_class",
     "translate",
 ]

@@ -9,8 +9,9 @@ applies whole or changes nothing.
 Rules that keep it right on a real Asterisk (see the traces' REFERENCE.md):
 - ``AgentComplete`` is matched to the agent's connection when it lacks the
   caller's fields, and by Uniqueid *and* Queue when it has them;
-- a ``QueueCallerAbandon`` is an abandon only when the caller's hang-up was
-  requested before it; without one it is a queue timeout (gotcha 20);
+- a ``QueueCallerAbandon`` is an abandon when the caller's hang-up was
+  requested before it (or comes within EXIT_WINDOW); otherwise it is a queue
+  timeout (gotcha 20), except on a session that shows no hang-ups at all;
 - a transferred caller's next queue entry may arrive before the transfer's
   ``AgentComplete`` (gotcha 21): it is held and applied right after;
 - events for calls that already ended change nothing, so nothing counts twice.
@@ -69,9 +70,7 @@ class CallFlow:
         self._exits: dict[str, tuple[float, int, IDelayedCall]] = {}
         #: Optional judge of a QueueCallerAbandon nobody's hang-up explains:
         #: ``(uid, queue) -> "abandon" | "timeout" | None`` (Asterisk's queue_log
-        #: says which, callcenter/queuelog/catchup.py).  With one, the decision
-        #: waits EXIT_WINDOW even on a session that has shown no HangupRequest yet
-        #: (after a restart nobody knows whether it ever will).
+        #: says which, callcenter/queuelog/catchup.py), asked at the end of EXIT_WINDOW.
         self.exit_verdict: Callable[[str, str], str | None] | None = None
         # Wrap-up after a call: the member's own Wrapuptime, else its queue's
         # (queues.conf wrapuptime, which QueueStatus does not report: --wrapup-time).
@@ -191,10 +190,17 @@ class CallFlow:
         if call is None or call.status != QUEUED or call.queue != e.queue:
             return
         hold = e.hold if e.hold is not None else whole(e.ts - (call.entered or e.ts))
-        if e.uid in self._hanging_up or (not self.sees_hangup_requests and self.exit_verdict is None):
+        if e.uid in self._hanging_up:
+            # A real abandon: app_queue saw the hang-up first (REFERENCE.md gotcha 20).
             self._abandon(call, hold, e.ts)
         elif e.uid not in self._exits:
-            # app_queue's timeout publishes the same event, but nobody hung up.
+            # app_queue's timeout (and EXITEMPTY, WITHDRAW) publishes the same event,
+            # with nobody hung up.  Decided by what follows within EXIT_WINDOW: the
+            # caller's hang-up (abandon), its next queue or the end of the window
+            # (timeout; an abandon on a session that never shows hang-ups).  Also on
+            # a session not yet known to deliver hang-ups (just started): deciding at
+            # once there took the timeout of a caller on its way to the next queue
+            # for an abandon and lost that queue entry.
             timer = self.clock.callLater(EXIT_WINDOW, self._exit_window_over, e.uid)
             self._exits[e.uid] = (e.ts, hold, timer)
 
@@ -222,10 +228,14 @@ class CallFlow:
             self._abandon(call, hold, ts)
             return
         verdict = None
-        if judged and self.exit_verdict is not None:
+        if judged:
             # The window ended with no hang-up seen: ask the queue log, and
-            # without an answer keep the session's rule (no hang-ups shown: abandon).
-            verdict = self.exit_verdict(uid, call.queue)
+            # without an answer keep the session's rule: a session that delivers
+            # class "call" would have shown the hang-up of an abandon before its
+            # QueueCallerAbandon, so this is a timeout; on one that shows no
+            # hang-ups nothing tells, so it is counted abandoned (the old rule).
+            if self.exit_verdict is not None:
+                verdict = self.exit_verdict(uid, call.queue)
             if verdict is None and not self.sees_hangup_requests:
                 verdict = "abandon"
         if verdict == "abandon":
@@ -259,6 +269,14 @@ class CallFlow:
         self.calls.set_status(call, INCALL, ts - talk, duration=hold)
         self.tally.complete(call.day, call.queue, talk)
         self.calls.set_status(call, HANGUP, ts, duration=talk)
+
+    def timed_out_unseen(self, call: Call, ts: float) -> None:
+        """A waiting caller who left its queue unanswered while we were not
+        listening and is still alive in the dialplan (known from the PBX's
+        channels and counters): a timeout, its wait taken up to ``ts`` (an
+        upper bound: when it left is not known)."""
+        self._hanging_up.discard(call.id)
+        self._time_out(call, whole(ts - (call.entered or ts)), ts)
 
     def _abandon(self, call: Call, hold: int, ts: float) -> None:
         self._hanging_up.discard(call.id)
@@ -397,6 +415,25 @@ class CallFlow:
         if agent is not None:
             now = self.clock.seconds()
             self._transact(now, lambda: self.roster.refresh(agent, max(now, agent.wrapup_until), False))
+
+    def wrap_up_since(self, agent: Agent, queue: str, ended: float) -> None:
+        """A call of the agent ended at ``ended`` while we were not listening (the
+        PBX's LastCall, at a reconcile): its wrap-up runs from then, as app_queue's."""
+        self._wrap_up(agent, queue, ended)
+
+    def resume_wrap_ups(self) -> None:
+        """After a restore: each wrap-up still running (the saved ``wrapup_until``)
+        gets its timer back, so the agent is available again when it ends."""
+        for timer in self._wrapups.values():
+            if timer.active():
+                timer.cancel()
+        self._wrapups.clear()
+        now = self.clock.seconds()
+        for agent in self.roster.agents.values():
+            if agent.call is None and agent.wrapup_until > now:
+                self._wrapups[agent.agentid] = self.clock.callLater(
+                    agent.wrapup_until - now, self._wrap_up_over, agent.agentid
+                )
 
     # ------------------------------------------------------------ ringing
 

@@ -13,8 +13,12 @@ the next reconcile::
     unanswered unexplained = (Abandoned now - then) - (our abandoned+timeout now - then)
 
 are exactly the ends we did not see, per queue.  The vanished callers take
-them, longest-waiting answered first (app_queue offers a queue's callers in
-order; which caller really got which outcome is not knowable); what is left
+them: those whose channel the PBX still has (alive, out of every queue, with
+no agent) left without hanging up, so they take unanswered ends as timeouts;
+then the longest-waiting take the answered ends (app_queue offers a queue's
+callers in order; which caller really got which outcome is not knowable) and
+the rest are abandoned (a timeout followed by a hang-up can not be told from
+an abandon once the channel is gone: one counter holds both); what is left
 over are callers who came and went entirely while we were away: counted
 received and answered or abandoned, with no report line (we never learnt who
 they were).  Per queue the counts are exact; every per-call second is an
@@ -28,7 +32,7 @@ and a warning says why.  The baseline is state: the Redis store keeps it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +106,7 @@ class Settled:
 
     answered: int = 0  # vanished callers counted answered
     abandoned: int = 0  # vanished callers counted abandoned by Asterisk's counters
+    timeout: int = 0  # vanished callers still alive: left their queue unanswered
     old_rule: int = 0  # vanished callers given the old rule (abandoned at reconcile)
     unseen_answered: int = 0  # came and went while we were away
     unseen_abandoned: int = 0
@@ -117,11 +122,13 @@ class PbxCounters:
         tally: Tally,
         answer_unseen: Callable[[Call, int, int, float], None],
         abandon_unseen: Callable[[Call, float], None],
+        time_out_unseen: Callable[[Call, float], None],
         max_unseen: int = MAX_UNSEEN,
     ) -> None:
         self.tally = tally
         self._answer = answer_unseen  # (call, hold, talk, ts): answered and ended unseen
         self._abandon = abandon_unseen  # (call, ts): the old rule, hold measured to ts
+        self._time_out = time_out_unseen  # (call, ts): left the queue alive, hold to ts
         self.max_unseen = max_unseen  # 0: the mode is off, every vanished caller gets the old rule
         self.baseline: Baseline | None = None  # None: the PBX gave no counters
         # Changed since the store last wrote it.  Not a change of its own: a
@@ -153,9 +160,20 @@ class PbxCounters:
             gone += now[1] - before[1]
         return done, gone
 
-    def settle(self, vanished: Iterable[Call], queues: dict[str, QueueCounters], ts: float) -> Settled:
-        """Give each vanished waiting caller its outcome, then keep the new baseline."""
+    def settle(
+        self,
+        vanished: Iterable[Call],
+        queues: dict[str, QueueCounters],
+        ts: float,
+        alive: Collection[str] | None = None,
+    ) -> Settled:
+        """Give each vanished waiting caller its outcome, then keep the new baseline.
+
+        ``alive``: the uniqueids of the PBX's channels now (CoreShowChannels;
+        None when it did not answer).  A vanished caller whose channel lives
+        left its queue without hanging up."""
         out = Settled()
+        alive = alive if alive is not None else ()
         by_queue: dict[str, list[Call]] = {}
         for call in vanished:
             by_queue.setdefault(call.queue, []).append(call)
@@ -165,7 +183,7 @@ class PbxCounters:
             why = self._unusable(queue, queues, base)
             if why is None:
                 assert base is not None
-                why = self._correct(queue, calls, queues[queue], base, ts, out)
+                why = self._correct(queue, calls, queues[queue], base, ts, out, alive)
             if why is not None:
                 if calls:
                     out.warnings.append(f"{queue}: {why}")
@@ -181,10 +199,10 @@ class PbxCounters:
         self._keep(queues)
         if by_queue or out.unseen_answered or out.unseen_abandoned:
             log.info(
-                "catch-up from Asterisk's queue counters: {a} answered, {b} abandoned, {o} by "
-                "the rule without counters, {ua} answered and {ub} abandoned unseen; "
+                "catch-up from Asterisk's queue counters: {a} answered, {b} abandoned, {t} timed "
+                "out, {o} by the rule without counters, {ua} answered and {ub} abandoned unseen; "
                 "{lines} report lines with estimated seconds",
-                a=out.answered, b=out.abandoned, o=out.old_rule,
+                a=out.answered, b=out.abandoned, t=out.timeout, o=out.old_rule,
                 ua=out.unseen_answered, ub=out.unseen_abandoned, lines=out.estimated_lines,
             )
         self.last = out
@@ -218,6 +236,7 @@ class PbxCounters:
         base: Baseline,
         ts: float,
         out: Settled,
+        alive: Collection[str],
     ) -> str | None:
         then = base.asterisk[queue]
         seen_done, seen_gone = self._seen(queue, base.ours)
@@ -229,6 +248,21 @@ class PbxCounters:
             return f"Asterisk counted {done + gone} ends for {len(calls)} callers gone"
         if done + gone - len(calls) > self.max_unseen:
             return f"{done + gone - len(calls)} unseen callers is more than --counters-max-unseen"
+        # A caller still alive, out of every queue and bridged with nobody, left
+        # this queue without hanging up: app_queue counted it in Abandoned (a
+        # timeout, EXITEMPTY or WITHDRAW: record_abandoned()), and it is not an
+        # abandon (DESIGN.md: ended by the caller).  Exact as far as the unanswered
+        # ends cover them; the dialplan's "continue after the agent hung up" ('c')
+        # is the one way such a caller could instead have been answered.
+        timeouts = [c for c in calls if c.id in alive][:gone]
+        for call in timeouts:
+            self._time_out(call, ts)
+            out.timeout += 1
+            out.estimated_lines += 1
+        if timeouts:
+            left = {c.id for c in timeouts}
+            calls = [c for c in calls if c.id not in left]
+            gone -= len(timeouts)
         answered = min(done, len(calls))
         talk_mean = now.talktime or 0
         for call in calls[:answered]:

@@ -70,7 +70,7 @@ class Reconciler:
         self._agents(members, _legs(bridges), ts, skip)
         vanished = self._calls(entries, alive, bridged, ts, skip)
         # Last: the counters' correction needs every other count of this reconcile.
-        self.counters.settle(vanished, snap.queues, ts)
+        self.counters.settle(vanished, snap.queues, ts, alive)
 
     # ------------------------------------------------------------ agents
 
@@ -110,11 +110,12 @@ class Reconciler:
             changed |= self.roster.set_membership(agent, queue, m.paused, m.reason, m.wrapup)
         changed |= self.roster.set_device(agent, first.device)
         changed |= self.roster.set_login_time(agent, min(m.login_time for m in queues.values()))
-        last_call = max(m.last_call for m in queues.values())
+        last_queue = max(queues, key=lambda q: queues[q].last_call)
+        last_call = queues[last_queue].last_call
         if last_call > int(agent.last_call) + 1:
             # A call that ended while we were away (ours is the same second, or one
-            # before Asterisk's own clock read: not news).
-            agent.last_call = float(last_call)
+            # before Asterisk's own clock read: not news); its wrap-up runs from then.
+            self.flow.wrap_up_since(agent, last_queue, float(last_call))
             changed = True
         if new:
             agent.fresh_login = all(m.login_pause for m in queues.values())

@@ -27,6 +27,15 @@ neither repeats nor loses an entry.
 
 A first start with nothing in Redis rebuilds today's figures from the start
 of the business day (issue 14, point 4).
+
+The IVR (NA) lines: app_queue logs nothing before ENTERQUEUE, so the time a
+caller entered the IVR (the dialplan's UserEvent CALLER) comes from the
+shipped dialplan's own ``CALLER`` line (``QueueLog()`` beside the UserEvent):
+exact.  A dialplan without that line but whose callers AMI showed as
+announced (``Cursor.callers``) gets, for a caller who arrived during a gap,
+an NA line estimated to start at its ENTERQUEUE (the shipped dialplan sends
+CALLER just before ``Queue()``); an NA line whose end (the hang-up) fell in
+a gap is ended by the reconcile, also an estimate.  Both are counted.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from callcenter.ami import events as ev
 from callcenter.center import Callcenter
 from callcenter.core.changes import Changes
 from callcenter.logthrottle import LogThrottle
+from callcenter.model import NA
 from callcenter.queuelog.entries import Entry
 from callcenter.queuelog.follow import CHUNK, Position, QueueLogFollower
 from callcenter.queuelog.mapping import entry_key, event_key, to_events
@@ -65,6 +75,15 @@ MAX_HELD = 100_000
 #: abandon-or-timeout decision.
 MAX_EXITS = 1000
 _EXIT_VERBS = frozenset({"ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"})
+#: What is known of the dialplan's UserEvent CALLER (``Cursor.callers``):
+#: the queue log has its ``CALLER`` lines (exact NA lines), or only AMI has
+#: shown the shipped dialplan's UserEvents (NA lines of callers who arrived
+#: during a gap are estimated); unknown (None): neither seen yet, no NA line
+#: is made up (the dialplan may send no UserEvents at all, FreePBX-style).
+CALLERS_LOG, CALLERS_AMI = "log", "ami"
+#: The shipped dialplan's UserEvents (CALLER, LOGGEDIN, LOGGEDOUT; CALLERHANGUP
+#: is not told from a Hangup here): one seen over AMI means it sends CALLER.
+_DIALPLAN_EVENTS = (ev.CallerAnnounced, ev.AgentLoggedIn, ev.AgentLoggedOut)
 
 
 class Cursor:
@@ -76,6 +95,7 @@ class Cursor:
         self.mark: int | None = None  # whole second of the last applied event
         self.keys: dict[str, int] = {}  # identity -> second, within 2 * SKEW of mark
         self.restored = False  # Redis had one
+        self.callers: str | None = None  # CALLERS_LOG, CALLERS_AMI or unknown
         self._added: list[tuple[str, int]] = []
         self._dropped: list[str] = []
 
@@ -104,7 +124,8 @@ class Cursor:
     def state_record(self) -> bytes:
         pos = self.position or Position(0, "")
         return json.dumps(
-            {"v": 1, "offset": pos.offset, "fp": pos.fingerprint, "mark": self.mark},
+            {"v": 1, "offset": pos.offset, "fp": pos.fingerprint, "mark": self.mark,
+             "callers": self.callers},
             separators=(",", ":"),
         ).encode()
 
@@ -120,8 +141,10 @@ class Cursor:
         try:
             d = json.loads(raw)
             offset, fp, mark = d["offset"], d["fp"], d["mark"]
+            callers = d.get("callers")  # absent in records written before it
             if not (isinstance(offset, int) and 0 <= offset < 2**53 and isinstance(fp, str)
-                    and len(fp) <= 64 and (mark is None or isinstance(mark, int) and 0 <= mark < 2**40)):
+                    and len(fp) <= 64 and (mark is None or isinstance(mark, int) and 0 <= mark < 2**40)
+                    and callers in (None, CALLERS_LOG, CALLERS_AMI)):
                 raise ValueError("out of range")
             keys = {}
             for k, s in applied:
@@ -134,6 +157,7 @@ class Cursor:
             return
         self.position = Position(offset, fp)
         self.mark, self.keys, self.restored = mark, dict(list(keys.items())[-MAX_KEYS:]), True
+        self.callers = callers
 
 
 class QueueLogCatchup:
@@ -162,12 +186,19 @@ class QueueLogCatchup:
         self._replay_key: tuple[str | None, int] | None = None
         self._held_seen = 0
         self._held_keys: set[str] = set()
+        self._held_callers: dict[str, ev.CallerAnnounced] = {}  # held UserEvent CALLERs by uid
         self._throttle = LogThrottle(log, clock)
         self._running = False
         self._unsubscribe: Any = None
         self._stats = _Stats()
         self.catchups = 0  # completed catch-ups (for tests and health)
         self.estimated_last = 0  # entries of the last catch-up whose seconds were measured
+        #: Report lines with estimated seconds since the start: measured hold/talk,
+        #: IVR (NA) starts and IVR lines the reconcile ended (for tests and health).
+        self.estimated_lines = 0
+        # IVR (NA) calls left open by a catch-up: if the reconcile after it ends
+        # them (no hang-up reached us), their NA line's length is an estimate.
+        self._open_ivr: set[str] = set()
 
     # ------------------------------------------------------------ life cycle
 
@@ -223,7 +254,7 @@ class QueueLogCatchup:
         self._draining = False
         self._stats = _Stats()
         self.center.hold()
-        self._held_seen, self._held_keys = 0, set()
+        self._held_seen, self._held_keys, self._held_callers = 0, set(), {}
         self._schedule(0)
 
     def _finish(self) -> None:
@@ -235,12 +266,33 @@ class QueueLogCatchup:
             log.info(
                 "queue log catch-up: {n} entries replayed ({first} to {last}): {r} calls "
                 "entered, {a} answered, {b} abandoned, {t} timed out, {l} report lines, "
-                "{e} with estimated seconds",
+                "{e} with estimated seconds ({i} of them IVR lines whose start is estimated)",
                 n=s.entries, first=s.first, last=s.last, r=s.received, a=s.answered,
-                b=s.abandoned, t=s.timeouts, l=s.lines, e=s.estimated,
+                b=s.abandoned, t=s.timeouts, l=s.lines, e=s.estimated + s.ivr, i=s.ivr,
             )
-        self.estimated_last = s.estimated
+        self.estimated_last = s.estimated + s.ivr
+        self.estimated_lines += s.estimated + s.ivr
+        self._watch_ivr()
         self.center.release()
+
+    def _watch_ivr(self) -> None:
+        """Callers still in the IVR as far as we know: their NA line ends with a
+        hang-up AMI shows (exact), or, gone from the PBX, at the reconcile."""
+        self._open_ivr = {uid for uid, c in self.center.calls.items() if c.status == NA}
+        if self._open_ivr:
+            self.center.when_reconciled().addCallback(self._ivr_reconciled)
+
+    def _ivr_reconciled(self, _: object) -> None:
+        gone = [uid for uid in self._open_ivr if uid not in self.center.calls]
+        self._open_ivr = set()
+        if gone:
+            self.estimated_lines += len(gone)
+            log.info(
+                "queue log catch-up: {n} IVR (NA) lines ended at the reconcile: the caller "
+                "hung up while we were away, when is not in the queue log (estimated: an "
+                "upper bound)",
+                n=len(gone),
+            )
 
     # ------------------------------------------------------------ the poll
 
@@ -273,7 +325,7 @@ class QueueLogCatchup:
         """One bounded read; True when another should follow at once."""
         lines = self.follower.read()
         f = self.follower
-        self._note_exits(lines)
+        self._note_lines(lines)
         for line in lines:
             e = line.entry
             if e is not None and self.mode == FOLLOW:
@@ -286,7 +338,7 @@ class QueueLogCatchup:
                     # current second may be newer than the snapshot the coming
                     # resync takes; read during its catch-up, it counts as newer.
                     break
-                self._replay(e, Position(line.end, f.position.fingerprint))
+                self._replay(e, f.position, Position(line.end, f.position.fingerprint))
             f.consume(line.end)
             self.cursor.position = f.position
         else:
@@ -304,7 +356,7 @@ class QueueLogCatchup:
             return bool(lines)
         return False
 
-    def _replay(self, e: Entry, after: Position) -> None:
+    def _replay(self, e: Entry, before: Position, after: Position) -> None:
         key = entry_key(e)
         if self.cursor.applied(key, e.ts) or (key is not None and key in self._live_keys()):
             return
@@ -313,6 +365,8 @@ class QueueLogCatchup:
         except ev.Invalid as err:
             self._throttle.warn("queuelog-entry", "queue log: ignored {verb}: {err}", verb=e.verb, err=err)
             return
+        if e.verb == "ENTERQUEUE":
+            self._announce_estimated(events[0], before)
         s = self._stats
         s.entries += 1
         s.first = s.first or e.ts
@@ -336,21 +390,55 @@ class QueueLogCatchup:
         finally:
             self._replay_key = None
 
+    def _announce_estimated(self, join: ev.Event, before: Position) -> None:
+        """A caller we never saw in the IVR joins: when AMI showed the dialplan's
+        UserEvents but the log has no CALLER lines, its NA line would be
+        lost.  The shipped dialplan sends CALLER just before Queue(): the IVR is
+        taken to have begun at the entry (an estimate, counted).  The flow's own
+        rule (``caller_announced``) still decides: nothing for a call it has or
+        ended (a transferred caller's next entry has no NA line, as over AMI)."""
+        assert isinstance(join, ev.CallerJoined)
+        if join.uid in self.center.calls or self.center.callbook.ended(join.uid):
+            return
+        self._live_keys()
+        # Its UserEvent CALLER may be held already (an entry of this very second):
+        # exact, and applied first, or the entry would make it come too late.
+        announce = self._held_callers.get(join.uid)
+        if announce is None:
+            if self.cursor.callers != CALLERS_AMI:
+                return
+            announce = ev.CallerAnnounced(join.uid, join.callerid, "", join.ts, join.callername)
+            self._stats.ivr += 1
+        # Its own identity, and the position before the line: a kill between this
+        # transaction and the entry's replays the ENTERQUEUE (the call is then known).
+        saved, self.cursor.position = self.cursor.position, before
+        self._replay_key = (event_key(announce), int(join.ts))
+        try:
+            self.center.apply_replayed(announce)
+        finally:
+            self._replay_key = None
+            self.cursor.position = saved
+
     def _live_keys(self) -> set[str]:
         held = self.center.held_events
         for event in held[self._held_seen :]:
             key = event_key(event)
             if key is not None:
                 self._held_keys.add(key)
+                if type(event) is ev.CallerAnnounced:
+                    self._held_callers[event.uid] = event
         self._held_seen = len(held)
         return self._held_keys
 
     # ------------------------------------------------------------ hooks into the center
 
-    def _note_exits(self, lines: list[Any]) -> None:
+    def _note_lines(self, lines: list[Any]) -> None:
+        """Exits for the abandon-or-timeout decision; the dialplan's CALLER lines."""
         for line in lines:
             e = line.entry
-            if e is not None and e.verb in _EXIT_VERBS:
+            if e is not None and e.verb == "CALLER":
+                self.cursor.callers = CALLERS_LOG
+            elif e is not None and e.verb in _EXIT_VERBS:
                 self._exits[(e.callid, e.queue)] = e.verb
                 while len(self._exits) > MAX_EXITS:
                     self._exits.popitem(last=False)
@@ -360,7 +448,7 @@ class QueueLogCatchup:
         verb = self._exits.get((uid, queue))
         if verb is None and self._running:
             try:
-                self._note_exits(self.follower.read())  # a look ahead; nothing consumed
+                self._note_lines(self.follower.read())  # a look ahead; nothing consumed
             except OSError:
                 return None
             verb = self._exits.get((uid, queue))
@@ -376,6 +464,13 @@ class QueueLogCatchup:
             key, second = event_key(event), int(event.ts)
             if type(event) is ev.CallerAbandoned and self.center.flow.undecided(event.uid):
                 key = None  # not over yet: a kill now must leave the queue log's line to replay
+            elif type(event) in _DIALPLAN_EVENTS and self.cursor.callers is None:
+                self.cursor.callers = CALLERS_AMI  # the shipped dialplan (it announces callers)
+            if self._open_ivr:
+                uid = getattr(event, "uid", "")
+                call = self.center.calls.get(uid)
+                if uid in self._open_ivr and (call is None or call.status != NA):
+                    self._open_ivr.discard(uid)  # its NA line's end came over AMI: exact
         self.cursor.note(key, second)
         self.center.tracker.ch.cursor = self.cursor.take_delta()
 
@@ -392,7 +487,8 @@ class _Stats:
     def __init__(self) -> None:
         self.entries = self.received = self.answered = self.abandoned = self.timeouts = 0
         self.lines = self.estimated = 0
+        self.ivr = 0  # IVR (NA) lines whose start was estimated
         self.first = self.last = 0
 
 
-__all__ = ["FOLLOW", "MAX_HELD", "POLL", "QueueLogCatchup", "REPLAY", "SKEW", "Cursor"]
+__all__ = ["CALLERS_AMI", "CALLERS_LOG", "FOLLOW", "MAX_HELD", "POLL", "QueueLogCatchup", "REPLAY", "SKEW", "Cursor"]

@@ -7,6 +7,7 @@ calls (Asterisk 22), checked against the traces' ``.queue_log``:
 ==================  =========================================  ==========================
 verb                data                                       domain events
 ==================  =========================================  ==========================
+CALLER              callerid (the shipped dialplan's line)     CallerAnnounced
 ENTERQUEUE          url|callerid|position[|priority]           CallerJoined
 CONNECT             holdtime|bridged uniqueid|ringtime         AgentConnected
 COMPLETEAGENT/..    holdtime|calltime|origposition             AgentCompleted
@@ -22,6 +23,10 @@ PAUSEALL/UNPAUSEALL reason (queue NONE: every queue)           MemberChanged per
 ADDMEMBER           "PAUSED" or ""                             MemberChanged (added)
 REMOVEMEMBER        ""                                         MemberRemoved
 ==================  =========================================  ==========================
+
+CALLER is not app_queue's: the shipped dialplan writes it with ``QueueLog()``
+where it sends ``UserEvent(CALLER)`` (asterisk-config/extensions.conf), so
+the log knows when a caller entered the IVR (the report's NA line).
 
 RINGNOANSWER, RINGCANCELED, QUEUESTART, CONFIGRELOAD, INFO, … change nothing
 the protocol shows (AMI's AgentCalled/AgentRingNoAnswer are ignored too).
@@ -44,6 +49,7 @@ from callcenter.queuelog.entries import Entry
 _EXITS = {"EXITWITHTIMEOUT": 2, "EXITEMPTY": 2, "EXITWITHKEY": 3}  # verb -> waittime field
 _TRANSFERS = ("BLINDTRANSFER", "TRANSFER", "ATTENDEDTRANSFER")
 _KIND = {
+    "CALLER": "caller",
     "ENTERQUEUE": "join",
     "CONNECT": "connect",
     "COMPLETEAGENT": "complete",
@@ -60,13 +66,15 @@ _KIND = {
     "ADDMEMBER": "add",
     "REMOVEMEMBER": "remove",
 }
-_CALL_KINDS = frozenset({"join", "connect", "complete", "exit"})
+_CALL_KINDS = frozenset({"caller", "join", "connect", "complete", "exit"})
 
 
 def entry_key(e: Entry) -> str | None:
     kind = _KIND.get(e.verb)
     if kind is None:
         return None
+    if kind == "caller":
+        return f"caller|{e.callid}"  # not in a queue yet: whatever the dialplan wrote there
     who = e.callid if kind in _CALL_KINDS else e.agent
     return f"{kind}|{who}|{e.queue}"
 
@@ -74,6 +82,8 @@ def entry_key(e: Entry) -> str | None:
 def event_key(e: ev.Event) -> str | None:
     """The same identity for an applied domain event (AMI's or a replayed one)."""
     t = type(e)
+    if t is ev.CallerAnnounced:
+        return f"caller|{e.uid}"
     if t is ev.CallerJoined:
         return f"join|{e.uid}|{e.queue}"
     if t is ev.AgentConnected:
@@ -108,6 +118,10 @@ def to_events(e: Entry, roster: Any) -> tuple[list[ev.Event], bool]:
     if _KIND.get(verb) in _CALL_KINDS:
         uid = ev.ident(e.callid, "callid")
         queue = ev.ident(queue, "queue")
+        if verb == "CALLER":
+            return [ev.CallerAnnounced(
+                uid, ev.ident(e.field(0), "callerid", required=False), "", ts
+            )], False
         if verb == "ENTERQUEUE":
             pos = e.field(2)
             return [ev.CallerJoined(

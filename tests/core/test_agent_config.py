@@ -4,11 +4,20 @@ and the names and reasons they give the AGENT objects (in-process, fake clock)."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from twisted.internet import defer
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python import usage
 
-from callcenter.agents_file import AgentsFileError, load_agents, parse_csv, parse_toml
+from callcenter.agents_file import (
+    AgentsFileError,
+    AgentsReloader,
+    load_agents,
+    parse_csv,
+    parse_toml,
+)
 from callcenter.ami.message import Message
 from callcenter.core.pause_reasons import PauseReasons, UnknownReason, parse_reasons
 from callcenter.options import Options
@@ -127,3 +136,96 @@ def test_member_wrapuptime_wins_over_the_queue_setting() -> None:
     out.clock.advance(T0 + 30 - out.clock.seconds())  # the wrap-up timer has run
     assert c.stats()["queues"][Q]["agents_available"] == 1
 
+
+
+def _reloading_center(path: Path) -> tuple[Any, AgentsReloader, list[dict[str, Any]]]:
+    """A center started with ``path`` as --agents, agents 1001-1003 logged in,
+    and the AGENT objects it publishes from then on."""
+    out = traces.new_center(T0)
+    c = out.center
+    c.roster.directory = load_agents(str(path))  # as Options gives it at start
+    for agent in ("1001", "1002", "1003"):
+        login(c, agent, T0)
+    published: list[dict[str, Any]] = []
+    c.subscribe(lambda ch: published.extend(o for o in ch.objects if o["type"] == "AGENT"))
+    # At once, where the service reads in the reactor's thread pool.
+    reloader = AgentsReloader(str(path), c.set_agent_directory, len(c.roster.directory),
+                              lambda fn, p: defer.maybeDeferred(fn, p))
+    return c, reloader, published
+
+
+def test_sighup_rereads_the_agents_file_and_publishes_who_changed(tmp_path: Path) -> None:
+    path = tmp_path / "agents.csv"
+    path.write_text("1001,Ann Smith,Sales\n1002,Bob Roe,Support\n")
+    c, reloader, published = _reloading_center(path)
+    statuses = {a: c.agents[a].status for a in ("1001", "1002", "1003")}
+    path.write_text("1002,Robert Roe,Support\n1003,Cy Doe,Sales\n")
+    reloader.reload()
+    # 1002 renamed, 1003 newly listed, 1001 no longer listed: its team goes,
+    # its name stays until its phone sends one.
+    assert sorted((o["agentid"], o["name"], o["team"]) for o in published) == [
+        ("1001", "Ann Smith", ""), ("1002", "Robert Roe", "Support"), ("1003", "Cy Doe", "Sales")]
+    assert {a: c.agents[a].status for a in statuses} == statuses  # a name is not a status
+    assert c.roster.directory == {"1002": ("Robert Roe", "Support"), "1003": ("Cy Doe", "Sales")}
+
+    published.clear()
+    reloader.reload()  # the same file again: nobody changed, nothing sent
+    assert published == []
+    # An agent who logs in later gets the new name (Roster.ensure).
+    login(c, "1004", T0 + 5)
+    path.write_text("1004,Di Fox,\n")
+    reloader.reload()
+    assert ("1004", "Di Fox", "") in [(o["agentid"], o["name"], o["team"]) for o in published]
+
+
+@pytest.mark.parametrize("content", [
+    "1001,Ann\n1001,Ann twice\n",  # a bad line
+    b"1001,Ann \xff\n",  # not UTF-8
+    None,  # gone
+])
+def test_a_bad_agents_file_on_sighup_keeps_the_directory_and_says_why(tmp_path: Path, content: Any) -> None:
+    path = tmp_path / "agents.csv"
+    path.write_text("1001,Ann Smith,Sales\n1002,Bob Roe,Support\n")
+    c, reloader, published = _reloading_center(path)
+    before = dict(c.roster.directory)
+    if content is None:
+        path.unlink()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        reloader.reload()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert c.roster.directory == before and published == []
+    assert c.agents["1002"].to_json()["name"] == "Bob Roe"
+    errors = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.error]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"--agents file not reloaded, keeping the 2 agents loaded: --agents {path}: ")
+    assert "Traceback" not in errors[0]
+
+
+def test_a_sighup_during_a_reread_rereads_once_more_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "agents.csv"
+    path.write_text("1001,Ann,\n")
+    c, _, published = _reloading_center(path)
+    reads: list[defer.Deferred] = []
+
+    def held(fn: Any, p: str) -> defer.Deferred:
+        reads.append(defer.Deferred())
+        return reads[-1].addCallback(lambda _: fn(p))
+
+    reloader = AgentsReloader(str(path), c.set_agent_directory, 1, held)
+    first = reloader.reload()
+    path.write_text("1001,Ann B,\n")
+    second, third = reloader.reload(), reloader.reload()
+    assert len(reads) == 1  # never two at once
+    reads[0].callback(None)
+    assert len(reads) == 2 and not first.called  # the SIGHUPs during it: one more read
+    path.write_text("1001,Ann C,\n")
+    reads[1].callback(None)
+    assert first.called and second.called and third.called
+    assert [o["name"] for o in published] == ["Ann B", "Ann C"]

@@ -129,6 +129,10 @@ def test_timeout_and_retry_in_the_same_queue_is_a_new_entry(out: traces.Outcome)
     stats = c.stats()
     assert (stats["calls_received"], stats["calls_waiting"], stats["longest_wait"]) == (2, 1, 5)
     c.handle_event(caller("QueueCallerAbandon", "8.17", T0 + 31, Queue=Q, HoldTime="6"))
+    # A timeout publishes the same QueueCallerAbandon (REFERENCE.md gotcha 20): what
+    # makes it an abandon is the caller's hang-up, here the hangup handler's
+    # CALLERHANGUP right after it (gotcha 22's order).
+    c.handle_event(ev("UserEvent", T0 + 31, UserEvent="CALLERHANGUP", Uniqueid="8.17"))
     stats = c.stats()
     assert (stats["calls_abandoned"], stats["average_abandoned_time"], stats["calls_waiting"]) == (1, 6, 0)
     assert rows(out, "8.17") == [("QUEUED", 25, Q), ("QUEUED", 6, Q)]
@@ -210,6 +214,7 @@ def test_transfer_to_another_queue_is_a_new_queue_entry(out: traces.Outcome) -> 
         hook()
     assert c.calls["8.6"].status == "QUEUED" and c.stats()["queues"][Q]["calls_waiting"] == 1
     c.handle_event(caller("QueueCallerAbandon", "8.6", T0 + 70, Queue=Q, HoldTime="7"))
+    c.handle_event(ev("UserEvent", T0 + 70, UserEvent="CALLERHANGUP", Uniqueid="8.6"))  # gotcha 20
     # A late duplicate of the first AgentConnect still counts nothing.
     c.handle_event(msgs[3])
     assert c.stats()["calls_answered"] == 2 and c.stats()["calls_abandoned"] == 1 and not c.calls
@@ -379,9 +384,61 @@ def test_rollover_with_calls_in_progress() -> None:
     assert (stats["calls_received"], stats["connections_online"], stats["calls_waiting"]) == (0, 1, 1)
     assert stats["longest_wait"] == 15
     c.handle_event(caller("QueueCallerAbandon", "8.16", boundary + 20, Queue=Q, HoldTime="30"))
+    c.handle_event(ev("UserEvent", boundary + 20, UserEvent="CALLERHANGUP", Uniqueid="8.16"))  # gotcha 20
     c.handle_event(answered_call("8.15", "1001", boundary - 50, hold=5, talk=100)[-1])
     day1 = c.past[min(c.past)].total()
     assert (day1.received, day1.answered, day1.abandoned, day1.completed) == (2, 1, 1, 1)
     assert c.book.total() == type(day1)()
     assert (c.stats()["calls_waiting"], c.stats()["connections_online"]) == (0, 0)
     c.stop()
+
+
+def _call_class(name: str, uid: str, t: float) -> Message:
+    """An event of class "call" on the caller's channel (only its header matters)."""
+    return Message([("Event", name), ("Privilege", "call,all"), ("Timestamp", f"{t:.6f}"),
+                    ("Channel", f"Local/115@public-0000{uid};2"), ("Uniqueid", uid)])
+
+
+@pytest.mark.parametrize("then", ["next queue", "message, hang-up"])
+def test_a_just_started_session_does_not_take_its_first_timeout_for_an_abandon(
+    out: traces.Outcome, then: str
+) -> None:
+    """REFERENCE.md gotcha 20, overflow-small's 5550002 and 5550005: the first thing
+    a process just started hears is a queue timeout's QueueCallerAbandon, before
+    any HangupRequest.  What follows on a session that reads class "call"
+    (MusicOnHoldStop at once, no hang-up) makes it a timeout; the caller's entry
+    into q-support counts there."""
+    c = out.center
+    c.handle_event(join("8.20", T0))
+    c.handle_event(caller("QueueCallerAbandon", "8.20", T0 + 8, Queue=Q, HoldTime="8"))
+    c.handle_event(_call_class("MusicOnHoldStop", "8.20", T0 + 8))
+    c.handle_event(leave("8.20", T0 + 8))
+    if then == "next queue":
+        c.handle_event(join("8.20", T0 + 8, queue=S))
+    else:
+        at(out, T0 + 10)  # Playback of a 2 s message, then Hangup
+        c.handle_event(ev("UserEvent", T0 + 10, UserEvent="CALLERHANGUP", Uniqueid="8.20"))
+    stats = c.stats()
+    assert (stats["queues"][Q]["calls_abandoned"], stats["queues"][Q]["calls_timeout"]) == (0, 1)
+    assert stats["queues"].get(S, {}).get("calls_received", 0) == (1 if then == "next queue" else 0)
+    assert rows(out, "8.20")[0] == ("QUEUED", 8, Q)
+
+
+@pytest.mark.parametrize("then", ["nothing", "next queue", "its hang-up"])
+def test_without_class_call_an_unexplained_abandon_is_counted_abandoned(
+    out: traces.Outcome, then: str
+) -> None:
+    """A session that reads only "agent" (and "user") events never shows a
+    hang-up: a QueueCallerAbandon is an abandon unless the caller then joins a
+    queue (a hung-up channel runs no Queue()) — decided within the window."""
+    c = out.center
+    c.handle_event(join("8.21", T0))
+    c.handle_event(caller("QueueCallerAbandon", "8.21", T0 + 5, Queue=Q, HoldTime="5"))
+    c.handle_event(leave("8.21", T0 + 5))
+    if then == "next queue":
+        c.handle_event(join("8.21", T0 + 5, queue=S))
+    elif then == "its hang-up":  # the shipped dialplan's hangup handler (gotcha 22)
+        c.handle_event(ev("UserEvent", T0 + 5, UserEvent="CALLERHANGUP", Uniqueid="8.21"))
+    at(out, T0 + 7)
+    stats = c.stats()["queues"][Q]
+    assert (stats["calls_abandoned"], stats["calls_timeout"]) == ((0, 1) if then == "next queue" else (1, 0))

@@ -170,6 +170,43 @@ async def test_sighup_reopens_the_report_after_rotation(tmp_path: Path) -> None:
         stop(proc)
 
 
+@pytest_twisted.ensureDeferred
+async def test_sighup_rereads_the_agents_file_and_tells_the_dashboards(tmp_path: Path) -> None:
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+    from web.support import WSClient, find, has
+
+    agents = tmp_path / "agents.csv"
+    agents.write_text("id,name,team\n")
+    web = free_port()
+    proc = start(tmp_path, "--simulate", "--seed", "3", "--agents", str(agents),
+                 "--listen", f"tcp:{web}:interface=127.0.0.1")
+    log = tmp_path / "twistd.log"
+    try:
+        await wait_for(lambda: b"dashboard at" in log.read_bytes())
+        await deferLater(reactor, 3, lambda: None)  # simulated agents log in
+        factory = WebSocketClientFactory(f"ws://127.0.0.1:{web}/callcenter", origin=f"http://127.0.0.1:{web}")
+        factory.protocol = WSClient
+        client = await TCP4ClientEndpoint(reactor, "127.0.0.1", web).connect(factory)
+        await client.opened.addTimeout(10, reactor)
+        agentid = next(o["agentid"] for o in await client.hello() if o["type"] == "AGENT")
+        agents.write_text(f"{agentid},Renamed Agent,Night shift\n")
+        proc.send_signal(signal.SIGHUP)
+        frames = await client.until(has("AGENT", agentid=agentid, name="Renamed Agent"))
+        assert find(frames[-1], "AGENT", agentid=agentid)["team"] == "Night shift"
+        await wait_for(lambda: b"reloaded: 1 agents" in log.read_bytes())
+
+        agents.write_text(f"{agentid},Renamed Agent\n{agentid},twice\n")  # refused whole
+        proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: b"not reloaded, keeping the 1 agents loaded" in log.read_bytes())
+        client.send("HELLO")
+        hello = await client.until(has("CONFIG"))  # the HELLO answer
+        assert find(hello[-1], "AGENT", agentid=agentid)["name"] == "Renamed Agent"
+        assert proc.poll() is None and "Traceback" not in log.read_text()
+        client.sendClose()
+    finally:
+        stop(proc)
+
+
 def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))

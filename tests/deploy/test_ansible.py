@@ -290,3 +290,69 @@ def test_validation_skips_asterisk_checks_on_an_existing_pbx(tmp_path):
     assert rc == 0, out
     rc, out = _validate(tmp_path, {**GOOD_SECRETS, **bad_phones})
     assert rc != 0, out
+
+
+def _render_env(tmp_path: Path, extra: dict) -> dict[str, str]:
+    """The role's environment file as the template task writes it: role defaults and vars, plus extra."""
+    dest = tmp_path / "callcenter.env"
+    playbook = tmp_path / "render-env.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "name": "Render the environment file",
+        "hosts": "callcenter",
+        "gather_facts": False,
+        "vars_files": [str(ROLES / "callcenter" / "defaults" / "main.yml"),
+                       str(ROLES / "callcenter" / "vars" / "main.yml")],
+        "tasks": [{"name": "Render", "ansible.builtin.template": {
+            "src": str(ROLES / "callcenter" / "templates" / "callcenter.env.j2"),
+            "dest": str(dest), "mode": "0600"}}],
+    }]))
+    secrets = {"callcenter_ami_secret": GOOD_SECRETS["vault_callcenter_ami_secret"],
+               "redis_password": GOOD_SECRETS["vault_redis_password"]}
+    proc = run([tool("ansible-playbook"), str(playbook), "-i", str(_local_inventory(tmp_path)),
+                "-e", json.dumps({**secrets, **extra})])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The service reads this file through systemd's EnvironmentFile=: KEY=VALUE lines.
+    return dict(line.split("=", 1) for line in dest.read_text().splitlines()
+                if line and not line.startswith("#"))
+
+
+def test_role_serves_metrics_on_loopback_by_default(tmp_path):
+    env = _render_env(tmp_path, {})
+    opts = Options(environ=env)  # the service's own reading of the environment
+    assert opts["metrics-listen"] == "tcp:9464:interface=127.0.0.1"
+    assert not opts["metrics-agents"]
+    # ...and the playbook's checks pass the defaults (validate.yml loads them).
+    assert _validate(tmp_path, GOOD_SECRETS)[0] == 0
+
+
+def test_role_metrics_variables_reach_the_service(tmp_path):
+    env = _render_env(tmp_path, {"callcenter_metrics_listen": "tcp:9464:interface=10.0.0.5",
+                                 "callcenter_metrics_agents": True})
+    opts = Options(environ=env)
+    assert opts["metrics-listen"] == "tcp:9464:interface=10.0.0.5"
+    assert opts["metrics-agents"] is True
+
+    env = _render_env(tmp_path, {"callcenter_metrics_listen": ""})
+    assert "CALLCENTER_METRICS_LISTEN" not in env
+    assert Options(environ=env)["metrics-listen"] == ""  # the service's default: off
+
+
+@pytest.mark.parametrize("listen", [
+    "tcp:9464",  # every address
+    "tcp:9464:interface=0.0.0.0",
+    r"tcp:9464:interface=\:\:",
+    "tcp:9464:interface=127.0.0.1; evil",
+    "tcp:9464:interface=127.0.0.1\nCALLCENTER_AMI=tcp:host=evil",
+    "unix:/tmp/x:interface=127.0.0.1",
+])
+def test_playbook_refuses_metrics_on_every_address(tmp_path, listen):
+    rc, out = _validate(tmp_path, {**GOOD_SECRETS, "callcenter_metrics_listen": listen})
+    assert rc != 0, out
+    assert "callcenter_metrics_listen is a Twisted endpoint" in out
+
+
+@pytest.mark.parametrize("listen", ["", "tcp:9464:interface=10.0.0.5", r"tcp:9464:interface=\:\:1",
+                                    "tcp:19464:interface=127.0.0.1:backlog=10"])
+def test_playbook_accepts_metrics_on_an_interface(tmp_path, listen):
+    rc, out = _validate(tmp_path, {**GOOD_SECRETS, "callcenter_metrics_listen": listen})
+    assert rc == 0, out

@@ -60,6 +60,47 @@ def expected_counts(expected: dict[str, Any]) -> dict[str, tuple[int, int, int]]
     return out
 
 
+def expected_split(name: str, cut: float, gap: float) -> dict[str, tuple[int, int]]:
+    """Per queue and "" (total): (abandoned, timeout) by docs/reliability.md's rule
+    for a gap without a queue log, from expected.json's queue entries (Asterisk's
+    queue_log outcomes), the trace's own joins and the PBX's channels after the gap.
+
+    An entry whose end was heard (before the cut, after the gap) keeps its outcome.
+    A timeout that ended in the gap is a timeout when the caller was known waiting
+    at the cut and its channel is alive after the gap (in its next queue, with an
+    agent, or in the dialplan); otherwise (hung up since, or never seen) it can not
+    be told from an abandon: it is counted abandoned.
+    """
+    expected = traces.load(name).expected
+    events = trace_events(name)
+    truth = fresh_pbx(expected).feed([(t, m) for t, m in events if t <= cut + gap])
+    known = {(m["Uniqueid"], m["Queue"]) for t, m in events if m.event == "QueueCallerJoin" and t <= cut}
+    out: dict[str, list[int]] = {}
+    for row in expected.get("callers", []):
+        outcome = row.get("outcome")
+        if not row.get("joined") or outcome not in ("abandoned", "timeout"):
+            continue
+        queue = row.get("queue") or expected["queue"]
+        as_timeout = False
+        if outcome == "timeout":
+            t_end = row["t_end"]  # only the queue-entries format has timeouts
+            heard = t_end <= cut or t_end > cut + gap
+            as_timeout = heard or (
+                (row["uniqueid"], queue) in known and row["uniqueid"] in truth.channels
+            )
+        for key in (queue, ""):
+            out.setdefault(key, [0, 0])[1 if as_timeout else 0] += 1
+    return {q: (a, t) for q, (a, t) in out.items()}
+
+
+def got_split(stats: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    out = {}
+    for queue, s in [*stats["queues"].items(), ("", stats)]:
+        if s["calls_abandoned"] or s["calls_timeout"]:
+            out[queue] = (s["calls_abandoned"], s["calls_timeout"])
+    return out
+
+
 def got_counts(stats: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
     out = {"": _triple(stats)}
     for queue, q in stats["queues"].items():
@@ -72,5 +113,5 @@ def _triple(s: dict[str, Any]) -> tuple[int, int, int]:
     return (s["calls_received"], s["calls_answered"], s["calls_abandoned"] + s["calls_timeout"])
 
 
-__all__ = ["GAPS", "caller_traces", "cut_times", "expected_counts", "fresh_pbx", "got_counts",
-           "trace_events"]
+__all__ = ["GAPS", "caller_traces", "cut_times", "expected_counts", "expected_split", "fresh_pbx",
+           "got_counts", "got_split", "trace_events"]

@@ -31,6 +31,15 @@ def join(t: float, uid: str, queue: str = "q-callcenter") -> tuple[float, Messag
     return _ev("QueueCallerJoin", t, *_caller(uid), ("Queue", queue), ("Position", "1"))
 
 
+def hangup_request(t: float, uid: str) -> tuple[float, Message]:
+    """The caller's hang-up as app_queue sees it before a real abandon's
+    QueueCallerAbandon (REFERENCE.md gotchas 20 and 22); class "call"."""
+    return t, Message.of(
+        ("Event", "HangupRequest"), ("Privilege", "call,all"), ("Timestamp", f"{t:.6f}"),
+        *_caller(uid), ("Cause", "0"),
+    )
+
+
 def abandon(t: float, uid: str, hold: int, queue: str = "q-callcenter") -> tuple[float, Message]:
     return _ev("QueueCallerAbandon", t, *_caller(uid), ("Queue", queue), ("HoldTime", str(hold)))
 

@@ -6,7 +6,8 @@ Either the AMI connection drops (same process: the client reconnects, logs in,
 resyncs) or the service is stopped and a new one starts from Redis (the
 counters' baseline must come back from there).  The PBX answers the truth
 after the gap from the independent app_queue model (tests/support/pbxstate.py).
-Counts per queue and in total equal expected.json; seconds are estimates in
+Counts per queue and in total equal expected.json, abandoned vs timeout by
+the documented rule (counters_gap.expected_split); seconds are estimates in
 this mode (not compared); no report line is written twice.  The center runs
 on a fake clock set to each event's recorded time; the sockets are real.
 """
@@ -30,7 +31,16 @@ from callcenter.center import Callcenter
 from callcenter.store.redis_store import RedisStore
 from tests.core import traces
 
-from .counters_gap import GAPS, caller_traces, cut_times, expected_counts, fresh_pbx, got_counts
+from .counters_gap import (
+    GAPS,
+    caller_traces,
+    cut_times,
+    expected_counts,
+    expected_split,
+    fresh_pbx,
+    got_counts,
+    got_split,
+)
 from .support import Rig, assert_redis_is, parse_block, trace_blocks, trace_events, wait_for
 
 SECRET = "counters-secret"
@@ -143,21 +153,10 @@ async def _run(
         await port.stopListening()
 
 
-# A defect outside the counters mode, found by this test: a freshly started
-# process has seen no HangupRequest yet, so it takes the queue timeout's
-# QueueCallerAbandon (right after the gap) for an abandon (flow.py,
-# ``sees_hangup_requests``) and ignores the caller's entry into the next queue.
-_RESTART_TIMEOUT = pytest.mark.xfail(
-    strict=True, reason="restarted process: first QueueCallerAbandon of a timeout taken as an abandon"
-)
-CASES = [
-    pytest.param(n, g, mode, marks=_RESTART_TIMEOUT)
-    if (n, g, mode) == ("queue-entries/overflow-small", 2.0, "restart")
-    else (n, g, mode)
-    for n in caller_traces()
-    for g in GAPS
-    for mode in ("drop", "restart")
-]
+# Every case, including a restart right before a queue timeout's QueueCallerAbandon
+# (overflow-small, gap 2 s): the new process, which has seen no HangupRequest yet,
+# must not take it for an abandon and lose the caller's entry into q-support.
+CASES = [(n, g, mode) for n in caller_traces() for g in GAPS for mode in ("drop", "restart")]
 
 
 @pytest.mark.parametrize(("name", "gap", "mode"), CASES)
@@ -166,7 +165,9 @@ async def test_counts_after_a_gap_over_tcp(redis_server, name, gap, mode):
     prefix = f"cg:{name}:{gap}:{mode}:"
     rig = await _run(redis_server, name, gap, mode, prefix)
     where = (name, gap, mode, rig.center.pbx_counters.last)
-    assert got_counts(rig.center.stats()) == expected_counts(traces.load(name).expected), where
+    stats = rig.center.stats()
+    assert got_counts(stats) == expected_counts(traces.load(name).expected), where
+    assert got_split(stats) == expected_split(name, cut_times(trace_events(name))[1], gap), where
     # A status that began at the same time twice is a line written twice (a caller
     # who timed out has two NA lines, at different times; durations are estimates).
     keys = [tuple(x.split(";")[i] for i in (0, 1, 2, 3, 5, 6)) for x in rig.lines if ";CALL;" in x]

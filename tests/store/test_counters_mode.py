@@ -20,7 +20,16 @@ from callcenter.core.pbx_counters import Baseline
 from callcenter.logthrottle import LogThrottle
 from tests.core import traces
 
-from .counters_gap import GAPS, caller_traces, cut_times, expected_counts, fresh_pbx, got_counts
+from .counters_gap import (
+    GAPS,
+    caller_traces,
+    cut_times,
+    expected_counts,
+    expected_split,
+    fresh_pbx,
+    got_counts,
+    got_split,
+)
 from .support import Rig, trace_events
 
 
@@ -60,9 +69,46 @@ CASES = [(n, i, g) for n in caller_traces() for i in range(4) for g in GAPS]
 def test_gap_counts_equal_expected(name: str, point: int, gap: float) -> None:
     cut = cut_times(trace_events(name))[point]
     rig = _run_with_gap(name, cut, gap)
-    assert got_counts(rig.center.stats()) == expected_counts(traces.load(name).expected), (
-        name, cut, gap, rig.center.pbx_counters.last,
+    stats = rig.center.stats()
+    where = (name, cut, gap, rig.center.pbx_counters.last)
+    assert got_counts(stats) == expected_counts(traces.load(name).expected), where
+    # Abandoned vs timeout: exact where the PBX's answer tells (the caller alive
+    # after the gap), else the documented rule (counted abandoned).
+    assert got_split(stats) == expected_split(name, cut, gap), where
+
+
+def _message_caller(name: str) -> tuple[float, float]:
+    """The caller who timed out and was played a message (116): when its queue
+    entry ended (expected.json's t_end) and when its channel hung up (the trace)."""
+    row = next(
+        r for r in traces.load(name).expected["callers"]
+        if r.get("outcome") == "timeout" and not r.get("next_queue")
     )
+    hangup = min(
+        t for t, m in trace_events(name) if m.event == "Hangup" and m.get("Uniqueid") == row["uniqueid"]
+    )
+    return row["t_end"], hangup
+
+
+@pytest.mark.parametrize("after_hangup", [False, True])
+def test_a_vanished_caller_still_alive_timed_out(after_hangup: bool) -> None:
+    """The gap holds a timeout's QueueCallerAbandon and QueueCallerLeave.  If the
+    caller's channel is still alive at the reconcile (out of every queue, with no
+    agent) it left without hanging up: a timeout, exactly.  Once it has hung up
+    too, nothing in the PBX's answer tells that from an abandon: counted abandoned
+    (the documented rule), and the sum is exact either way."""
+    name = "queue-entries/overflow-small"
+    t_end, hangup = _message_caller(name)
+    cut = t_end - 0.5
+    # (Not within milliseconds of another caller's hang-up: a channel whose hang-up
+    # is under way is still listed, a race docs/reliability.md names.)
+    gap = (hangup + 0.25 if after_hangup else (t_end + hangup) / 2) - cut
+    rig = _run_with_gap(name, cut, gap)
+    stats = rig.center.stats()
+    last = rig.center.pbx_counters.last
+    assert last is not None and last.timeout == (0 if after_hangup else 1), last
+    assert got_counts(stats) == expected_counts(traces.load(name).expected)
+    assert got_split(stats) == expected_split(name, cut, gap)
 
 
 def _warnings() -> tuple[list[str], object]:

@@ -106,7 +106,9 @@ async def test_restart_after_the_boundary_finishes_the_day(redis_server):
     store = RedisStore(reactor, redis_server.url, "callcenter:", rig.center)
     await store.load()
     store.start()
-    rig.feed([ev.join(b - 100, "c1"), ev.abandon(b - 90, "c1", hold=10)])
+    # A real abandon: the caller's hang-up first (a bare QueueCallerAbandon may be a
+    # timeout, decided only after flow.EXIT_WINDOW; this process stops at once).
+    rig.feed([ev.join(b - 100, "c1"), ev.hangup_request(b - 90, "c1"), ev.abandon(b - 90, "c1", hold=10)])
     await store.flush()
     await store.stop()
     assert _day_key(redis_server, "2026-11-26")["finished"] is False

@@ -24,6 +24,9 @@ class _Member:
     last_pause: int = 0
     in_call: bool = False
     status: str = "1"
+    wrapup: int = 0  # the member's own Wrapuptime (0: the queue's applies)
+    calls_taken: int = 0  # update_queue(): calls answered and ended
+    last_call: int = 0  # update_queue(): time(NULL) when the last one ended
 
 
 @dataclass
@@ -73,9 +76,10 @@ class PbxState:
         iface = m.get("Interface") or ""
         if name == "QueueMemberAdded":
             paused = m.get("Paused") == "1"
+            wrapup = m.get("Wrapuptime") or "0"
             self.members[(queue, iface)] = _Member(
                 m.get("MemberName") or iface, iface, paused, m.get("PausedReason") or "",
-                int(ts), int(ts),
+                int(ts), int(ts), wrapup=int(wrapup) if wrapup.isdigit() else 0,
             )
         elif name in ("QueueMemberPause", "QueueMemberPaused"):
             mem = self.members.get((queue, iface))
@@ -118,6 +122,8 @@ class PbxState:
             mem = self.members.get((queue, iface))
             if mem is not None:
                 mem.in_call = False
+                mem.calls_taken += 1
+                mem.last_call = int(ts)
         elif name == "Newchannel":
             self.channels[m["Uniqueid"]] = _Channel(
                 m["Uniqueid"], m.get("Channel") or "", m.get("CallerIDNum") or "", ts
@@ -157,10 +163,12 @@ class PbxState:
             items.append(Message.of(
                 ("Event", "QueueMember"), ("Queue", queue), ("Name", mem.name),
                 ("Location", mem.location), ("StateInterface", mem.location),
-                ("Membership", "dynamic"), ("LastPause", str(mem.last_pause)),
+                ("Membership", "dynamic"), ("CallsTaken", str(mem.calls_taken)),
+                ("LastCall", str(mem.last_call)), ("LastPause", str(mem.last_pause)),
                 ("LoginTime", str(mem.login)), ("InCall", "1" if mem.in_call else "0"),
                 ("Status", "2" if mem.in_call else mem.status),
                 ("Paused", "1" if mem.paused else "0"), ("PausedReason", mem.reason),
+                ("Wrapuptime", str(mem.wrapup)),
             ))
         for uid, (queue, joined) in self.entries.items():
             chan = self.channels.get(uid)
