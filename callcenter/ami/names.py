@@ -7,6 +7,10 @@ shipped Asterisk configuration against what the code really handles.
 # UserEvents raised by the shipped dialplan (asterisk-config/extensions.conf).
 USER_EVENTS = frozenset({"CALLER", "CALLERHANGUP", "LOGGEDIN", "LOGGEDOUT"})
 
+# queue_log verbs the shipped dialplan writes itself with QueueLog() (read by
+# callcenter/queuelog/mapping.py): CALLER is the moment of UserEvent(CALLER).
+QUEUE_LOG_VERBS = frozenset({"CALLER"})
+
 # app_queue's own events; QueueMemberPaused is the pre-13 name of QueueMemberPause.
 QUEUE_EVENTS = frozenset({
     "QueueCallerJoin",

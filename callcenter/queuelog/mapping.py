@@ -67,6 +67,8 @@ _KIND = {
     "REMOVEMEMBER": "remove",
 }
 _CALL_KINDS = frozenset({"caller", "join", "connect", "complete", "exit"})
+#: Every verb that means something here (app_queue's, and the dialplan's own).
+VERBS = frozenset(_KIND) | {"PAUSEALL", "UNPAUSEALL"}
 
 
 def entry_key(e: Entry) -> str | None:
@@ -113,7 +115,7 @@ def to_events(e: Entry, roster: Any) -> tuple[list[ev.Event], bool]:
 
     Raises ``ev.Invalid`` for an entry whose ids are not sane."""
     verb, ts, queue = e.verb, float(e.ts), e.queue
-    if verb not in _KIND and verb not in ("PAUSEALL", "UNPAUSEALL"):
+    if verb not in VERBS:
         return [], False
     if _KIND.get(verb) in _CALL_KINDS:
         uid = ev.ident(e.callid, "callid")
@@ -166,4 +168,4 @@ def to_events(e: Entry, roster: Any) -> tuple[list[ev.Event], bool]:
     return [ev.MemberRemoved(queue, agent.agentid, agent.interface, ts)], False
 
 
-__all__ = ["entry_key", "event_key", "to_events"]
+__all__ = ["VERBS", "entry_key", "event_key", "to_events"]

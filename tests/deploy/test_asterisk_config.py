@@ -9,6 +9,7 @@ import pytest
 
 from callcenter.ami import names
 from callcenter.options import Options
+from callcenter.queuelog import mapping
 from tests.deploy import asterisk_conf as ac
 
 CONF = Path(__file__).resolve().parents[2] / "asterisk-config"
@@ -122,6 +123,24 @@ def _user_events(contexts) -> dict[str, list[list[str]]]:
 
 def test_user_events_are_exactly_those_the_service_handles(contexts):
     assert set(_user_events(contexts)) == set(names.USER_EVENTS)
+
+
+def test_queue_log_lines_are_exactly_those_the_service_reads(contexts):
+    verbs = {args[3] for steps in contexts.values() for args in _apps(steps, "QueueLog")}
+    assert verbs == set(names.QUEUE_LOG_VERBS)
+    assert names.QUEUE_LOG_VERBS <= mapping.VERBS
+
+
+def test_the_caller_line_is_logged_with_the_caller_event_before_queue(contexts):
+    """QueueLog(queuename,uniqueid,agent,event,additionalinfo): the channel's own
+    Uniqueid (the call's id everywhere), right after UserEvent(CALLER), so the
+    queue log's second is that event's, and before Queue() (its ENTERQUEUE)."""
+    steps = contexts["callcenter"]
+    apps = [s.app for s in steps]
+    (line,) = _apps(steps, "QueueLog")
+    assert line == ["NONE", "${UNIQUEID}", "NONE", "CALLER", "${CALLERID(num)}"]
+    assert apps.index("QueueLog") == apps.index("UserEvent") + 1
+    assert apps.index("QueueLog") < apps.index("Queue")
 
 
 def test_login_and_logout_events_carry_agentid_and_member(contexts):

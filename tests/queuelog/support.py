@@ -11,14 +11,21 @@ from twisted.internet import defer, reactor
 from callcenter.queuelog.catchup import QueueLogCatchup
 from callcenter.queuelog.persist import CursorPart
 from callcenter.store.redis_store import RedisStore
-from tests.store.support import Rig
+from tests.store.support import Rig, trace_events
 
 
 class QueueLogFile:
-    """Appends a trace's recorded queue_log lines whose time has come."""
+    """Appends a trace's recorded queue_log lines whose time has come.
 
-    def __init__(self, name: str, path: Path) -> None:
+    ``caller_lines``: also the shipped dialplan's ``CALLER`` lines, which the
+    recorded logs do *not* have (their rig's dialplan predates the line).
+    They are derived from the trace's own AMI events (``with_caller_lines``),
+    so they say exactly what that dialplan's ``QueueLog()`` would have."""
+
+    def __init__(self, name: str, path: Path, caller_lines: bool = False) -> None:
         self.lines = (TRACES / f"{name}.queue_log").read_bytes().splitlines(keepends=True)
+        if caller_lines:
+            self.lines = with_caller_lines(self.lines, trace_events(name))
         self.path = path
         self.written = 0
         path.write_bytes(b"")
@@ -32,6 +39,31 @@ class QueueLogFile:
         if new:
             with self.path.open("ab") as f:
                 f.write(b"".join(new))
+
+
+def with_caller_lines(lines: list[bytes], events: list) -> list[bytes]:
+    """``lines`` with a ``CALLER`` line for every UserEvent CALLER of ``events``:
+    ``QueueLog(NONE,${UNIQUEID},NONE,CALLER,${CALLERID(num)})`` runs right after
+    the UserEvent and before ``Queue()``, so it is written just before that
+    caller's next ENTERQUEUE, with a whole second no later than that one's and
+    no later than the UserEvent's Timestamp."""
+    out = list(lines)
+    for t, m in events:
+        if m.event != "UserEvent" or (m.get("UserEvent") or "").upper() != "CALLER":
+            continue
+        uid, stamp = m["Uniqueid"], int(float(m.get("Timestamp") or t))
+        at = next(
+            (i for i, x in enumerate(out)
+             if x.split(b"|")[1].decode() == uid and b"|ENTERQUEUE|" in x and int(x.split(b"|")[0]) >= stamp - 1),
+            None,
+        )
+        if at is None:
+            at = next((i for i, x in enumerate(out) if int(x.split(b"|")[0]) > stamp), len(out))
+        else:
+            stamp = min(stamp, int(out[at].split(b"|")[0]))
+        number = (m.get("CallerIDNum") or "").encode()
+        out.insert(at, b"%d|%s|NONE|NONE|CALLER|%s\n" % (stamp, uid.encode(), number))
+    return out
 
 
 class Service:

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from support.traces import TRACES
 
+from callcenter.ami.events import CallerAnnounced
 from callcenter.queuelog.entries import Invalid, parse_line
 from callcenter.queuelog.follow import Position, QueueLogFollower
+from callcenter.queuelog.mapping import to_events
 
 SAMPLE = (TRACES / "queue-entries" / "transfer-small.queue_log").read_bytes()
 SAMPLE_LINES = SAMPLE.splitlines(keepends=True)
@@ -54,6 +56,18 @@ def test_every_trace_line_parses_into_its_fields() -> None:
 def test_garbage_is_invalid(junk: bytes) -> None:
     with pytest.raises(Invalid):
         parse_line(junk)
+
+
+def test_the_dialplans_caller_line_parses_into_the_callers_ivr_start() -> None:
+    """What ``QueueLog(NONE,${UNIQUEID},NONE,CALLER,${CALLERID(num)})`` writes
+    (app_queue.c ``ql_exec``: ``ast_queue_log`` with the fifth argument as is),
+    and an empty caller number."""
+    e = parse_line(b"1795665079|1795665079.5|NONE|NONE|CALLER|5550001")
+    assert (e.ts, e.callid, e.queue, e.agent, e.verb, e.data) == (
+        1795665079, "1795665079.5", "NONE", "NONE", "CALLER", ("5550001",))
+    assert to_events(e, None) == ([CallerAnnounced("1795665079.5", "5550001", "", 1795665079.0)], False)
+    bare = parse_line(b"1795665079|1795665079.5|NONE|NONE|CALLER|")
+    assert to_events(bare, None)[0][0].callerid == ""
 
 
 def test_follows_growth_and_a_partial_last_line(tmp_path: Path) -> None:

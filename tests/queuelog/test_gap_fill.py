@@ -30,6 +30,9 @@ from .support import QueueLogFile, Service
 
 WITH_CALLERS = [n for n in traces.EVENT_TRACES if n != "login"]
 GAPS = (2, 5, 30)
+# The queue log as recorded, and with the shipped dialplan's CALLER lines
+# (which the recordings lack: derived from their AMI events, support.py).
+LOGS = pytest.mark.parametrize("caller_lines", [False, True], ids=["recorded-log", "with-caller-lines"])
 
 
 def call_records(center) -> dict:
@@ -93,9 +96,9 @@ def come_back(svc: Service, qlog: QueueLogFile, events: list[tuple[float, Messag
 
 
 async def run_until(name: str, events: list[tuple[float, Message]], cut: int, url: str, prefix: str,
-                    path: Path) -> tuple[Service, QueueLogFile]:
+                    path: Path, caller_lines: bool) -> tuple[Service, QueueLogFile]:
     """A service started with the trace (empty PBX, empty Redis), fed ``cut`` events."""
-    qlog = QueueLogFile(name, path)
+    qlog = QueueLogFile(name, path, caller_lines)
     svc = Service(events[0][0], url, prefix, path)
     qlog.upto(events[0][0])
     await svc.start()
@@ -121,9 +124,11 @@ def check_equal(name: str, where: str, whole: Rig, svc: Service, lines: list[str
     traces.check(traces.load(name), outcome)
 
 
+@LOGS
 @pytest.mark.parametrize("name", WITH_CALLERS)
 @pytest_twisted.ensureDeferred
-async def test_restart_after_a_gap_rebuilds_it_from_the_queue_log(redis_server, tmp_path: Path, name):
+async def test_restart_after_a_gap_rebuilds_it_from_the_queue_log(redis_server, tmp_path: Path, name,
+                                                                  caller_lines):
     events = trace_events(name)
     whole = uninterrupted(events)
     n = 0
@@ -131,7 +136,7 @@ async def test_restart_after_a_gap_rebuilds_it_from_the_queue_log(redis_server, 
         for gap in GAPS:
             n += 1
             prefix, path = f"g{n}:", tmp_path / f"queue_log.{n}"
-            first, qlog = await run_until(name, events, cut, redis_server.url, prefix, path)
+            first, qlog = await run_until(name, events, cut, redis_server.url, prefix, path, caller_lines)
             await first.stop()
 
             # Down for `gap` seconds: the PBX goes on, Asterisk writes its log.
@@ -145,19 +150,20 @@ async def test_restart_after_a_gap_rebuilds_it_from_the_queue_log(redis_server, 
 
             where = f"{name} cut={cut} gap={gap}"
             check_equal(name, where, whole, second, first.rig.lines + second.rig.lines,
-                        Gap.of(events, cut, k, now))
+                        Gap.of(events, cut, k, now, caller_lines))
             assert_redis_is(redis_server, second.center, prefix)
             await second.stop()
 
 
+@LOGS
 @pytest.mark.parametrize("name", WITH_CALLERS)
 @pytest_twisted.ensureDeferred
-async def test_an_ami_drop_is_filled_from_the_queue_log(redis_server, tmp_path: Path, name):
+async def test_an_ami_drop_is_filled_from_the_queue_log(redis_server, tmp_path: Path, name, caller_lines):
     events = trace_events(name)
     whole = uninterrupted(events)
     for n, (cut, gap) in enumerate((c, g) for c in cut_points(events)[1:3] for g in GAPS):
         prefix, path = f"d{n}:", tmp_path / f"queue_log.{n}"
-        svc, qlog = await run_until(name, events, cut, redis_server.url, prefix, path)
+        svc, qlog = await run_until(name, events, cut, redis_server.url, prefix, path, caller_lines)
         svc.catchup.on_disconnect()  # the AMI client's disconnect hook
         now, k, h = back_at(events, cut, gap)
         for t in range(int(svc.clock.seconds()) + 1, int(now)):  # read as it grows meanwhile
@@ -168,21 +174,23 @@ async def test_an_ami_drop_is_filled_from_the_queue_log(redis_server, tmp_path: 
         svc.clock.advance(10)
         await svc.store.flush()
         check_equal(name, f"{name} drop cut={cut} gap={gap}", whole, svc, svc.rig.lines,
-                    Gap.of(events, cut, k, now))
+                    Gap.of(events, cut, k, now, caller_lines))
         assert_redis_is(redis_server, svc.center, prefix)
         await svc.stop()
 
 
+@LOGS
 @pytest.mark.parametrize("name", ["answered", "queue-entries/transfer-small"])
 @pytest_twisted.ensureDeferred
-async def test_a_first_start_mid_day_rebuilds_the_day_from_the_queue_log(redis_server, tmp_path: Path, name):
+async def test_a_first_start_mid_day_rebuilds_the_day_from_the_queue_log(redis_server, tmp_path: Path, name,
+                                                                          caller_lines):
     """Installed (or replaced) at noon: nothing in Redis, the queue log holds the
     day so far.  Today's figures are rebuilt from the start of the business day."""
     events = trace_events(name)
     whole = uninterrupted(events)
     cut = len(events) * 3 // 5
     now, k, h = back_at(events, cut, 1)
-    qlog = QueueLogFile(name, tmp_path / "queue_log")
+    qlog = QueueLogFile(name, tmp_path / "queue_log", caller_lines)
     svc = Service(now, redis_server.url, "m:", qlog.path)
     await svc.start()
     come_back(svc, qlog, events, now, k, h)
@@ -191,6 +199,6 @@ async def test_a_first_start_mid_day_rebuilds_the_day_from_the_queue_log(redis_s
     svc.clock.advance(10)
     await svc.store.flush()
     # Nothing reached it before: the whole day so far is its gap.
-    check_equal(name, f"{name} first start", whole, svc, svc.rig.lines, Gap.of(events, 0, k, now))
+    check_equal(name, f"{name} first start", whole, svc, svc.rig.lines, Gap.of(events, 0, k, now, caller_lines))
     assert_redis_is(redis_server, svc.center, "m:")
     await svc.stop()
