@@ -49,6 +49,11 @@ def test_restore():
     assert "reconciled and serving in" in out and "reconcile writes nothing:" in out
 
 
+def test_restore_phases():
+    out = _run("restore_phases.py", "--agents", "20", "--rounds", "1")
+    assert "least CPU of the rounds: load" in out and "; 0 dashboard objects" in out
+
+
 @NEEDS_PAGE
 def test_dashboard_fanout():
     out = _run("dashboard_fanout.py", "--dashboards", "2", "--rate", "50", "--seconds", "1",
