@@ -136,7 +136,7 @@ def attach_callcenter(client: AMIClient, probe: Probe) -> None:
     from twisted.internet import reactor
 
     from callcenter.center import Callcenter
-    from callcenter.report import ReportWriter
+    from callcenter.report import ReportWriter, TurnWriter
 
     scratch = tempfile.mkdtemp(prefix="bench-")
     atexit.register(shutil.rmtree, scratch, True)
@@ -160,7 +160,10 @@ def attach_callcenter(client: AMIClient, probe: Probe) -> None:
             probe.reconciled = True
 
     center.reconcile = reconciled  # type: ignore[method-assign]
-    center.subscribe(lambda ch: report.write(ch.transitions))
+    # Lines written once per reactor turn (one write, one fsync), as the Redis
+    # store's outbox writes them; without Redis the service uses this writer.
+    lines = TurnWriter(reactor, report)
+    center.subscribe(lambda ch: lines.add(ch.transitions))
     center.attach(client)
 
 

@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 ROOT = os.path.dirname(HERE)
 QUEUE = "q-bench"
 PROBE = re.compile(rb'"callerid":"P(\d{8})"')
+MAX_DASHBOARDS = 4096  # the server admits this many from loopback
 SNAPSHOT = re.compile(rb'"agentid":"a\d{4}"|"id":"1794999999\.\d+"')
 
 
@@ -59,6 +60,7 @@ def serve(ami_port: int, redis_url: str, report_path: str) -> None:
     from callcenter.report import ReportWriter
     from callcenter.store.redis_store import RedisStore
     from callcenter.web import make_site
+    from callcenter.web.limits import WebLimits
 
     center = Callcenter(reactor, sla=10)
     report = ReportWriter(report_path)
@@ -72,7 +74,11 @@ def serve(ami_port: int, redis_url: str, report_path: str) -> None:
                         "bench")
         center.attach(ami)
         ami.startService()
-        site = make_site(center, static_dir=os.path.join(ROOT, "static"), reactor=reactor)
+        # Every dashboard comes from 127.0.0.1: the default per-address limit
+        # (32) would close the rest at accept.
+        limits = WebLimits(max_connections=MAX_DASHBOARDS + 64, max_per_address=MAX_DASHBOARDS)
+        site = make_site(center, static_dir=os.path.join(ROOT, "static"), reactor=reactor,
+                         limits=limits)
         site.noisy = False
         port = reactor.listenTCP(0, site, backlog=1024, interface="127.0.0.1")
         print(f"PORT {port.getHost().port}", flush=True)
@@ -382,7 +388,10 @@ def main() -> None:
           f"{'max ms':>8} {'samples':>8} {'missing':>8} {'KiB/dash':>9} {'RSS MiB':>8} "
           f"{'srv CPU':>8} {'drv CPU':>8}")
     summary = []
-    for n in [int(x) for x in args.dashboards.split(",")]:
+    points = [int(x) for x in args.dashboards.split(",")]
+    if max(points) > MAX_DASHBOARDS:
+        raise SystemExit(f"at most {MAX_DASHBOARDS} dashboards (the server's connection limits)")
+    for n in points:
         p50s, p99s = [], []
         for _ in range(args.runs):
             with redis_server() as redis_port, tempfile.TemporaryDirectory() as tmp:

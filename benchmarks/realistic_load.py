@@ -71,11 +71,13 @@ QUEUED = re.compile(rb'"type":"CALL","id":"([^"]+)","callerid":"[^"]*","status":
 class Dashboard:
     KEY = base64.b64encode(b"0123456789abcdef").decode()
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, traffic: dict[int, list[int]]) -> None:
+        self.traffic = traffic  # whole second -> [text frames, their bytes], all dashboards
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setblocking(False)
         self.buf = b""
         self.open = False
+        self.snapshot = False  # the first text frame after HELLO has arrived
         self.seen: dict[str, float] = {}
         self.sock.sendall(
             (f"GET /callcenter HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
@@ -128,21 +130,28 @@ class Dashboard:
                 mask = os.urandom(4)
                 self.sock.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask
                                   + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-            elif b'"QUEUED"' in payload:
-                for m in QUEUED.finditer(payload):
-                    self.seen.setdefault(m.group(1).decode(), now)
+            elif opcode == 0x1:
+                self.snapshot = True
+                counts = self.traffic.setdefault(int(now), [0, 0])
+                counts[0] += 1
+                counts[1] += n
+                if b'"QUEUED"' in payload:
+                    for m in QUEUED.finditer(payload):
+                        self.seen.setdefault(m.group(1).decode(), now)
         self.buf = buf[pos:]
 
 
-def dashboards_child(port: int, n: int, out: str) -> None:
+def dashboards_child(port: int, n: int, out: str, batch: int) -> None:
     """Hold ``n`` dashboards until stdin closes; then write what each saw to ``out``.
 
-    They connect one after the other, each reading its HELLO snapshot while the
-    next connects (as browsers opening the page over a minute would, roughly):
-    a process that connected all before reading any would be a slow client
-    the service rightly drops."""
+    They connect ``batch`` at a time, and each batch has its HELLO snapshots
+    before the next connects (as browsers reopening the page after a restart
+    would, roughly; the service builds one snapshot per reactor turn for all
+    the HELLOs of that turn): a process that connected all before reading any
+    would be a slow client the service rightly drops."""
     sel = selectors.DefaultSelector()
     boards: list[Dashboard] = []
+    traffic: dict[int, list[int]] = {}
     dropped = 0
 
     def pump(timeout: float) -> None:
@@ -156,20 +165,28 @@ def dashboards_child(port: int, n: int, out: str) -> None:
                 sel.unregister(key.fileobj)
                 dropped += 1
 
-    for _ in range(n):
-        d = Dashboard(port)
-        sel.register(d.sock, selectors.EVENT_READ, d)
-        boards.append(d)
-        deadline = time.monotonic() + 10
-        while not d.open and time.monotonic() < deadline:
+    for first in range(0, n, batch):
+        group = [Dashboard(port, traffic) for _ in range(min(batch, n - first))]
+        for d in group:
+            sel.register(d.sock, selectors.EVENT_READ, d)
+        boards += group
+        deadline = time.monotonic() + 30
+        while (not all(d.snapshot for d in group) and dropped == 0
+               and time.monotonic() < deadline):
             pump(0.01)
+        if dropped or not all(d.snapshot for d in group):
+            # Refused or never answered: say so at once, do not wait for the rest.
+            print(f"FAILED dashboards {first + 1}-{first + len(group)} of {n}: "
+                  f"{f'{dropped} closed by the service' if dropped else 'no snapshot in 30 s'}",
+                  flush=True)
+            return
     sel.register(sys.stdin, selectors.EVENT_READ, None)
     print("READY", flush=True)
     while True:
         ready = sel.select(1.0)
         if any(key.data is None for key, _ in ready) and not sys.stdin.readline():
             Path(out).write_text(json.dumps({"seen": [d.seen for d in boards],
-                                             "dropped": dropped}))
+                                             "dropped": dropped, "traffic": traffic}))
             return
         for key, _ in ready:
             if key.data is not None:
@@ -221,6 +238,16 @@ class Tap(threading.Thread):
 # -------------------------------------------------------------------------- main
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far (/proc/<pid>/stat), as
+    ``benchmarks.common.cpu_seconds`` reads their sum: system time is where
+    the sockets' syscalls show."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -264,43 +291,57 @@ def run(args: argparse.Namespace) -> dict:
                  "--ami", f"tcp:host=127.0.0.1:port={ami_port}", "--ami-user", USER,
                  "--listen", f"tcp:{web_port}:interface=127.0.0.1",
                  "--redis", f"redis://127.0.0.1:{redis_port}/0",
-                 "--report", str(tmp / "report.csv")],
+                 "--report", str(tmp / "report.csv"),
+                 # Every dashboard comes from 127.0.0.1: the per-address limit
+                 # (default 32) would close all but 32 of them at accept.
+                 "--max-per-address", str(args.dashboards),
+                 "--max-connections", str(args.dashboards + 64)],
                 env=env, cwd=tmp)
             procs.append(service)
             _wait_port(web_port, service, "the service")
             time.sleep(args.warmup)  # agents log in, the first calls queue
 
+            connect0 = time.time()
             per = [args.dashboards // args.dashboard_procs] * args.dashboard_procs
             per[0] += args.dashboards - sum(per)
             children = []
             for i, n in enumerate(per):
                 child = subprocess.Popen(
                     [sys.executable, __file__, "--dashboards-child", str(web_port), str(n),
-                     str(tmp / f"dash{i}.json")],
+                     str(tmp / f"dash{i}.json"), "--connect-batch", str(args.connect_batch)],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                 procs.append(child)
                 children.append(child)
             for child in children:
-                if child.stdout.readline().strip() != "READY":
-                    raise SystemExit("a dashboard process did not start")
+                answer = child.stdout.readline().strip()
+                if answer != "READY":
+                    raise SystemExit(f"a dashboard process did not start: {answer or 'it exited'} "
+                                     f"(the service's log: {tmp / 'twistd.log'}, kept with --keep)")
             time.sleep(2.0)  # every HELLO snapshot delivered
-            t0, cpu0, joins0 = time.time(), cpu_seconds(service.pid), set(tap.joins)
+            print(f"  dashboards connected {time.time() - connect0:.1f} s after the warm-up; "
+                  f"measuring {args.seconds:g} s", flush=True)
+            t0, cpu0, joins0 = time.time(), cpu_split(service.pid), set(tap.joins)
             dash0 = sum(cpu_seconds(c.pid) for c in children)
             events0 = tap.events
             time.sleep(args.seconds)
-            t1, cpu1 = time.time(), cpu_seconds(service.pid)
+            t1, cpu1 = time.time(), cpu_split(service.pid)
             dash1 = sum(cpu_seconds(c.pid) for c in children)
             events1 = tap.events
             window = {u: ts for u, ts in tap.joins.items() if u not in joins0 and ts <= t1}
             time.sleep(1.0)  # the last joins reach the dashboards
             seen: list[dict[str, float]] = []
             dropped = 0
+            frames = frame_bytes = 0
             for i, child in enumerate(children):
                 child.stdin.close()
                 child.wait(timeout=60)
                 got = json.loads((tmp / f"dash{i}.json").read_text())
                 seen += got["seen"]
                 dropped += got["dropped"]
+                for second, (n, size) in got["traffic"].items():
+                    if t0 <= int(second) and int(second) + 1 <= t1:  # whole seconds in the window
+                        frames += n
+                        frame_bytes += size
             tap.stopped = True
             report_lines = sum(1 for _ in open(tmp / "report.csv"))
             samples, missing = [], 0
@@ -312,9 +353,19 @@ def run(args: argparse.Namespace) -> dict:
                         missing += 1
             if service.poll() is not None:
                 raise SystemExit(f"the service died: see {tmp / 'twistd.log'}")
+            whole = int(t1) - int(t0) - 1 if int(t1) > int(t0) + 1 else 1
             return {
                 "elapsed": t1 - t0,
-                "cpu": (cpu1 - cpu0) / (t1 - t0),
+                "cpu": (sum(cpu1) - sum(cpu0)) / (t1 - t0),
+                "cpu_user": (cpu1[0] - cpu0[0]) / (t1 - t0),
+                "cpu_system": (cpu1[1] - cpu0[1]) / (t1 - t0),
+                "cpu_per_event_ms": (sum(cpu1) - sum(cpu0)) / max(1, events1 - events0) * 1000,
+                "frames_per_s": frames / whole / args.dashboards,
+                "bytes_per_frame": frame_bytes / frames if frames else 0.0,
+                # All of the service's CPU (AMI, state, Redis too) over the frames it
+                # delivered: comparable across machine loads, unlike the latency.
+                "cpu_per_frame_us": ((sum(cpu1) - sum(cpu0)) / (t1 - t0))
+                / max(1e-9, frames / whole) * 1e6,
                 "joins": len(window),
                 "events_per_s": (events1 - events0) / (t1 - t0),
                 "samples": samples,
@@ -345,6 +396,8 @@ def main() -> None:
     ap.add_argument("--calls-per-second", type=float, default=3.0, help="new callers, all queues")
     ap.add_argument("--dashboards", type=int, default=500)
     ap.add_argument("--dashboard-procs", type=int, default=2)
+    ap.add_argument("--connect-batch", type=int, default=25,
+                    help="dashboards of one process that connect together")
     ap.add_argument("--seconds", type=float, default=60.0, help="measured window")
     ap.add_argument("--warmup", type=float, default=None,
                     help="seconds before measuring (default: the agents' logins + 10)")
@@ -356,7 +409,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.dashboards_child:
         port, n, out = args.dashboards_child
-        dashboards_child(int(port), int(n), out)
+        dashboards_child(int(port), int(n), out, max(1, args.connect_batch))
         return
     if args.warmup is None:
         args.warmup = args.agents * args.login_spacing + 10
@@ -373,7 +426,11 @@ def main() -> None:
         cpus.append(r["cpu"])
         p50s.append(p50)
         p99s.append(p99)
-        print(f"run {i + 1}: service CPU {r['cpu']:.1%} of one core; event->dashboard p50 "
+        print(f"run {i + 1}: service CPU {r['cpu']:.1%} of one core (user {r['cpu_user']:.1%}, "
+              f"system {r['cpu_system']:.1%}; {r['cpu_per_event_ms']:.2f} ms per AMI event); "
+              f"each dashboard got {r['frames_per_s']:.1f} frames/s of {r['bytes_per_frame']:,.0f} "
+              f"bytes ({r['cpu_per_frame_us']:.1f} µs of service CPU per frame and dashboard); "
+              f"event->dashboard p50 "
               f"{p50:.1f} ms, p99 {p99:.1f} ms, max {max(s, default=0) * 1000:.1f} ms "
               f"({len(s):,} samples = {r['joins']} joins x dashboards, {r['missing']} missing); "
               f"AMI stream {r['events_per_s']:,.0f} events/s; tap lag {r['tap_lag_ms']:.1f} ms; "

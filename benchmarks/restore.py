@@ -256,13 +256,13 @@ async def one_run(reactor: Any, url: str, redis_port: int, pbx_port: int, tmp: s
     report.open()
     counts = {"objects": 0, "lines": 0}
     reconciled: defer.Deferred[None] = defer.Deferred()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     center = Callcenter(reactor, business_day=DAY)
     store = RedisStore(reactor, url, PREFIX, center, report)
     await store.load()
     store.start()
     await store.flush()  # the load's own clean-up transaction (outbox) belongs to the load
-    t_loaded = time.perf_counter()
+    t_loaded, c_loaded = time.perf_counter(), time.process_time()
     before = _writes(redis_port)
 
     def count(ch: Any) -> None:
@@ -280,10 +280,11 @@ async def one_run(reactor: Any, url: str, redis_port: int, pbx_port: int, tmp: s
     client.startService()
     await reconciled
     await store.flush()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     after = _writes(redis_port)
     written = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
-    result = {"seconds": elapsed, "load": t_loaded - t0, "agents": len(center.agents),
+    result = {"seconds": elapsed, "load": t_loaded - t0, "cpu": cpu, "load_cpu": c_loaded - c0,
+              "agents": len(center.agents),
               "calls": len(center.calls), "connections": len(center.connections),
               "written": written, **counts}
     await client.stopService()
@@ -322,7 +323,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 r = await one_run(reactor, url, redis_port, pbx_port, tmp)
                 runs.append(r)
                 print(f"run {i + 1}: reconciled and serving in {r['seconds']:.3f} s "
-                      f"(Redis load {r['load']:.3f} s); {r['agents']:,} agents, {r['calls']:,} "
+                      f"(Redis load {r['load']:.3f} s); this process's CPU {r['cpu']:.3f} s "
+                      f"(load {r['load_cpu']:.3f} s); {r['agents']:,} agents, {r['calls']:,} "
                       f"calls, {r['connections']:,} connections; the reconcile wrote: "
                       f"Redis {sum(r['written'].values())} commands {r['written'] or ''}, "
                       f"{r['objects']:,} dashboard objects, {r['lines']:,} report lines",
@@ -331,10 +333,12 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
             pbx.kill()
             pbx.wait()
     secs = [r["seconds"] for r in runs]
+    cpus = [r["cpu"] for r in runs]
     nothing = all(not r["written"] and not r["objects"] and not r["lines"] for r in runs)
     print(f"restore, median (range) of {args.runs}: {med_range(secs, '{:.3f}')} s "
           f"(target <= {TARGET_SECONDS} s: "
           f"{'met' if statistics.median(secs) <= TARGET_SECONDS else 'NOT met'}); "
+          f"CPU {med_range(cpus, '{:.3f}')} s; "
           f"reconcile writes nothing: {'yes' if nothing else 'NO'}")
 
 

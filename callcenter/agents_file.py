@@ -25,6 +25,8 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from callcenter.files import FileReadError, read_bounded
+
 log = Logger()
 
 MAX_BYTES = 4 << 20
@@ -42,16 +44,9 @@ class AgentsFileError(ValueError):
 
 def load_agents(path: str) -> Directory:
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise AgentsFileError(f"--agents {path}: cannot read ({e.strerror})") from None
-    if len(data) > MAX_BYTES:
-        raise AgentsFileError(f"--agents {path}: larger than {MAX_BYTES >> 20} MiB")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise AgentsFileError(f"--agents {path}: not UTF-8 text (byte {e.start})") from None
+        text = read_bounded(path, MAX_BYTES)
+    except FileReadError as e:
+        raise AgentsFileError(f"--agents {e}") from None
     if path.lower().endswith(".toml"):
         return parse_toml(text, path)
     return parse_csv(text, path)

@@ -307,7 +307,16 @@ class Callcenter:
             # Known before the first HangupRequest (a session just started): a
             # timeout's QueueCallerAbandon is followed by MusicOnHoldStop at once.
             self.flow.sees_hangup_requests = True
-        event = ev.translate(msg, self.clock.seconds())
+        # Once the session has shown it sends HangupRequests (the flag the
+        # abandon/timeout rule needs), hang-ups of channels that are no call of
+        # ours are dropped at translation, unread; not while events are held
+        # for the catch-up, which may yet make their call known.
+        calls = (
+            self.callbook.calls
+            if self.flow.sees_hangup_requests and self._held is None
+            else None
+        )
+        event = ev.translate(msg, self.clock.seconds(), calls)
         if event is not None:
             self.apply(event)
 

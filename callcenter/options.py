@@ -25,9 +25,11 @@ from callcenter.auth.throttle import TABLE_SIZE as LOGIN_TABLE_SIZE
 from callcenter.auth.throttle import USER_LIMIT as LOGIN_USER_LIMIT
 from callcenter.auth.throttle import WINDOW as LOGIN_WINDOW
 from callcenter.core.pause_reasons import DEFAULT_REASONS, parse_reasons
+from callcenter.files import FileReadError, read_bounded
 from callcenter.web.access import RECHECK as SESSION_RECHECK
 
 ENV_PREFIX = "CALLCENTER_"
+MAX_AMI_SECRET_FILE = 4 << 10  # bytes: a manager.conf secret, with room to spare
 
 # `--help` shows the options in these sections, in this order.  A new option
 # adds one line to OPTION_GROUPS (tests/core/test_plugin.py checks that every
@@ -450,12 +452,9 @@ class Options(usage.Options):
         path = self["ami-secret-file"]
         if path:
             try:
-                with open(path, encoding="utf-8") as f:
-                    secret = f.read().strip()
-            except OSError as e:
-                raise usage.UsageError(
-                    f"--ami-secret-file {path}: cannot read ({e.strerror})"
-                ) from None
+                secret = read_bounded(path, MAX_AMI_SECRET_FILE).strip()
+            except FileReadError as e:
+                raise usage.UsageError(f"--ami-secret-file {e}") from None
             if not secret:
                 raise usage.UsageError(f"--ami-secret-file {path} is empty")
             return secret

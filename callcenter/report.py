@@ -19,11 +19,15 @@ them in its outbox, see docs/reliability.md).
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from typing import Any
 
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 log = Logger()
@@ -43,12 +47,8 @@ class Transition:
     reason: str = ""  # the pause reason of an agent's PAUSED period; empty otherwise
 
     def line(self, tz: tzinfo | None = None) -> str:
-        if tz is None:
-            stamp = datetime.fromtimestamp(self.began).astimezone()
-        else:
-            stamp = datetime.fromtimestamp(self.began, tz)
         fields = (
-            stamp.strftime("%Y-%m-%d %H:%M:%S"),
+            _stamp(self.began, tz),
             self.kind,
             self.ident,
             self.status,
@@ -57,9 +57,37 @@ class Transition:
             self.uniqueid,
             self.reason,
         )
+        line = ";".join(fields)
         # The report is ';'-separated with no quoting: keep separators and
-        # line breaks that came from the PBX out of it.
-        return ";".join(_clean(f) for f in fields) + "\n"
+        # line breaks that came from the PBX out of it (checked on the joined
+        # line first: one field holding any is rare).
+        if line.count(";") != 7 or "\n" in line or "\r" in line:
+            line = ";".join(_clean(f) for f in fields)
+        return line + "\n"
+
+
+# Local time of a whole second, per zone: lines of one moment share it, and
+# formatting a datetime costs more than the rest of the line.
+_STAMPS: dict[tuple[int, tzinfo | None], str] = {}
+_STAMPS_MAX = 4096
+
+
+def _stamp(began: float, tz: tzinfo | None) -> str:
+    second = math.floor(began)
+    key = (second, tz)
+    stamp = _STAMPS.get(key)
+    if stamp is None:
+        if tz is None:
+            stamp = datetime.fromtimestamp(began).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        else:
+            stamp = datetime.fromtimestamp(began, tz).strftime("%Y-%m-%d %H:%M:%S")
+        # datetime rounds to the microsecond: a time this close to the next
+        # second may print as that one, so it does not stand for its second.
+        if began - second < 0.999999:
+            if len(_STAMPS) >= _STAMPS_MAX:
+                _STAMPS.clear()
+            _STAMPS[key] = stamp
+    return stamp
 
 
 def clean_field(value: str) -> str:
@@ -102,6 +130,8 @@ class ReportWriter:
         self._failing = False
         self.lines_written = 0
         self.failed_writes = 0  # for tests, health and the benchmark
+        self._syncing = False  # an fsync runs in the sync thread
+        self._next_sync: list[defer.Deferred[bool]] = []  # waiting for the next one
 
     @property
     def failing(self) -> bool:
@@ -192,11 +222,12 @@ class ReportWriter:
         lines = [t.line(self.tz) for t in transitions]
         return self.write_lines(lines) == len(lines)
 
-    def write_lines(self, lines: list[str]) -> int:
+    def write_lines(self, lines: list[str], fsync: bool | None = None) -> int:
         """Append whole lines in order; returns how many are in the file (a prefix).
 
         The rest are not in the file at all (a partial line is cut back), so
-        the caller can hold them and call again later.
+        the caller can hold them and call again later.  ``fsync=False``: the
+        caller syncs later (``sync_off_thread``); None: this writer's own setting.
         """
         if not lines:
             return 0
@@ -215,7 +246,7 @@ class ReportWriter:
                     if n <= 0:
                         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                     written += n
-                if self.fsync:
+                if self.fsync if fsync is None else fsync:
                     _fsync(fd)
             except OSError:
                 whole = _whole_lines(data, written)
@@ -232,6 +263,55 @@ class ReportWriter:
             self._failing = False
         self.lines_written += done
         return done
+
+    def sync_off_thread(self, reactor: Any) -> defer.Deferred[bool]:
+        """``fsync`` what was written so far without blocking the reactor: in
+        a thread (the reactor's pool), on a duplicate of the descriptor (a
+        rotation may close ours meanwhile).  Group commit: while one sync
+        runs, further requests share the next one.  Fires True once the lines
+        written before the call are on disk, False if the sync failed (logged;
+        they are in the file, maybe not on disk).  Without threads (a test's
+        ``Clock``), or with ``fsync`` off, it completes at once."""
+        if not self.fsync or self._fd is None:
+            return defer.succeed(self._fd is not None or not self.fsync)
+        if not IReactorThreads.providedBy(reactor):
+            return defer.succeed(self._sync_now(os.dup(self._fd)))
+        d: defer.Deferred[bool] = defer.Deferred()
+        self._next_sync.append(d)
+        if not self._syncing:
+            self._start_sync(reactor)
+        return d
+
+    def _start_sync(self, reactor: Any) -> None:
+        waiting, self._next_sync = self._next_sync, []
+        if self._fd is None:  # closed (a failed write): what it held is not ours to sync
+            for d in waiting:
+                d.callback(False)
+            return
+        self._syncing = True
+        fd = os.dup(self._fd)
+        job = threads.deferToThreadPool(reactor, reactor.getThreadPool(), self._sync_now, fd)
+
+        def done(ok: bool) -> None:
+            self._syncing = False
+            for d in waiting:
+                d.callback(ok)
+            if self._next_sync:
+                self._start_sync(reactor)
+
+        job.addCallback(done)
+
+    def _sync_now(self, fd: int) -> bool:
+        # In the sync thread: only the system calls, no state of ours.
+        try:
+            _fsync(fd)
+            return True
+        except OSError as e:
+            log.error("{label} {path}: fsync failed ({err})", label=self.label, path=self.path,
+                      err=e.strerror or str(e))
+            return False
+        finally:
+            os.close(fd)
 
     def _cut_back(self, fd: int, extra: int) -> None:
         """Remove the ``extra`` bytes of a line written in part (never glue the next one)."""
@@ -258,6 +338,55 @@ class ReportWriter:
             )
         self._failing = True
         self.close()
+
+
+class TurnWriter:
+    """Report lines written once per reactor turn, for a center with no Redis
+    store: every line that became due in the turn goes out in one write (and
+    one ``fsync``), as the store's outbox writes them (``RedisStore._run_io``),
+    instead of a write and an ``fsync`` per event; the ``fsync`` runs off the
+    reactor (``ReportWriter.sync_off_thread``).  Lines the disk refuses are
+    held, in order, and retried every ``retry`` seconds."""
+
+    def __init__(self, reactor: Any, writer: ReportWriter, retry: float = 1.0) -> None:
+        self.reactor = reactor
+        self.writer = writer
+        self.retry = retry
+        self._held: list[str] = []
+        self._call: Any = None
+
+    @property
+    def held_lines(self) -> int:
+        return len(self._held)
+
+    def add(self, transitions: list[Transition]) -> None:
+        """Queue these transitions' lines (a subscriber of ``Callcenter``)."""
+        if not transitions:
+            return
+        tz = self.writer.tz
+        for t in transitions:
+            try:
+                self._held.append(t.line(tz))
+            except (ValueError, OverflowError, OSError) as e:  # a time out of range
+                log.error("report line of {kind} skipped: {err}", kind=t.kind, err=str(e))
+        if self._call is None and self._held:
+            self._call = self.reactor.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """Write what is held now (also at stop)."""
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        if not self._held:
+            return
+        # The write on the reactor (page cache: a kill loses nothing written),
+        # the fsync in a thread, shared with the next turns' while it runs.
+        done = self.writer.write_lines(self._held, fsync=False)
+        del self._held[:done]
+        if done:
+            self.writer.sync_off_thread(self.reactor)
+        if self._held:
+            self._call = self.reactor.callLater(self.retry, self.flush)
 
 
 def _whole_lines(data: list[bytes], written: int) -> int:

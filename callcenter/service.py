@@ -45,7 +45,7 @@ from callcenter.health import Health, follow_pbx, follow_store
 from callcenter.kpi import BusinessDay
 from callcenter.options import Options as _BaseOptions
 from callcenter.process_exit import exit_after_stop
-from callcenter.report import ReportWriter, ReportWriterError
+from callcenter.report import ReportWriter, ReportWriterError, TurnWriter
 from callcenter.systemd import READY_TIMEOUT, NotifyService
 
 log = Logger()
@@ -174,6 +174,7 @@ class StoreService(_StartsAsync):
         self.report = report
         self.health = health
         self.store: Any = None
+        self.turn_writer: TurnWriter | None = None  # the report's writer when Redis is unavailable
         self.parts: list[Any] = []  # more writers in each event's transaction (webhooks' outbox)
 
     async def _start(self) -> None:
@@ -181,7 +182,8 @@ class StoreService(_StartsAsync):
             from callcenter.store.redis_store import RedisStore
         except ImportError as e:  # pragma: no cover - a broken installation
             log.warn("Redis store unavailable ({err}); state is kept in memory only", err=e)
-            self.center.subscribe(lambda ch: self.report.write(ch.transitions))
+            self.turn_writer = TurnWriter(self.reactor, self.report)
+            self.center.subscribe(lambda ch: self.turn_writer.add(ch.transitions))
             for part in self.parts:
                 part.restored()
                 self.center.subscribe(part.on_changes)
@@ -211,6 +213,8 @@ class StoreService(_StartsAsync):
         super().stopService()
         if self.store is not None:
             return self.store.stop()
+        if self.turn_writer is not None:
+            self.turn_writer.flush()
         return None
 
 

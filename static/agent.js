@@ -13,14 +13,10 @@
   "use strict";
 
   const { createApp, reactive, h, watchEffect } = Vue;
+  const { MAX_REASON, cleanReason, dur } = CallcenterLive; // live.js
 
   // Used until the server's CONFIG object names the configured reasons.
   const DEFAULT_REASONS = ["Break", "Lunch", "Training", "After call work", "Meeting", "Other"];
-  const MAX_REASON = 64; // the server refuses longer reasons
-  const RETRY_MIN_MS = 500;
-  const RETRY_MAX_MS = 10000;
-  const ERROR_SHOWN_MS = 8000;
-  const SESSION_ENDED = 4401; // close code: logged out, expired or revoked
   const STATUS = {
     AVAIL: ["Available", "avail"],
     INCALL: ["In call", "incall"],
@@ -66,96 +62,25 @@
     return null;
   }
 
-  // ---- server connection -------------------------------------------------
+  // ---- server connection (live.js) -----------------------------------------
 
-  let ws = null;
-  let attempts = 0;
-  let expectSnapshot = false;
-  let retryTimer = null;
-  let errorSeq = 0;
   const popped = new Set(); // calls whose screen pop opened by itself already
-
-  function loadConfig() {
-    fetch("config.json", { cache: "no-store", credentials: "same-origin" })
-      .then((r) => {
-        if (r.status === 401) location.replace("login?then=agent");
-        return r.ok ? r.json() : null;
-      })
-      .then((c) => {
-        if (!c) return;
-        if (c.user && typeof c.user === "object") state.user = c.user;
-        if (c.screen_pop && typeof c.screen_pop === "object") {
-          state.screenPop = { configured: !!c.screen_pop.configured, auto: !!c.screen_pop.auto };
-        }
-        if (typeof c.now === "number") {
-          const skew = c.now - Date.now() / 1000;
-          state.skew = Math.abs(skew) > 1.5 ? skew : 0;
-        }
-      })
-      .catch(() => {});
-  }
-
-  function connect() {
-    retryTimer = null;
-    state.conn = "connecting";
-    let sock;
-    try {
-      sock = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/callcenter");
-    } catch (e) {
-      retry();
-      return;
-    }
-    ws = sock;
-    sock.onopen = () => {
-      loadConfig();
-      expectSnapshot = true;
-      sock.send("HELLO");
-    };
-    sock.onmessage = (ev) => {
-      if (typeof ev.data === "string") onFrame(ev.data);
-    };
-    sock.onclose = (ev) => {
-      if (ws !== sock) return;
-      ws = null;
-      state.conn = "closed";
-      if (ev.code === SESSION_ENDED) {
-        location.reload();
-        return;
+  const server = CallcenterLive.link(state, {
+    loginUrl: "login?then=agent",
+    onConfig(c) {
+      if (c.screen_pop && typeof c.screen_pop === "object") {
+        state.screenPop = { configured: !!c.screen_pop.configured, auto: !!c.screen_pop.auto };
       }
-      loadConfig();
-      retry();
-    };
-  }
-
-  function retry() {
-    const base = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempts);
-    attempts += 1;
-    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
-    state.retryAt = Date.now() + delay;
-    clearTimeout(retryTimer);
-    retryTimer = setTimeout(connect, delay);
-  }
-
-  function onFrame(text) {
-    const objects = text.split("\n").filter((l) => l.trim()).flatMap((l) => {
-      try {
-        return [JSON.parse(l)];
-      } catch (e) {
-        return [];
-      }
-    });
-    // The HELLO answer (the first frame holding a STATS) replaces everything.
-    if (expectSnapshot && objects.some((o) => o.type === "STATS")) {
-      expectSnapshot = false;
-      attempts = 0;
+    },
+    // The HELLO answer replaces everything.
+    onSnapshot(objects) {
       state.agents = {};
       state.connects = {};
       for (const o of objects) take(o, true);
-      state.conn = "open";
-      return;
-    }
-    for (const o of objects) take(o, false);
-  }
+    },
+    onObjects: (objects) => objects.forEach((o) => take(o, false)),
+  });
+  const { send, showError, logout } = server;
 
   function take(o, fromSnapshot) {
     switch (o.type) {
@@ -204,22 +129,6 @@
     window.open(c.screen_pop, "_blank", "noopener,noreferrer");
   }
 
-  function send(frame) {
-    if (ws && ws.readyState === WebSocket.OPEN) {
-      ws.send(frame);
-      return true;
-    }
-    showError("Not connected to the server: nothing was sent.");
-    return false;
-  }
-
-  function cleanReason(reason) {
-    return String(reason || "")
-      .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, " ")
-      .trim()
-      .slice(0, MAX_REASON);
-  }
-
   function pause(reason) {
     const r = cleanReason(reason);
     send(r ? `PAUSE:${agentId()}:${r}` : `PAUSE:${agentId()}`);
@@ -231,34 +140,10 @@
     send(`AVAIL:${agentId()}`);
   }
 
-  function logout() {
-    fetch("logout", { method: "POST", credentials: "same-origin", cache: "no-store" })
-      .catch(() => {})
-      .finally(() => location.replace("login?then=agent"));
-  }
-
-  function showError(message) {
-    const id = ++errorSeq;
-    state.errors.push({ id, message: String(message || "error") });
-    setTimeout(() => {
-      const i = state.errors.findIndex((e) => e.id === id);
-      if (i >= 0) state.errors.splice(i, 1);
-    }, ERROR_SHOWN_MS);
-  }
-
   // ---- formatting ----------------------------------------------------------
 
   function since(t) {
-    return t ? Math.max(0, Math.floor(state.now - t)) : null;
-  }
-
-  function dur(s) {
-    if (s === null || s === undefined || Number.isNaN(Number(s))) return "—";
-    s = Math.max(0, Math.floor(Number(s)));
-    const hh = Math.floor(s / 3600);
-    const mm = Math.floor((s % 3600) / 60);
-    const ss = String(s % 60).padStart(2, "0");
-    return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+    return CallcenterLive.elapsed(t, state.now);
   }
 
   // Mean seconds rounded half up, as the server's KPIs (kpi._mean).
@@ -282,7 +167,7 @@
     const a = me();
     const u = state.user;
     const label = state.conn === "open" ? "Live" : state.conn === "connecting" ? "Connecting…"
-      : `Disconnected · retry in ${Math.max(0, Math.ceil((state.retryAt - (state.now - state.skew) * 1000) / 1000))} s`;
+      : `Disconnected · retry in ${CallcenterLive.retryIn(state)} s`;
     return h("header", { class: "topbar" }, [
       h("div", { class: "brand" }, [
         h("img", { src: "favicon.svg", alt: "", class: "brand-logo" }),
@@ -428,14 +313,10 @@
     },
   };
 
-  setInterval(() => {
-    state.now = Date.now() / 1000 + state.skew;
-  }, 1000);
   watchEffect(() => {
     const c = myConnect();
     document.title = c ? `☎ ${c.call?.callerid || "call"} · Agent` : "Agent · Call center";
   });
   createApp(App).mount("#agent-app");
-  loadConfig();
-  connect();
+  server.start();
 })();

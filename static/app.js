@@ -8,15 +8,12 @@
   "use strict";
 
   const { createApp, reactive, h, watchEffect } = Vue;
+  const { MAX_REASON, cleanReason, dur } = CallcenterLive; // live.js
 
   // Shown when the server sends no CONFIG.pause_reasons (an older server).
   const DEFAULT_PAUSE_REASONS = ["Break", "Lunch", "Training", "After call work", "Meeting", "Other"];
-  const MAX_REASON = 64; // the server refuses longer reasons
   // Device states (QueueMember Status) in which the queue cannot ring the agent's phone.
   const PHONE_DOWN = new Set(["UNAVAILABLE", "INVALID"]);
-  const RETRY_MIN_MS = 500;
-  const RETRY_MAX_MS = 10000;
-  const ERROR_SHOWN_MS = 8000;
   const MUTE_KEY = "callcenter.alerts.muted"; // alerts' sound toggle, in localStorage (before `state`)
 
   const AGENT_ORDER = { INCALL: 0, AVAIL: 1, LOGGEDIN: 2, PAUSED: 3 };
@@ -52,115 +49,35 @@
     health: null, // the server's HEALTH: PBX link and Redis (null: a server that sends none)
   });
 
-  const SESSION_ENDED = 4401; // close code: logged out, expired or revoked
+  // ---- server connection (live.js) -----------------------------------------
 
-  // ---- server connection -------------------------------------------------
+  const server = CallcenterLive.link(state, {
+    loginUrl: "login",
+    onConfig(c) {
+      if (typeof c.sla === "number") state.config.sla = c.sla;
+      if (typeof c.sla_target === "number") state.config.sla_target = c.sla_target;
+    },
+    onSnapshot: takeSnapshot,
+    onObjects: (objects) => objects.forEach(apply),
+  });
+  const { send, showError, dismissError, logout } = server;
 
-  let ws = null;
-  let attempts = 0;
-  let expectSnapshot = false;
-  let retryTimer = null;
-  let errorSeq = 0;
-
-  function wsUrl() {
-    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/callcenter";
-  }
-
-  function loadConfig() {
-    fetch("config.json", { cache: "no-store", credentials: "same-origin" })
-      .then((r) => {
-        if (r.status === 401) location.replace("login"); // no session (any more)
-        return r.ok ? r.json() : null;
-      })
-      .then((c) => {
-        if (!c) return;
-        if (c.user && typeof c.user === "object") state.user = c.user;
-        if (typeof c.sla === "number") state.config.sla = c.sla;
-        if (typeof c.sla_target === "number") state.config.sla_target = c.sla_target;
-        if (typeof c.now === "number") {
-          const skew = c.now - Date.now() / 1000;
-          state.skew = Math.abs(skew) > 1.5 ? skew : 0;
-        }
-      })
-      .catch(() => {});
-  }
-
-  function connect() {
-    retryTimer = null;
-    state.conn = "connecting";
-    let sock;
-    try {
-      sock = new WebSocket(wsUrl());
-    } catch (e) {
-      scheduleReconnect();
-      return;
+  // The answer to HELLO replaces everything the page knew.
+  function takeSnapshot(objects, lead) {
+    for (const o of objects.splice(0, lead)) apply(o);
+    const agents = {};
+    const calls = {};
+    const connects = {};
+    for (const o of objects) {
+      if (o.type === "AGENT" && o.status !== "LOGGEDOUT") agents[o.agentid] = noteRinging(o, state.agents[o.agentid]);
+      else if (o.type === "CALL" && o.status !== "HANGUP" && o.status !== "ABANDON") calls[o.id] = o;
+      else if (o.type === "CONNECT" && o.status !== "HANGUP") connects[o.id] = o;
+      else if (o.type === "HEALTH") applyHealth(o);
     }
-    ws = sock;
-    sock.onopen = () => {
-      loadConfig();
-      expectSnapshot = true;
-      sock.send("HELLO");
-    };
-    sock.onmessage = (ev) => {
-      if (typeof ev.data === "string") handleFrame(ev.data);
-    };
-    sock.onclose = (ev) => {
-      if (ws !== sock) return;
-      ws = null;
-      state.conn = "closed";
-      if (ev.code === SESSION_ENDED) {
-        location.reload(); // to the login page (a wallboard's ?token= logs in again)
-        return;
-      }
-      loadConfig(); // a refused handshake may mean the session is gone: login page
-      scheduleReconnect();
-    };
-  }
-
-  function scheduleReconnect() {
-    const base = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempts);
-    attempts += 1;
-    const delay = Math.round(base * (0.75 + Math.random() * 0.5)); // jitter: no thundering herd
-    state.retryAt = Date.now() + delay;
-    clearTimeout(retryTimer);
-    retryTimer = setTimeout(connect, delay);
-  }
-
-  function handleFrame(text) {
-    const objects = [];
-    for (const line of text.split("\n")) {
-      if (!line.trim()) continue;
-      try {
-        objects.push(JSON.parse(line));
-      } catch (e) {
-        console.warn("ignoring a line that is not JSON:", line);
-      }
-    }
-    // The answer to HELLO is the first frame after it and starts with STATS
-    // (after CONFIG, which newer servers send first; HEALTH comes last):
-    // it replaces everything the page knew.
-    const lead = leadingSettings(objects);
-    if (expectSnapshot && objects.length > lead && objects[lead].type === "STATS") {
-      for (const o of objects.splice(0, lead)) apply(o);
-      expectSnapshot = false;
-      attempts = 0;
-      const agents = {};
-      const calls = {};
-      const connects = {};
-      for (const o of objects) {
-        if (o.type === "AGENT" && o.status !== "LOGGEDOUT") agents[o.agentid] = noteRinging(o, state.agents[o.agentid]);
-        else if (o.type === "CALL" && o.status !== "HANGUP" && o.status !== "ABANDON") calls[o.id] = o;
-        else if (o.type === "CONNECT" && o.status !== "HANGUP") connects[o.id] = o;
-        else if (o.type === "HEALTH") applyHealth(o);
-      }
-      state.stats = objects[0];
-      state.agents = agents;
-      state.calls = calls;
-      state.connects = connects;
-      state.conn = "open";
-      return;
-    }
-    for (const o of objects) apply(o);
+    state.stats = objects[0];
+    state.agents = agents;
+    state.calls = calls;
+    state.connects = connects;
   }
 
   function apply(o) {
@@ -198,22 +115,6 @@
     }
   }
 
-  function send(frame) {
-    if (ws && ws.readyState === WebSocket.OPEN) {
-      ws.send(frame);
-      return true;
-    }
-    showError("Not connected to the server: nothing was sent.");
-    return false;
-  }
-
-  function cleanReason(reason) {
-    return String(reason || "")
-      .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, " ")
-      .trim()
-      .slice(0, MAX_REASON);
-  }
-
   function pause(agentid, reason) {
     const r = cleanReason(reason);
     send(r ? `PAUSE:${agentid}:${r}` : `PAUSE:${agentid}`);
@@ -232,12 +133,6 @@
     return u.commands === "own" && String(u.agent) === String(agentid);
   }
 
-  function logout() {
-    fetch("logout", { method: "POST", credentials: "same-origin", cache: "no-store" })
-      .catch(() => {})
-      .finally(() => location.replace("login"));
-  }
-
   function openPause(agentid) {
     state.pauseFor = agentid;
     state.pauseText = "";
@@ -248,28 +143,9 @@
     state.pauseText = "";
   }
 
-  function showError(message) {
-    const id = ++errorSeq;
-    state.errors.push({ id, message: String(message || "error") });
-    setTimeout(() => dismissError(id), ERROR_SHOWN_MS);
-  }
-
-  function dismissError(id) {
-    const i = state.errors.findIndex((e) => e.id === id);
-    if (i >= 0) state.errors.splice(i, 1);
-  }
-
   // ---- issue 15: CONFIG, view and queue filter -------------------------------
 
   const SCOPE_KEY = "callcenter.queues"; // localStorage: this browser's queue filter
-  const SETTINGS_FIRST = new Set(["CONFIG", "HEALTH"]);
-
-  // How many objects at the start of a frame are settings sent before STATS.
-  function leadingSettings(objects) {
-    let n = 0;
-    while (n < objects.length && SETTINGS_FIRST.has(objects[n].type)) n += 1;
-    return n;
-  }
 
   // CONFIG (docs/protocol.md): pause reasons and whether free text is allowed.
   function applyConfig(o) {
@@ -681,16 +557,7 @@
   // ---- formatting ----------------------------------------------------------
 
   function elapsed(t) {
-    return t ? Math.max(0, Math.floor(state.now - t)) : null;
-  }
-
-  function dur(s) {
-    if (s === null || s === undefined || Number.isNaN(Number(s))) return "—";
-    s = Math.max(0, Math.floor(Number(s)));
-    const hh = Math.floor(s / 3600);
-    const mm = Math.floor((s % 3600) / 60);
-    const ss = String(s % 60).padStart(2, "0");
-    return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+    return CallcenterLive.elapsed(t, state.now);
   }
 
   function pct(x) {
@@ -764,8 +631,7 @@
     else if (state.conn === "open") label = "Live";
     else if (state.conn === "connecting") label = "Connecting…";
     else {
-      const secs = Math.max(0, Math.ceil((state.retryAt - state.now * 1000 + state.skew * 1000) / 1000));
-      label = `Disconnected · retry in ${secs} s`;
+      label = `Disconnected · retry in ${CallcenterLive.retryIn(state)} s`;
     }
     return h(
       "span",
@@ -1180,10 +1046,6 @@
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && state.pauseFor !== null) closePause();
   });
-  setInterval(() => {
-    state.now = Date.now() / 1000 + state.skew;
-  }, 1000);
-
   watchEffect(() => {
     const waiting = state.stats?.calls_waiting;
     document.title = waiting ? `(${waiting}) Call center` : "Call center";
@@ -1198,6 +1060,5 @@
     if (fresh && !state.muted) beep();
   });
   createApp(App).mount("#app");
-  loadConfig();
-  connect();
+  server.start();
 })();

@@ -31,6 +31,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from callcenter.files import FileReadError, read_bounded
+
 ROLES = ("admin", "supervisor", "agent", "wallboard")
 NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
 QUEUE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
@@ -205,14 +207,9 @@ def parse(text: str, path: str = "users file") -> Users:
 def load(path: str) -> Users:
     """Read and check the whole file; UsersFileError (one line) if it cannot be used."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read(MAX_USERS_FILE + 1)
-    except OSError as e:
-        raise UsersFileError(f"--users {path}: cannot read ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise UsersFileError(f"--users {path}: not UTF-8 text") from None
-    if len(text) > MAX_USERS_FILE:
-        raise UsersFileError(f"--users {path}: larger than {MAX_USERS_FILE} bytes")
+        text = read_bounded(path, MAX_USERS_FILE)
+    except FileReadError as e:
+        raise UsersFileError(f"--users {e}") from None
     return parse(text, path)
 
 

@@ -169,9 +169,9 @@ class PbxCounters:
     ) -> Settled:
         """Give each vanished waiting caller its outcome, then keep the new baseline.
 
-        ``alive``: the uniqueids of the PBX's channels now (CoreShowChannels;
-        None when it did not answer).  A vanished caller whose channel lives
-        left its queue without hanging up."""
+        ``alive``: the uniqueids of the PBX's channels now running something
+        other than Queue() (CoreShowChannels; None when it did not answer).  A
+        vanished caller among them left its queue without hanging up."""
         out = Settled()
         alive = alive if alive is not None else ()
         by_queue: dict[str, list[Call]] = {}
@@ -188,13 +188,18 @@ class PbxCounters:
                 if calls:
                     out.warnings.append(f"{queue}: {why}")
                     log.warn(
-                        "queue {q}: {n} callers gone while we were away counted abandoned "
-                        "(the rule without counters): {why}",
+                        "queue {q}: {n} callers gone while we were away counted abandoned, "
+                        "or timed out if still alive (the rule without counters): {why}",
                         q=queue, n=len(calls), why=why,
                     )
                 for call in calls:
-                    self._abandon(call, ts)
-                    out.old_rule += 1
+                    if call.id in alive:
+                        # Not hung up, so not an abandon, whatever the counters say.
+                        self._time_out(call, ts)
+                        out.timeout += 1
+                    else:
+                        self._abandon(call, ts)
+                        out.old_rule += 1
                     out.estimated_lines += 1
         self._keep(queues)
         if by_queue or out.unseen_answered or out.unseen_abandoned:

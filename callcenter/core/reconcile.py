@@ -70,7 +70,11 @@ class Reconciler:
         self._agents(members, _legs(bridges), ts, skip)
         vanished = self._calls(entries, alive, bridged, ts, skip)
         # Last: the counters' correction needs every other count of this reconcile.
-        self.counters.settle(vanished, snap.queues, ts, alive)
+        # Alive *and* running something other than Queue(): back in the dialplan.
+        # (A channel still in Queue() but in no queue is leaving it right now: its
+        # hang-up may be under way, so it tells nothing.)
+        in_dialplan = None if channels is None else {c.uid for c in channels if c.application != "Queue"}
+        self.counters.settle(vanished, snap.queues, ts, in_dialplan)
 
     # ------------------------------------------------------------ agents
 

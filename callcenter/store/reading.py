@@ -12,6 +12,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from callcenter import gcpause
 from callcenter.center import PAST_DAYS
 from callcenter.core.pbx_counters import Baseline
 from callcenter.kpi import DayBook
@@ -126,30 +127,31 @@ async def read_state(
     parsers = {AGENT: parse_agent, CALL: parse_call, CONN: parse_connection}
     loaded: dict[str, list[Any]] = {AGENT: saved.agents, CALL: saved.calls, CONN: saved.connections}
     missing: list[tuple[str, str, bytes]] = []
-    for (kind, ident), key, raw in zip(wanted, raw_keys, values, strict=True):
-        if raw is None:
-            missing.append((kind, ident, key))
-            continue
-        try:
-            if kind == "day":
-                book, finished = parse_day(ident, raw)
-                for what in repair_counters(book):
-                    warn.warn("redis.repaired", "Redis key {key}: {what}; repaired",
-                              key=decode(key), what=what)
-                saved.books[ident] = book
-                if ident < today and not finished:
-                    saved.bad["unfinished"].append(ident)
-            else:
-                loaded[kind].append(parsers[kind](ident, raw, window))
-                if window is not None and window.repairs:
-                    for what in window.repairs:
-                        warn.warn("redis.repaired", "Redis key {key}: {what}",
+    with gcpause.paused():  # 30,000 records at once: see callcenter/gcpause.py
+        for (kind, ident), key, raw in zip(wanted, raw_keys, values, strict=True):
+            if raw is None:
+                missing.append((kind, ident, key))
+                continue
+            try:
+                if kind == "day":
+                    book, finished = parse_day(ident, raw)
+                    for what in repair_counters(book):
+                        warn.warn("redis.repaired", "Redis key {key}: {what}; repaired",
                                   key=decode(key), what=what)
-                    window.repairs.clear()
-        except BadRecord as e:
-            warn.warn("redis.bad", "Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
-            if kind != "day":
-                saved.bad[kind].append(ident)
+                    saved.books[ident] = book
+                    if ident < today and not finished:
+                        saved.bad["unfinished"].append(ident)
+                else:
+                    loaded[kind].append(parsers[kind](ident, raw, window))
+                    if window is not None and window.repairs:
+                        for what in window.repairs:
+                            warn.warn("redis.repaired", "Redis key {key}: {what}",
+                                      key=decode(key), what=what)
+                        window.repairs.clear()
+            except BadRecord as e:
+                warn.warn("redis.bad", "Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
+                if kind != "day":
+                    saved.bad[kind].append(ident)
     if missing:
         types = await defer.gatherResults(
             [proto.execute_command(b"TYPE", key) for _k, _i, key in missing],

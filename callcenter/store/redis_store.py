@@ -39,6 +39,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from callcenter import gcpause
 from callcenter.center import Callcenter, Changes
 from callcenter.core.counting import uncount_answer, uncount_entry
 from callcenter.kpi import DayBook
@@ -799,7 +800,9 @@ class RedisStore:
             CALL: [c.id for c in calls],
             CONN: [c.id for c in conns],
         }
-        self.center.restore(agents, calls, conns, books.values(), saved.counters)
+        with gcpause.paused():
+            self.center.restore(agents, calls, conns, books.values(), saved.counters)
+        gcpause.freeze_loaded_state()  # the loaded state lives long: see gcpause
         for part in self._parts:
             part.restored()
         self._loaded = True

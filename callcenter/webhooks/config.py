@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from callcenter.files import FileReadError, read_bounded
 from callcenter.webhooks.events import EVENT_TYPES
 
 #: Defaults of the per-hook bounds (each has an option and a hooks-file key).
@@ -28,6 +29,7 @@ RETRY_INITIAL = 1.0  # seconds before the first retry; doubles per failure
 RETRY_MAX = 300.0  # the longest wait between two tries
 JITTER = 0.2  # each wait is multiplied by a random factor in [1-j, 1+j]
 MAX_SECRET = 4096  # bytes
+MAX_SECRET_FILE = 8 << 10  # bytes of a secret file: the secret and white space around it
 MAX_HOOKS = 32
 MAX_FILE = 64 * 1024  # bytes of a hooks file
 
@@ -99,10 +101,9 @@ def parse_events(value: Any, where: str) -> frozenset[str]:
 
 def read_secret_file(path: str, where: str) -> bytes:
     try:
-        with open(path, "rb") as f:
-            secret = f.read(MAX_SECRET + 1).strip()
-    except OSError as e:
-        raise ConfigError(f"{where} {path}: cannot read ({e.strerror})") from None
+        secret = read_bounded(path, MAX_SECRET_FILE).strip().encode("utf-8")
+    except FileReadError as e:
+        raise ConfigError(f"{where} {e}") from None
     return _check_secret(secret, f"{where} {path}")
 
 
@@ -139,16 +140,12 @@ def load_hooks_file(path: str, defaults: HookConfig, environ: Mapping[str, str] 
     ``{"hook": [...]}`` (JSON, chosen by a ``.json`` name)."""
     environ = os.environ if environ is None else environ
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_FILE + 1)
-    except OSError as e:
-        raise ConfigError(f"--webhooks {path}: cannot read ({e.strerror})") from None
-    if len(raw) > MAX_FILE:
-        raise ConfigError(f"--webhooks {path}: over {MAX_FILE} bytes")
+        text = read_bounded(path, MAX_FILE)
+    except FileReadError as e:
+        raise ConfigError(f"--webhooks {e}") from None
     try:
-        text = raw.decode("utf-8")
         doc = json.loads(text) if path.endswith(".json") else tomllib.loads(text)
-    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+    except ValueError as e:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise ConfigError(f"--webhooks {path}: not valid {'JSON' if path.endswith('.json') else 'TOML'} ({e})") from None
     if not isinstance(doc, dict) or set(doc) - {"hook"} or not isinstance(doc.get("hook"), list):
         raise ConfigError(f"--webhooks {path}: expected a list of [[hook]] tables (and nothing else)")

@@ -94,3 +94,49 @@ def test_write_failure_is_logged_once_and_recovers(tmp_path: Path, capsys: pytes
         assert "INCALL" in path.read_text()
     finally:
         globalLogPublisher.removeObserver(seen.append)
+
+
+class _CountingWriter(ReportWriter):
+    """Counts the writes that reach the file (the test's own observer)."""
+
+    writes = 0
+
+    def write_lines(self, lines: list[str], fsync: bool | None = None) -> int:
+        self.writes += 1
+        return super().write_lines(lines, fsync)
+
+
+def test_turn_writer_writes_a_turns_lines_at_once_in_order(tmp_path: Path) -> None:
+    from twisted.internet.task import Clock
+
+    from callcenter.report import TurnWriter
+
+    path = tmp_path / "report.csv"
+    clock = Clock()
+    w = _CountingWriter(str(path), UTC)
+    w.open()
+    turn = TurnWriter(clock, w)
+    turn.add([call_line("NA")])
+    turn.add([])
+    turn.add([call_line("QUEUED"), Transition("AGENT", "98427456", "AVAIL", T + 8, 23, "q-callcenter")])
+    assert path.read_text() == "" and turn.held_lines == 3  # not before the turn ends
+    clock.advance(0)
+    assert [line.split(";")[3] for line in path.read_text().splitlines()] == ["NA", "QUEUED", "AVAIL"]
+    assert w.writes == 1 and turn.held_lines == 0
+
+
+def test_turn_writer_holds_what_the_disk_refuses_and_retries(tmp_path: Path) -> None:
+    from twisted.internet.task import Clock
+
+    from callcenter.report import TurnWriter
+
+    clock = Clock()
+    w = ReportWriter("/dev/full", UTC)
+    turn = TurnWriter(clock, w, retry=1.0)
+    turn.add([call_line("NA"), call_line("QUEUED")])
+    clock.advance(0)
+    assert turn.held_lines == 2 and w.failing
+    w.path = str(tmp_path / "report.csv")  # space again (another file: /dev/full stays full)
+    clock.advance(1.0)
+    assert turn.held_lines == 0
+    assert [line.split(";")[3] for line in (tmp_path / "report.csv").read_text().splitlines()] == ["NA", "QUEUED"]

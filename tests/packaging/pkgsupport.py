@@ -121,6 +121,7 @@ def no_node_env(**extra: str) -> dict[str, str]:
 # Every file the page loads, with the content type it must be served with.
 PAGE = [
     ("", "text/html"),
+    ("live.js", "text/javascript"),  # the link to the server, shared with /agent
     ("app.js", "text/javascript"),
     ("app.css", "text/css"),
     ("favicon.svg", "image/svg+xml"),

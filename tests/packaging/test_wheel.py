@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest_twisted
 from pkgsupport import AGENT_PAGE, PAGE, clean_env, free_port, get, hello, no_node_env, start
 
-PAGE_FILES = {"index.html", "app.js", "app.css", "favicon.svg", "login.html", "login.js",
+PAGE_FILES = {"index.html", "live.js", "app.js", "app.css", "favicon.svg", "login.html", "login.js",
               "agent.html", "agent.js", "agent.css"}
 # The libraries as the lockfile pins them: where npm puts each served file.
 VENDOR = {

@@ -1,5 +1,5 @@
-"""Comparing the report's CALL lines after a gap with an uninterrupted run's,
-by the rules docs/reliability.md promises (issue 14):
+"""Comparing the report's lines after a gap with an uninterrupted run's, by
+the rules docs/reliability.md promises (issue 14):
 
 - a line that began while the service was away was rebuilt from the queue
   log, whose times are Asterisk's ``time(NULL)``: its start may be up to one
@@ -13,7 +13,12 @@ by the rules docs/reliability.md promises (issue 14):
   AMI showed the shipped dialplan's UserEvents before the gap, its start is an
   *estimate* (the entry's second) and counted; when neither, it is missing;
 - an NA line whose end (the caller's hang-up) was missed ends at the
-  reconcile: its length is an *estimate*, an upper bound, and counted.
+  reconcile: its length is an *estimate*, an upper bound, and counted;
+- an agent's line is equal, or, when it began or ended during the gap, within
+  the same limit: up to one second early, its length one second off (the
+  service measures agents' statuses itself, between AMI and log times); an
+  agent who logged in during the gap is brought in by the reconcile: its
+  lines that began before AMI was back may be missing or start later.
 
 What is "missed", and so which lines are rebuilt or estimated, is decided
 here from the trace's own events and times, never from the service's.
@@ -44,6 +49,7 @@ class Gap:
     # NA line's start is the log's, estimated)
     racing_callers: frozenset[str] = frozenset()
     log_callers: bool = False  # the queue log has the dialplan's CALLER lines
+    missed_logins: frozenset[str] = frozenset()  # agents who logged in during the gap
 
     @classmethod
     def of(cls, events: list[tuple[float, Message]], cut: int, k: int, end: float,
@@ -64,6 +70,9 @@ class Gap:
             ),
             frozenset(uid for uid, i in first_caller.items() if k <= i < racing_end),
             log_callers,
+            frozenset(
+                m.get("MemberName") or "" for m in missed if m.event == "QueueMemberAdded"
+            ) | frozenset(m.get("agentid") or "" for m in missed if _user_event(m) == "LOGGEDIN"),
         )
 
     def holds(self, began: int) -> bool:
@@ -92,10 +101,15 @@ def call_lines(lines: list[str]) -> list[str]:
 
 
 def by_call(lines: list[str]) -> list[str]:
-    """Each call's lines in their order, calls one after another: the order of
-    lines of *different* calls within a second is not part of the contract (a
-    timeout is decided up to EXIT_WINDOW after Asterisk logged it)."""
-    return sorted(lines, key=lambda x: x.rstrip("\n").split(";")[6])  # stable: keeps each call's order
+    """Each call's (and agent's) lines in their order, one after another: the
+    order of lines of *different* calls within a second is not part of the
+    contract (a timeout is decided up to EXIT_WINDOW after Asterisk logged it)."""
+    return sorted(lines, key=_owner)  # stable: keeps each one's order
+
+
+def _owner(line: str) -> tuple[str, str]:
+    f = _fields(line)
+    return (f[1], f[6] if f[1] == "CALL" else f[2])
 
 
 def _began(line: str) -> int:
@@ -106,55 +120,80 @@ def _fields(line: str) -> list[str]:
     return line.rstrip("\n").split(";")
 
 
-def compare(got: list[str], want: list[str], gap: Gap) -> tuple[list[str], range]:
+def compare(got: list[str], want: list[str], gap: Gap, agents: bool = True) -> tuple[list[str], range]:
     """The differences the rules do not allow (empty: equal by them), and how
-    many lines the service had to estimate (a range: see ``racing_callers``)."""
-    want = by_call(call_lines(want))
-    got = by_call(call_lines(got))
+    many lines the service had to estimate (a range: see ``racing_callers``).
+    ``agents=False``: CALL lines only (a first start: agents' day so far is not
+    rebuilt, docs/reliability.md)."""
+    if not agents:
+        got, want = call_lines(got), call_lines(want)
+    want = by_call(want)
+    got = by_call(got)
     firsts = {}
     lasts = {}
     for i, w in enumerate(want):
-        uid = _fields(w)[6]
-        firsts.setdefault(uid, i)
-        lasts[uid] = i
-    expected = []
+        firsts.setdefault(_owner(w), i)
+        lasts[_owner(w)] = i
+    expected = []  # (index in want, line, whether it may be missing)
     estimated_starts = racing = 0
     for i, w in enumerate(want):
         f = _fields(w)
-        ivr_start = f[3] == "NA" and firsts[f[6]] == i
+        if f[1] == "AGENT":
+            # Logged in while we were away: the reconcile brings the agent in;
+            # what it did before is not in the log (member verbs only apply to
+            # agents we know): those lines may be missing, or start when the
+            # reconcile saw it.
+            optional = f[2] in gap.missed_logins and _began(w) <= gap.end + 1
+            expected.append((i, w, optional))
+            continue
+        ivr_start = f[3] == "NA" and firsts[_owner(w)] == i
         if ivr_start and f[6] in gap.missed_callers and not gap.log_callers:
             if not gap.knows_dialplan:
                 continue  # nothing told the service that the dialplan announces callers
             estimated_starts += 1
         elif ivr_start and f[6] in gap.racing_callers and gap.knows_dialplan and not gap.log_callers:
             racing += 1
-        expected.append((i, w))
-    if len(got) != len(expected):
-        lost = [f"{len(got)} lines, {len(expected)} expected", *got, "--", *(w for _, w in expected)]
-        return lost, range(0)
+        expected.append((i, w, False))
     bad = []
     estimated = estimated_starts
-    for g, (i, w) in zip(got, expected, strict=True):
-        if g == w:
+    at = 0
+    for i, w, optional in expected:
+        g = got[at] if at < len(got) else ""
+        verdict = _judge(g, w, i, lasts, gap) if g and _owner(g) == _owner(w) else None
+        if verdict is None and optional and g and _owner(g) == _owner(w) and _fields(g)[3] == _fields(w)[3]:
+            verdict = 0
+        if verdict is None:
+            if not optional:
+                bad.append(f"got  {g.rstrip()}\nwant {w.rstrip()}")
+                return bad, range(0)  # out of step: the rest would not say more
             continue
-        gf, wf = _fields(g), _fields(w)
-        early = _began(w) - _began(g)
-        # Rebuilt from the queue log: the one-second limit.
-        start_ok = early == 0 or (gap.holds(_began(w)) and 0 <= early <= 1)
-        if start_ok and gf[1:] == wf[1:]:
-            continue
-        ends = _began(w) + int(wf[4])
-        if (
-            start_ok and wf[3] == "NA" and (gap.holds(_began(w)) or gap.holds(ends))
-            and gf[1:4] == wf[1:4] and gf[5:] == wf[5:] and abs(int(gf[4]) - int(wf[4])) <= 1
-        ):
-            continue  # an IVR line's length measured from a log time: the same limit
-        if (
-            start_ok and wf[3] == "NA" and lasts[wf[6]] == i and wf[6] in gap.missed_hangups
-            and gf[1:4] == wf[1:4] and gf[5:] == wf[5:]
-            and int(wf[4]) <= int(gf[4]) <= gap.end + 2 - _began(w)
-        ):
-            estimated += 1  # its hang-up was missed: ended at the reconcile
-            continue
-        bad.append(f"got  {g.rstrip()}\nwant {w.rstrip()}")
+        at += 1
+        estimated += verdict
+    bad += [f"got  {g.rstrip()}\nwant nothing" for g in got[at:]]
     return bad, range(estimated, estimated + racing + 1)
+
+
+def _judge(g: str, w: str, i: int, lasts: dict, gap: Gap) -> int | None:
+    """None when ``g`` is not ``w`` by the rules; else 1 when its seconds are an
+    estimate the service counts, 0 when not."""
+    if g == w:
+        return 0
+    gf, wf = _fields(g), _fields(w)
+    early = _began(w) - _began(g)
+    # Rebuilt from the queue log: the one-second limit.
+    start_ok = early == 0 or (gap.holds(_began(w)) and 0 <= early <= 1)
+    if start_ok and gf[1:] == wf[1:]:
+        return 0
+    ends = _began(w) + int(wf[4])
+    same_but_length = start_ok and gf[1:4] == wf[1:4] and gf[5:] == wf[5:]
+    if (
+        same_but_length and (wf[3] == "NA" or wf[1] == "AGENT")
+        and (gap.holds(_began(w)) or gap.holds(ends)) and abs(int(gf[4]) - int(wf[4])) <= 1
+    ):
+        return 0  # a length the service measures, from a log time: the same limit
+    if (
+        same_but_length and wf[1] == "CALL" and wf[3] == "NA" and lasts[_owner(w)] == i
+        and wf[6] in gap.missed_hangups and int(wf[4]) <= int(gf[4]) <= gap.end + 2 - _began(w)
+    ):
+        return 1  # its hang-up was missed: ended at the reconcile
+    return None

@@ -7,7 +7,7 @@ the test writes the trace's ``.queue_log`` beside it, as Asterisk would;
 SIGKILL; the PBX goes on for 5 s (its events never reach the service, its
 queue log lines do); run 2 gets the PBX's state at that moment from an
 independent model (tests/support/pbxstate.py) and then the rest of the
-trace.  The report's call lines (IVR ones included) and the day's counters
+trace.  Every report line (calls' IVR ones included, agents') and the day's counters
 in Redis equal an uninterrupted in-process run's (which the other tests
 check against expected.json), by the rules of ``lines.py``; the estimated
 lines are those the service's log counts.
@@ -112,7 +112,7 @@ async def test_sigkill_then_a_gap_is_filled_from_the_queue_log(tmp_path: Path, r
             timeout=60, what=f"run 2 to finish ({two.log})",
         )
         two.kill(signal.SIGTERM)
-        got = call_lines(_lines(report))
+        got = _lines(report)
         bad, estimated = compare(got, whole.lines, gap)
         assert not bad, "\n".join(bad)
         assert len(got) == len(set(got))  # none doubled

@@ -90,23 +90,26 @@ def _message_caller(name: str) -> tuple[float, float]:
     return row["t_end"], hangup
 
 
-@pytest.mark.parametrize("after_hangup", [False, True])
-def test_a_vanished_caller_still_alive_timed_out(after_hangup: bool) -> None:
+@pytest.mark.parametrize(("after_hangup", "reset"), [(False, False), (True, False), (False, True)])
+def test_a_vanished_caller_still_alive_timed_out(after_hangup: bool, reset: bool) -> None:
     """The gap holds a timeout's QueueCallerAbandon and QueueCallerLeave.  If the
     caller's channel is still alive at the reconcile (out of every queue, with no
     agent) it left without hanging up: a timeout, exactly.  Once it has hung up
     too, nothing in the PBX's answer tells that from an abandon: counted abandoned
-    (the documented rule), and the sum is exact either way."""
+    (the documented rule), and the sum is exact either way.  A counter reset in
+    the gap (the rule without counters) does not make the living caller an
+    abandon either."""
     name = "queue-entries/overflow-small"
     t_end, hangup = _message_caller(name)
     cut = t_end - 0.5
     # (Not within milliseconds of another caller's hang-up: a channel whose hang-up
     # is under way is still listed, a race docs/reliability.md names.)
     gap = (hangup + 0.25 if after_hangup else (t_end + hangup) / 2) - cut
-    rig = _run_with_gap(name, cut, gap)
+    rig = _run_with_gap(name, cut, gap, reset_at=t_end + 0.1 if reset else None)
     stats = rig.center.stats()
     last = rig.center.pbx_counters.last
     assert last is not None and last.timeout == (0 if after_hangup else 1), last
+    assert bool(last.warnings) == reset, last
     assert got_counts(stats) == expected_counts(traces.load(name).expected)
     assert got_split(stats) == expected_split(name, cut, gap)
 

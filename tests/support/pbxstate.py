@@ -37,6 +37,7 @@ class _Channel:
     created: float
     bridge: str = ""
     queue: str = ""  # in Queue() (waiting or connected through app_queue)
+    app: str = ""  # the application of its last Newexten
 
 
 @dataclass
@@ -132,6 +133,10 @@ class PbxState:
             chan = self.channels.get(m.get("Uniqueid") or "")
             if chan is not None:
                 chan.callerid = m.get("CallerIDNum") or chan.callerid
+        elif name == "Newexten":
+            chan = self.channels.get(m.get("Uniqueid") or "")
+            if chan is not None:
+                chan.app = m.get("Application") or chan.app
         elif name == "Hangup":
             self.channels.pop(m.get("Uniqueid") or "", None)
         elif name == "BridgeEnter":
@@ -183,10 +188,13 @@ class PbxState:
         out = []
         for chan in self.channels.values():
             secs = max(0, int(self.now - chan.created))
+            app = "Queue" if chan.queue else "AppDial"
+            if chan.queue and chan.app and chan.uid not in self.entries and not chan.bridge:
+                app = chan.app  # out of its queue: what the dialplan runs now (Playback, ...)
             pairs = [
                 ("Event", "CoreShowChannel"), ("Channel", chan.name), ("Uniqueid", chan.uid),
                 ("CallerIDNum", chan.callerid),
-                ("Application", "Queue" if chan.queue else "AppDial"),
+                ("Application", app),
                 ("ApplicationData", chan.queue),
                 ("Duration", f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"),
             ]

@@ -28,7 +28,7 @@ async def test_agent_page_its_files_and_nothing_below_it():
         code, headers, page = await get(rig.url + "agent?agent=1001")
         assert code == 200 and headers["content-type"].startswith("text/html")
         assert "script-src 'self'" in headers["content-security-policy"]
-        for ref, ctype in [("agent.js", "text/javascript"), ("agent.css", "text/css"),
+        for ref, ctype in [("live.js", "text/javascript"), ("agent.js", "text/javascript"), ("agent.css", "text/css"),
                            ("app.css", "text/css"), ("vendor/vue.global.prod.js", "text/javascript")]:
             assert f'"{ref}"'.encode() in page
             code, headers, body = await get(rig.url + ref)

@@ -54,7 +54,7 @@ async def test_page_and_assets_are_served_with_a_strict_policy(site_rig):
         assert body
     # Every file the page references is served (no CDN, nothing missing).
     _, _, page = await get(base)
-    for ref in ["vendor/bootstrap.min.css", "app.css", "vendor/vue.global.prod.js", "app.js", "favicon.svg"]:
+    for ref in ["vendor/bootstrap.min.css", "app.css", "vendor/vue.global.prod.js", "live.js", "app.js", "favicon.svg"]:
         assert f'"{ref}"'.encode() in page
 
 
@@ -108,3 +108,15 @@ def test_missing_npm_packages_are_named(tmp_path, fake_center):
 def test_bad_allowed_origin_is_refused(fake_center):
     with pytest.raises(ValueError, match="not scheme://host"):
         make_site(fake_center, static_dir=STATIC_DIR, reactor=reactor, allowed_origins=["wall.example.com"])
+
+
+def test_both_pages_share_one_server_link():
+    # live.js alone opens the WebSocket (HELLO, reconnects, config.json); the
+    # dashboard and the agent page each load it before their own script.
+    scripts = sorted(n for n in os.listdir(STATIC_DIR) if n.endswith(".js"))
+    openers = [n for n in scripts if "new WebSocket(" in open(os.path.join(STATIC_DIR, n)).read()]
+    assert openers == ["live.js"]
+    for page, script in (("index.html", "app.js"), ("agent.html", "agent.js")):
+        with open(os.path.join(STATIC_DIR, page)) as f:
+            html = f.read()
+        assert html.index('src="live.js"') < html.index(f'src="{script}"'), page
