@@ -16,11 +16,20 @@ every event.
     each reading one field); the clock runs from the end of the login to the
     dispatch of a sentinel event after the stream.
 (b) **state events/s**: the same with a real ``Callcenter`` and report writer
-    (a temporary file) attached as ``service.py`` wires them; every
+    (a temporary file, written once per reactor turn by ``TurnWriter``, its
+    fsync in a thread) attached as ``service.py`` wires them without Redis; every
     repetition gets its own Uniqueids (``-r<N>`` suffix), so each one is new
     calls, not late duplicates.  The figure counts only the events that
     reach ``Callcenter.handle_event`` (what the state owner works on), per
     second of the same clock; the stream rate of that run is printed too.
+(b') **CPU per state event**: the (b) pipeline in process, without the
+    socket (``AMIProtocol`` fed the same unique-id stream in 64 KiB chunks,
+    each chunk one turn of a clock that follows the wall clock), by
+    ``time.process_time``, so other work on the machine counts less.  The
+    report is written through ``TurnWriter`` as in (b), one write per turn
+    (also ``service.py``'s writer without Redis; the store writes its outbox
+    lines the same way); here the fsync runs inline (no threads on a test
+    clock), in (b) off the reactor.
 (c) **like-for-like parse ratio** (the headline): the same bytes, in the same
     64 KiB chunks, in-process (no I/O), to our ``AMIProtocol.dataReceived``
     with a ``*`` listener that reads every header (``as_dict()``: our lazy
@@ -290,6 +299,53 @@ async def measure_tcp(
     return per_trace * args.repeat / elapsed, state / elapsed, cpu / elapsed
 
 
+# -- (b') in process: CPU per state event -----------------------------------------
+
+def unique_stream(name: str, read: frozenset[str] | None, repeat: int) -> bytes:
+    """The stream ``repeat`` times, each repetition with its own Uniqueids (as the child sends it)."""
+    one, _ = stream_of(name, read)
+    return b"".join(_IDS.sub(rb"\1" + b"-r%d" % r, one) for r in range(repeat))
+
+
+def state_cpu_in_process(chunks: list[bytes]) -> tuple[float, int]:
+    """(b') CPU seconds per state event: the (b) pipeline without the socket
+    (``AMIProtocol`` -> ``Callcenter.handle_event`` -> the report file through
+    ``TurnWriter``, its fsync inline), each chunk one reactor turn of a
+    ``task.Clock`` that follows the wall clock; by ``time.process_time``."""
+    import tempfile
+
+    from twisted.internet.task import Clock
+
+    from callcenter.ami import events as ev
+    from callcenter.center import Callcenter
+    from callcenter.report import ReportWriter, TurnWriter
+
+    clock = Clock()
+    clock.advance(time.time())
+    center = Callcenter(clock)
+    count = [0]
+    handle = center.handle_event
+
+    def dispatch(msg: Message) -> None:
+        count[0] += 1
+        handle(msg)
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        report = ReportWriter(os.path.join(scratch, "report.csv"))
+        report.open()
+        lines = TurnWriter(clock, report)
+        center.subscribe(lambda ch: lines.add(ch.transitions))
+        proto = AMIProtocol(dispatch, wanted=frozenset(ev.TRANSLATORS))
+        proto.makeConnection(StringTransport())
+        start = time.process_time()
+        for chunk in chunks:
+            proto.dataReceived(chunk)
+            clock.advance(max(0.0, time.time() - clock.seconds()))  # the turn ends: timers, report
+        cpu = time.process_time() - start
+        report.close()
+    return cpu / max(1, count[0]), count[0]
+
+
 # -- in-process, ours and panoramisk's ---------------------------------------------
 
 def chunks_of(stream: bytes, per_trace: int, repeat: int) -> tuple[list[bytes], int]:
@@ -378,6 +434,16 @@ async def main(reactor, args: argparse.Namespace) -> None:
           f"KPIs and report: {_rate(state_rates)}  [stream events/s of the same runs: "
           f"{_rate(full_stream)}]  target >= {TARGET_STATE_EVENTS:,}: "
           f"{'met' if statistics.median(state_rates) >= TARGET_STATE_EVENTS else 'NOT met'}")
+
+    unique = BANNER + unique_stream(args.trace, read, args.repeat)
+    cpu_per = []
+    for _ in range(args.runs):
+        per, handled = state_cpu_in_process(
+            [unique[i : i + CHUNK] for i in range(0, len(unique), CHUNK)])
+        cpu_per.append(per * 1e6)
+    print(f"(b') CPU per state event, the same pipeline in process (no socket; report fsync "
+          f"inline, once per chunk): {med_range(cpu_per, '{:.1f}')} us over {handled:,} state "
+          f"events, i.e. {1e6 / statistics.median(cpu_per):,.0f} state events per CPU second")
 
     chunks, n = chunks_of(stream, per_trace, args.repeat)
     ratios: dict[bool, list[float]] = {False: [], True: []}

@@ -132,6 +132,7 @@ class ReportWriter:
         self.failed_writes = 0  # for tests, health and the benchmark
         self._syncing = False  # an fsync runs in the sync thread
         self._next_sync: list[defer.Deferred[bool]] = []  # waiting for the next one
+        self._next_fds: dict[tuple[int, int], int] = {}  # file -> descriptor the next one syncs
 
     @property
     def failing(self) -> bool:
@@ -266,16 +267,18 @@ class ReportWriter:
 
     def sync_off_thread(self, reactor: Any) -> defer.Deferred[bool]:
         """``fsync`` what was written so far without blocking the reactor: in
-        a thread (the reactor's pool), on a duplicate of the descriptor (a
-        rotation may close ours meanwhile).  Group commit: while one sync
-        runs, further requests share the next one.  Fires True once the lines
-        written before the call are on disk, False if the sync failed (logged;
-        they are in the file, maybe not on disk).  Without threads (a test's
-        ``Clock``), or with ``fsync`` off, it completes at once."""
-        if not self.fsync or self._fd is None:
+        a thread (the reactor's pool), on a duplicate of the descriptor taken
+        now (a rotation may close ours meanwhile).  Group commit: while one
+        sync runs, further requests share the next one.  Fires True once the
+        lines written before the call are on disk, False if the sync failed
+        (logged; they are in the file, maybe not on disk).  Without threads (a
+        test's ``Clock``), or with ``fsync`` off, it completes at once."""
+        if not self.fsync or self._fd is None or self._ino is None:
             return defer.succeed(self._fd is not None or not self.fsync)
         if not IReactorThreads.providedBy(reactor):
-            return defer.succeed(self._sync_now(os.dup(self._fd)))
+            return defer.succeed(self._synced(self._sync_now([os.dup(self._fd)])))
+        if self._ino not in self._next_fds:  # one per file: a rotation may make two
+            self._next_fds[self._ino] = os.dup(self._fd)
         d: defer.Deferred[bool] = defer.Deferred()
         self._next_sync.append(d)
         if not self._syncing:
@@ -284,34 +287,38 @@ class ReportWriter:
 
     def _start_sync(self, reactor: Any) -> None:
         waiting, self._next_sync = self._next_sync, []
-        if self._fd is None:  # closed (a failed write): what it held is not ours to sync
-            for d in waiting:
-                d.callback(False)
-            return
+        fds, self._next_fds = list(self._next_fds.values()), {}
         self._syncing = True
-        fd = os.dup(self._fd)
-        job = threads.deferToThreadPool(reactor, reactor.getThreadPool(), self._sync_now, fd)
+        job = threads.deferToThreadPool(reactor, reactor.getThreadPool(), self._sync_now, fds)
 
-        def done(ok: bool) -> None:
+        def done(result: Any) -> None:
             self._syncing = False
+            ok = self._synced(result if isinstance(result, str) else "not run")
             for d in waiting:
                 d.callback(ok)
             if self._next_sync:
                 self._start_sync(reactor)
 
-        job.addCallback(done)
+        job.addBoth(done)
 
-    def _sync_now(self, fd: int) -> bool:
-        # In the sync thread: only the system calls, no state of ours.
-        try:
-            _fsync(fd)
-            return True
-        except OSError as e:
-            log.error("{label} {path}: fsync failed ({err})", label=self.label, path=self.path,
-                      err=e.strerror or str(e))
-            return False
-        finally:
-            os.close(fd)
+    @staticmethod
+    def _sync_now(fds: list[int]) -> str:
+        """In the sync thread: only the system calls (no state, no logging);
+        "" when done, else the first error."""
+        error = ""
+        for fd in fds:
+            try:
+                _fsync(fd)
+            except OSError as e:
+                error = error or e.strerror or str(e)
+            finally:
+                os.close(fd)
+        return error
+
+    def _synced(self, error: str) -> bool:
+        if error:
+            log.error("{label} {path}: fsync failed ({err})", label=self.label, path=self.path, err=error)
+        return not error
 
     def _cut_back(self, fd: int, extra: int) -> None:
         """Remove the ``extra`` bytes of a line written in part (never glue the next one)."""
@@ -372,8 +379,8 @@ class TurnWriter:
         if self._call is None and self._held:
             self._call = self.reactor.callLater(0, self.flush)
 
-    def flush(self) -> None:
-        """Write what is held now (also at stop)."""
+    def flush(self, final: bool = False) -> None:
+        """Write what is held now; ``final`` (at stop): its fsync inline too."""
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
@@ -381,9 +388,9 @@ class TurnWriter:
             return
         # The write on the reactor (page cache: a kill loses nothing written),
         # the fsync in a thread, shared with the next turns' while it runs.
-        done = self.writer.write_lines(self._held, fsync=False)
+        done = self.writer.write_lines(self._held, fsync=None if final else False)
         del self._held[:done]
-        if done:
+        if done and not final:
             self.writer.sync_off_thread(self.reactor)
         if self._held:
             self._call = self.reactor.callLater(self.retry, self.flush)

@@ -214,7 +214,7 @@ class StoreService(_StartsAsync):
         if self.store is not None:
             return self.store.stop()
         if self.turn_writer is not None:
-            self.turn_writer.flush()
+            self.turn_writer.flush(final=True)
         return None
 
 

@@ -127,6 +127,8 @@ class RedisStore:
         self._pending_days: dict[str, DayBook] = {}  # finished days not yet written
         self._lines: deque[_Lines] = deque()  # report lines waiting for their transaction
         self._inflight: set[defer.Deferred] = set()
+        self._syncs: set[defer.Deferred] = set()  # report fsyncs running off the reactor
+        self._outbox_epoch = 0  # a full write replaced the outbox: older trims are void
         self._retry: IDelayedCall | None = None
         self._sync_timer: IDelayedCall | None = None
         self._sync_attempt = 0
@@ -243,6 +245,9 @@ class RedisStore:
         and the report lines that were then due have been written (or held)."""
         d = defer.DeferredList(list(self._inflight), consumeErrors=True)
         d.addCallback(lambda _: self._run_io())
+        # and their fsync (off the reactor) and outbox trim
+        d.addCallback(lambda _: defer.DeferredList(list(self._syncs), consumeErrors=True))
+        d.addCallback(lambda _: None)
         return d
 
     @property
@@ -553,7 +558,12 @@ class RedisStore:
         if not due:
             return True
         text = [line for entry in due for line in entry.lines]
-        written = self.report.write_lines(text)
+        # The write on the reactor (a kill after it loses nothing: the page
+        # cache, and the outbox until trimmed); its fsync in a thread, shared
+        # by the turns that end while one runs, and only then the outbox trim.
+        # Stopping, it is done inline: the trim must go out before we close.
+        off_thread = not self._stopping
+        written = self.report.write_lines(text, fsync=None if not off_thread else False)
         trim = 0
         proto = self._proto
         live = proto is not None and proto.connected
@@ -569,12 +579,34 @@ class RedisStore:
             else:
                 entry.lines = entry.lines[n:]
         if trim and proto is not None:
-            # In the file now: drop them from the outbox (the oldest: it is FIFO).
-            d = proto.execute_command(
-                b"LTRIM", self.keys.outbox, str(trim).encode(), b"-1", apply_timeout=False
-            )
-            d.addErrback(lambda _: None)  # if lost, the next full write rewrites the outbox
+            if off_thread:
+                synced = self.report.sync_off_thread(self.reactor)
+                self._syncs.add(synced)
+                synced.addBoth(self._synced, synced, proto, trim, self._outbox_epoch)
+            else:
+                self._trim_outbox(proto, trim)
+        elif written and off_thread:
+            synced = self.report.sync_off_thread(self.reactor)
+            self._syncs.add(synced)
+            synced.addBoth(self._synced, synced, None, 0, 0)
         return not self._lines or not self._lines[0].ready
+
+    def _synced(
+        self, ok: Any, synced: defer.Deferred, proto: RedisProtocol | None, trim: int, epoch: int
+    ) -> None:
+        self._syncs.discard(synced)
+        # A failed sync (logged by the writer) trims all the same: the lines are
+        # in the file for any kill, and a trim left out would leave the outbox
+        # holding lines the file has, which a start would then append again.
+        if proto is not None and proto is self._proto and proto.connected and epoch == self._outbox_epoch:
+            self._trim_outbox(proto, trim)
+
+    def _trim_outbox(self, proto: RedisProtocol, trim: int) -> None:
+        # In the file now: drop them from the outbox (the oldest: it is FIFO).
+        d = proto.execute_command(
+            b"LTRIM", self.keys.outbox, str(trim).encode(), b"-1", apply_timeout=False
+        )
+        d.addErrback(lambda _: None)  # if lost, the next full write rewrites the outbox
 
     def _event_commands(self, ch: Changes) -> list[Command]:
         center, keys = self.center, self.keys
@@ -731,6 +763,8 @@ class RedisStore:
         for chunk in _chunks(stale):
             cmds.append([b"DEL", *chunk])
         if self.report is not None:
+            # A trim still waiting for its fsync counted the outbox this replaces.
+            self._outbox_epoch += 1
             # The outbox becomes exactly the lines not in the file yet (held by
             # a full disk, or waiting), in order; they are trimmed once written.
             held = [encode(line) for entry in self._lines for line in entry.lines]

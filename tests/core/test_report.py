@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import pytest_twisted
 
 from callcenter.report import ReportWriter, ReportWriterError, Transition
 
@@ -140,3 +141,30 @@ def test_turn_writer_holds_what_the_disk_refuses_and_retries(tmp_path: Path) -> 
     clock.advance(1.0)
     assert turn.held_lines == 0
     assert [line.split(";")[3] for line in (tmp_path / "report.csv").read_text().splitlines()] == ["NA", "QUEUED"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_sync_off_thread_shares_one_fsync_among_requests_made_while_one_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from twisted.internet import reactor
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:  # the test's own count of the system calls
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    path = tmp_path / "report.csv"
+    w = ReportWriter(str(path), UTC)
+    w.open()
+    assert w.write_lines([call_line("NA").line(UTC)], fsync=False) == 1
+    first = w.sync_off_thread(reactor)
+    assert w.write_lines([call_line("QUEUED").line(UTC)], fsync=False) == 1
+    second, third = w.sync_off_thread(reactor), w.sync_off_thread(reactor)
+    w.close()  # the sync works on its own descriptor: a rotation meanwhile is harmless
+    assert [await first, await second, await third] == [True, True, True]
+    assert len(synced) == 2  # the first request's, then one for the two made while it ran
+    assert [line.split(";")[3] for line in path.read_text().splitlines()] == ["NA", "QUEUED"]

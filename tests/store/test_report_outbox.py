@@ -44,13 +44,13 @@ class Killable(ReportWriter):
             if self.store._proto is not None:
                 self.store._proto.transport.abortConnection()  # unsent bytes are lost, as in a kill
 
-    def write_lines(self, lines) -> int:
+    def write_lines(self, lines, fsync=None) -> int:
         if self.dead:
             return 0
         if self.kill_at == "before-write":
             self.kill()
             return 0
-        n = super().write_lines(lines)
+        n = super().write_lines(lines, fsync)
         if self.kill_at == "after-write":
             self.kill()
         return n
