@@ -216,18 +216,16 @@ class CenterCollector(Collector):
         abandon_g = GaugeMetricFamily(
             "callcenter_queue_abandon_ratio", "Today's abandoned / received calls, 0..1 (absent "
             "before the day's first call).", labels=["queue"])
-        agents = center.agents
+        # Members by status as set intersections (in C): a walk of every
+        # membership in Python cost ~100 ms for 2,000 agents in 50 queues each.
+        by_status = self._ids_by_status()
         for q in queues:
             waiting = callbook.waiting.get(q) or {}
             waiting_g.add_metric([q], len(waiting))
             longest_g.add_metric([q], whole(now - min(waiting.values())) if waiting else 0)
-            counts = dict.fromkeys(_STATUSES, 0)
-            for agentid in roster.by_queue.get(q) or ():
-                agent = agents.get(agentid)
-                if agent is not None and agent.status in counts:
-                    counts[agent.status] += 1
-            for status, n in counts.items():
-                agents_g.add_metric([q, status], n)
+            members = roster.by_queue.get(q) or set()
+            for status, ids in by_status.items():
+                agents_g.add_metric([q, status], len(members & ids))
             c = book.queues.get(q)
             if c is not None and c.answered:
                 sla_g.add_metric([q], c.answered_in_sla / c.answered)
@@ -240,6 +238,15 @@ class CenterCollector(Collector):
                                 value=self.sla_target / 100.0)
         if self.agent_series:
             yield from self._agent_gauges(now)
+
+    def _ids_by_status(self) -> dict[str, set[str]]:
+        """Agent ids by status (logged-out ones in none), one pass over the agents."""
+        by_status: dict[str, set[str]] = {status: set() for status in _STATUSES}
+        for agentid, agent in self.center.agents.items():
+            ids = by_status.get(agent.status)
+            if ids is not None:
+                ids.add(agentid)
+        return by_status
 
     def _agent_gauges(self, now: float) -> Iterator[Any]:
         # Behind --metrics-agents: one series per agent id (never a caller).

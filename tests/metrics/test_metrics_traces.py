@@ -142,3 +142,34 @@ def test_agent_series_only_behind_the_flag_and_without_callers() -> None:
     got = samples(scrape(registry))
     agents = {dict(k[1])["agent"] for k in got if k[0] == "callcenter_agent_status"}
     assert agents == {m["Name"] for m in trace.expected["asterisk_members_final"]}
+
+
+def test_queue_agents_count_each_members_status_in_every_queue() -> None:
+    # Agents in several queues each, some paused in some of them, one in a
+    # call: the gauge is the members' AGENT status per queue (as HELLO shows them).
+    from core.test_center import Q, answered_call, ev
+
+    out = new_center(1795665000.0)
+    c = out.center
+    queues = [Q, "q-b", "q-c"]
+    for n in range(9):
+        agent = str(2000 + n)
+        for k, q in enumerate(queues[: 1 + n % 3]):
+            c.handle_event(ev("QueueMemberAdded", 1795665000.0, Queue=q, MemberName=agent,
+                              Interface=f"Local/{agent}@agent-connect", Paused="1" if (n + k) % 4 == 0 else "0",
+                              PausedReason="Break" if (n + k) % 4 == 0 else "", InCall="0", Status="1"))
+    for msg in answered_call("1795665010.1", "2005", 1795665010.0, hold=2, talk=500)[:4]:
+        c.handle_event(msg)  # 2005 answers and stays in the call
+    registry, figures, _ = make_registry(c)
+    figures.start()
+    got = samples(scrape(registry))
+    model: dict[tuple[str, str], int] = defaultdict(int)
+    for o in c.snapshot():
+        if o["type"] == "AGENT":
+            for q in o["queues"]:
+                model[(q, o["status"])] += 1
+    assert {s for _, s in model} >= {"AVAIL", "PAUSED", "INCALL"}  # the case covers them
+    for q in queues:
+        for status in ("LOGGEDIN", "AVAIL", "PAUSED", "INCALL"):
+            key = ("callcenter_queue_agents", (("queue", q), ("status", status)))
+            assert got[key] == model.get((q, status), 0), (q, status)
