@@ -12,7 +12,8 @@ Two processes, everything on loopback:
   waiting: what the fake PBX's ``QueueStatus`` answer holds);
 * the driver (this process, plain sockets + selectors, no Twisted, so it costs
   little CPU): a fake PBX that answers Login/Ping/resync and writes
-  ``QueueCallerJoin`` / ``QueueCallerAbandon`` pairs at ``--rate`` events/s,
+  ``QueueCallerJoin``, ``HangupRequest``, ``QueueCallerAbandon``,
+  ``QueueCallerLeave`` per caller (as Asterisk sends an abandon) at ``--rate`` events/s,
   and N raw WebSocket clients that say HELLO and then only scan the byte
   stream for probe markers (server frames are unmasked, so the JSON is
   visible as is).
@@ -291,7 +292,8 @@ def run(n_dashboards: int, rate: float, seconds: float, probe_every: int, agents
             pump(0.05, {})
         rss_after = rss_kib(server.pid)
 
-        # Load: join/abandon pairs at `rate` events/s; every probe_every-th event a probe.
+        # Load: one caller per 4 events (join, hang-up, abandon, leave) at `rate` events/s;
+        # a probe about every probe_every-th event (every (probe_every // 4)-th join).
         sent: dict[int, float] = {}
         total = int(rate * seconds)
         cpu0 = cpu_seconds(server.pid), time.process_time()
@@ -304,10 +306,15 @@ def run(n_dashboards: int, rate: float, seconds: float, probe_every: int, agents
             chunk = []
             probe_ids = []
             while i < due:
-                call = i // 2
+                # One caller = what Asterisk sends for a caller who joins the end of
+                # the queue and hangs up (REFERENCE.md gotcha 20): the join, the
+                # hang-up (class call: the session shows hang-ups), the abandon, the
+                # leave.  Positions after the `calls` callers waiting from the start.
+                call, step = divmod(i, 4)
                 uid = f"1795000000.{call}"
-                if i % 2 == 0:
-                    if (i // 2) % (probe_every // 2 or 1) == 0:
+                pos = calls + 1
+                if step == 0:
+                    if call % (probe_every // 4 or 1) == 0:
                         callerid = f"P{probes:08d}"
                         probe_ids.append(probes)
                         probes += 1
@@ -316,12 +323,21 @@ def run(n_dashboards: int, rate: float, seconds: float, probe_every: int, agents
                     chunk.append(ami_msg(
                         ("Event", "QueueCallerJoin"), ("Privilege", "agent,all"),
                         ("Channel", f"PJSIP/c-{call}"), ("CallerIDNum", callerid),
-                        ("Uniqueid", uid), ("Queue", QUEUE), ("Position", 1), ("Count", 1)))
-                else:
+                        ("Uniqueid", uid), ("Queue", QUEUE), ("Position", pos), ("Count", pos)))
+                elif step == 1:
+                    chunk.append(ami_msg(
+                        ("Event", "HangupRequest"), ("Privilege", "call,all"),
+                        ("Channel", f"PJSIP/c-{call}"), ("Uniqueid", uid)))
+                elif step == 2:
                     chunk.append(ami_msg(
                         ("Event", "QueueCallerAbandon"), ("Privilege", "agent,all"),
-                        ("Uniqueid", uid), ("Queue", QUEUE), ("Position", 1),
-                        ("OriginalPosition", 1), ("HoldTime", 1)))
+                        ("Uniqueid", uid), ("Queue", QUEUE), ("Position", pos),
+                        ("OriginalPosition", pos), ("HoldTime", 1)))
+                else:
+                    chunk.append(ami_msg(
+                        ("Event", "QueueCallerLeave"), ("Privilege", "agent,all"),
+                        ("Channel", f"PJSIP/c-{call}"), ("Uniqueid", uid), ("Queue", QUEUE),
+                        ("Position", pos), ("Count", calls)))
                 i += 1
             if chunk:
                 pbx.send(b"".join(chunk))
