@@ -38,7 +38,10 @@ AUTO_PING_TIMEOUT = 30.0
 # second (a person clicks far less; a HELLO loop would burn CPU on snapshots).
 COMMAND_BURST = 20
 COMMAND_RATE = 10.0
-# Commands refused in a row before the client is cut off as hostile.
+# Commands refused before the client is cut off as hostile, counted until it
+# has been calm long enough to earn half its burst back: a flood whose frames
+# are read in bursts (a busy reactor) lets a token or two refill between them,
+# which must not start the count again.
 COMMAND_ABUSE = 200
 
 
@@ -181,8 +184,9 @@ class DashboardProtocol(WebSocketServerProtocol):
             self._tokens = min(COMMAND_BURST, self._tokens + (now - self._tokens_at) * COMMAND_RATE)
         self._tokens_at = now
         if self._tokens >= 1:
+            if self._tokens >= COMMAND_BURST / 2:
+                self._refused = 0  # calm again: a new run of refusals is told anew
             self._tokens -= 1
-            self._refused = 0
             return True
         self._refused += 1
         if self._refused == 1:

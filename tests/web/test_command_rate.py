@@ -40,3 +40,21 @@ async def test_a_hello_flood_is_rate_limited_then_cut_off(rig):
     calm.send("HELLO")
     frame = await calm.frame()
     assert [o["type"] for o in frame[:2]] == ["CONFIG", "STATS"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_flood_read_in_bursts_is_still_cut_off(rig):
+    """A token or two refilled between bursts (as when a busy reactor reads
+    the flood in pieces) does not start the count of refusals again."""
+    flood = await rig.client()
+    await flood.hello()
+    burst = 30  # more than COMMAND_BURST: most of each burst is refused
+    for _ in range(3 * COMMAND_ABUSE // burst):
+        if flood.closed.called:
+            break
+        for _ in range(burst):
+            flood.send("HELLO")
+        await deferLater(reactor, 0.15, lambda: None)  # 1.5 tokens come back: not calm
+    assert flood.closed.called, "a flood paced in bursts was never cut off"
+    code, _reason = await flood.closed
+    assert code == 1008
