@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest_twisted
 
 from tests.store.support import Rig, busiest_cut, parse_block, trace_blocks, wait_for
-from tests.store.test_kill import PBX, SECRET, Service, _lines, _serve, _shift, shifted
+from tests.store.test_kill import PBX, SECRET, Service, _lines, _serve, _shift, shifted, stop_all
 from tests.support.pbxstate import PbxState
 from tests.support.traces import TRACES
 
@@ -120,8 +120,4 @@ async def test_sigkill_then_a_gap_is_filled_from_the_queue_log(tmp_path: Path, r
         assert "restored" in log
         assert estimated_in_log(log) in estimated, (estimated_in_log(log), estimated)
     finally:
-        for p in procs:
-            if p.alive():
-                p.kill(signal.SIGKILL)
-        for port in ports:
-            await port.stopListening()
+        await stop_all(procs, ports)

@@ -129,6 +129,15 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines(keepends=True) if path.exists() else []
 
 
+async def stop_all(procs: list[Service], ports: list) -> None:
+    """A kill test's clean-up: SIGKILL the services still running, close the PBXes."""
+    for p in procs:
+        if p.alive():
+            p.kill(signal.SIGKILL)
+    for port in ports:
+        await port.stopListening()
+
+
 async def _serve(pbx: AsteriskManagerFactory):
     return reactor.listenTCP(0, pbx, interface="127.0.0.1")
 
@@ -212,8 +221,4 @@ async def test_sigkill_and_restart_equals_uninterrupted_run(tmp_path, redis_serv
         assert_redis_is(redis_server, whole.center, db=2)
         assert "restored" in b2.log.read_text()
     finally:
-        for p in procs:
-            if p.alive():
-                p.kill(signal.SIGKILL)
-        for port in ports:
-            await port.stopListening()
+        await stop_all(procs, ports)

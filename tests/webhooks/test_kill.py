@@ -18,7 +18,7 @@ import pytest
 import pytest_twisted
 from store.conftest import free_port
 from store.support import Rig, busiest_cut, parse_block, redis_is, sleep, trace_blocks, wait_for
-from store.test_kill import PBX, SECRET, Service, _serve, _shift, shifted
+from store.test_kill import PBX, SECRET, Service, _serve, _shift, shifted, stop_all
 
 from tests.support.pbxstate import PbxState
 
@@ -103,8 +103,4 @@ async def test_receiver_down_and_sigkill_lose_and_repeat_nothing(tmp_path, redis
         assert redis_server.command("LLEN", keys[0]) == 0
         assert f"{waiting} undelivered event(s) from before the restart" in second.log.read_text()
     finally:
-        for p in procs:
-            if p.alive():
-                p.kill(signal.SIGKILL)
-        for port in ports:
-            await port.stopListening()
+        await stop_all(procs, ports)
