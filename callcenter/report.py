@@ -22,6 +22,7 @@ import errno
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -88,6 +89,24 @@ def _stamp(began: float, tz: tzinfo | None) -> str:
                 _STAMPS.clear()
             _STAMPS[key] = stamp
     return stamp
+
+
+def lines_of(
+    transitions: list[Transition], tz: tzinfo | None, skipped: Callable[[Transition, Exception], None]
+) -> list[str]:
+    """The transitions' report lines; one whose time is out of range is left
+    out and handed to ``skipped`` (to log it as its caller logs)."""
+    out = []
+    for t in transitions:
+        try:
+            out.append(t.line(tz))
+        except (ValueError, OverflowError, OSError) as e:  # a time out of range
+            skipped(t, e)
+    return out
+
+
+def _log_skipped(t: Transition, e: Exception) -> None:
+    log.error("report line of {kind} skipped: {err}", kind=t.kind, err=str(e))
 
 
 def clean_field(value: str) -> str:
@@ -370,12 +389,7 @@ class TurnWriter:
         """Queue these transitions' lines (a subscriber of ``Callcenter``)."""
         if not transitions:
             return
-        tz = self.writer.tz
-        for t in transitions:
-            try:
-                self._held.append(t.line(tz))
-            except (ValueError, OverflowError, OSError) as e:  # a time out of range
-                log.error("report line of {kind} skipped: {err}", kind=t.kind, err=str(e))
+        self._held += lines_of(transitions, self.writer.tz, _log_skipped)
         if self._call is None and self._held:
             self._call = self.reactor.callLater(0, self.flush)
 

@@ -45,7 +45,7 @@ from callcenter.core.counting import uncount_answer, uncount_entry
 from callcenter.kpi import DayBook
 from callcenter.logthrottle import LogThrottle
 from callcenter.model import INCALL, QUEUED
-from callcenter.report import ReportWriter
+from callcenter.report import ReportWriter, Transition, lines_of
 from callcenter.store import connection as conn_mod
 from callcenter.store import reading
 from callcenter.store.connection import ConnectionError, RedisProtocol, ResponseError
@@ -420,16 +420,13 @@ class RedisStore:
     def _lines_of(self, ch: Changes) -> list[str]:
         if self.report is None or not ch.transitions:
             return []
-        tz, out = self.report.tz, []
-        for t in ch.transitions:
-            try:
-                out.append(t.line(tz))
-            except (ValueError, OverflowError, OSError) as e:  # a time out of range
-                # A call's id, never its caller's number (that is debug-level only).
-                self._throttle.error(
-                    "report.line", "report line of {kind} {ident} skipped: {err}",
-                    kind=t.kind, ident=t.uniqueid if t.kind == "CALL" else t.ident, err=str(e))
-        return out
+        return lines_of(ch.transitions, self.report.tz, self._line_skipped)
+
+    def _line_skipped(self, t: Transition, e: Exception) -> None:
+        # A call's id, never its caller's number (that is debug-level only).
+        self._throttle.error(
+            "report.line", "report line of {kind} {ident} skipped: {err}",
+            kind=t.kind, ident=t.uniqueid if t.kind == "CALL" else t.ident, err=str(e))
 
     def _with_marker(self, cmds: list[Command], lines: list[str], seq: int) -> list[Command]:
         """The event's commands, its report lines for the outbox, and its number."""
