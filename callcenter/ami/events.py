@@ -723,16 +723,19 @@ def pbx_snapshot(
     are read in one go (``FieldReader``): a 10,000-agent centre's 30,000
     items were searched header by header, about 10 searches each."""
     snap = PbxSnapshot()
-    members, entries = FieldReader(_MEMBER_FIELDS), FieldReader(_ENTRY_FIELDS)
+    # One reader for the whole list: the event name is read with the fields.
+    status = FieldReader(("Event", *_MEMBER_FIELDS, *_ENTRY_FIELDS))
+    member, entry = slice(1, 1 + len(_MEMBER_FIELDS)), slice(1 + len(_MEMBER_FIELDS), None)
     for m in items:
         try:
-            event = m.event
+            values = status.read(m)
+            event = values[0]
             if event == "QueueMember":
-                state = _member_state(members.read(m))
+                state = _member_state(values[member])
                 if state.name or state.location:
                     snap.members.append(state)
             elif event == "QueueEntry":
-                snap.entries.append(_entry_state(entries.read(m)))
+                snap.entries.append(_entry_state(values[entry]))
             elif event == "QueueParams":
                 params = _queue_counters(m)
                 snap.queues[params.queue] = params
@@ -740,12 +743,13 @@ def pbx_snapshot(
             log.warn("ami-invalid", "skipped a bad QueueStatus item: {err}", err=e)
     if channels is not None:
         snap.channels = []
-        reader = FieldReader(_CHANNEL_FIELDS)
+        reader = FieldReader(("Event", *_CHANNEL_FIELDS))
         for c in channels:
-            if c.event != "CoreShowChannel":
+            values = reader.read(c)
+            if values[0] != "CoreShowChannel":
                 continue
             try:
-                snap.channels.append(_channel_state(reader.read(c)))
+                snap.channels.append(_channel_state(values[1:]))
             except (Invalid, KeyError, ValueError, TypeError) as e:
                 log.warn("ami-invalid", "skipped a bad CoreShowChannel item: {err}", err=e)
     return snap

@@ -269,7 +269,7 @@ class FieldReader:
 
     __slots__ = ("names", "_layouts", "_max")
 
-    def __init__(self, names: Sequence[str], max_layouts: int = 4) -> None:
+    def __init__(self, names: Sequence[str], max_layouts: int = 8) -> None:
         self.names = tuple(names)
         # (pattern of the whole text, picks the names' values from its groups + (None,))
         self._layouts: list[tuple[re.Pattern[str], itemgetter]] = []
