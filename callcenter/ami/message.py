@@ -52,10 +52,11 @@ class Message:
     # Lazy: _text is the raw block and _first is None.  Parsed: _text is None,
     # _pairs holds the (key, value) pairs as 2-lists or 2-tuples (``headers``
     # makes tuples of them on first use), _first the first value of each name.
-    __slots__ = ("_text", "_lookups", "_pairs", "_headers", "_body", "_first")
+    __slots__ = ("_text", "_lookups", "_pairs", "_headers", "_body", "_first", "_event")
 
     def __init__(self, headers: list[tuple[str, str]], body: list[str] | None = None) -> None:
         self._text: str | None = None
+        self._event: str | None = None  # the event name when the protocol already cut it out
         self._lookups = 0
         self._pairs: list = headers
         self._headers: list[tuple[str, str]] | None = headers
@@ -64,11 +65,12 @@ class Message:
         self._first: dict[str, str] | None = dict(reversed(headers))
 
     @classmethod
-    def _lazy(cls, text: str, lookups: int = 0) -> Message:
+    def _lazy(cls, text: str, lookups: int = 0, event: str | None = None) -> Message:
         msg = cls.__new__(cls)
         msg._text = text
         msg._lookups = lookups
         msg._first = None
+        msg._event = event
         return msg
 
     @classmethod
@@ -108,6 +110,40 @@ class Message:
         end = text.find("\n", start)
         return text[start:end] if end >= 0 else text[start:]
 
+    def pick(self, fields: Fields) -> list[str | None]:
+        """``[msg.get(name) for name in fields.names]`` in one call: a lazy
+        message is searched once per name (one lookup of the budget), never
+        parsed for it; the answers are those of ``get``."""
+        first = self._first
+        if first is None:
+            text = self._text
+            assert text is not None
+            lookups = self._lookups
+            if lookups == _UNCHECKED and not _searchable(text):
+                first = self._parse()
+            elif fields.plain and lookups < _LAZY_LOOKUPS:
+                self._lookups = lookups + 1  # as _find counts: an unchecked one's first is 0
+                find = text.find
+                startswith = text.startswith
+                out: list[str | None] = []
+                append = out.append
+                for inner, head, skip in fields.needles:
+                    if startswith(head):
+                        start = skip - 1
+                    else:
+                        i = find(inner)
+                        if i < 0:
+                            append(None)
+                            continue
+                        start = i + skip
+                    end = find("\n", start)
+                    append(text[start:end] if end >= 0 else text[start:])
+                return out
+            else:
+                first = self._parse()
+        get = first.get
+        return [get(name) for name in fields.names]
+
     @property
     def lazy(self) -> bool:
         """True until something needed the full parse."""
@@ -136,6 +172,7 @@ class Message:
     @headers.setter
     def headers(self, headers: list[tuple[str, str]]) -> None:
         self._parse()
+        self._event = None
         self._pairs = self._headers = headers
         self._first = dict(reversed(headers))
 
@@ -150,6 +187,8 @@ class Message:
         self._body = body
 
     def _head(self) -> tuple[str, str]:
+        if self._event is not None:
+            return "Event", self._event
         if self._first is None:
             key, sep, value = self._text.partition("\n")[0].partition(": ")  # type: ignore[union-attr]
             if sep:
@@ -170,7 +209,8 @@ class Message:
 
     @property
     def event(self) -> str | None:
-        return self.get("Event")
+        event = self._event
+        return event if event is not None else self.get("Event")
 
     @property
     def response(self) -> str | None:
@@ -324,20 +364,36 @@ def parse_text(text: str) -> Message:
     if not _searchable(text):
         pairs, first, body = _split_headers(text)
         msg = Message.__new__(Message)
-        msg._text = None
+        msg._text = msg._event = None
         msg._lookups = 0
         msg._pairs, msg._headers, msg._body, msg._first = pairs, None, body, first
         return msg
     return Message._lazy(text)
 
 
-def unchecked_text(text: str) -> Message:
+class Fields:
+    """Header names a reader always wants together (a translator's fields):
+    ``msg.pick(fields)`` gives their first values in one call.  The search
+    strings are made once, here."""
+
+    __slots__ = ("names", "needles", "plain")
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+        # What a search can find: no name holding a line break or ": ".
+        self.plain = all("\n" not in n and ": " not in n for n in names)
+        # ("\nKey: ", "Key: ", len("\nKey: ")): the value starts after either.
+        self.needles = tuple(("\n" + n + ": ", n + ": ", len(n) + 3) for n in names)
+
+
+def unchecked_text(text: str, event: str | None = None) -> Message:
     """``parse_text`` for a block that starts with ``Event: `` (so it is no
     command output), with its check put off: a full parse (``as_dict``,
     ``headers``...) needs none, so an event read in full is never searched;
     the first lookup by name runs it.  ``skipped_lines`` tells the lines
-    that are no header either way."""
-    return Message._lazy(text, _UNCHECKED)
+    that are no header either way.  ``event``: the name after ``Event: ``
+    when the caller already cut it out (then ``name``/``event`` cost nothing)."""
+    return Message._lazy(text, _UNCHECKED, event)
 
 
 def _searchable(text: str) -> bool:

@@ -230,7 +230,7 @@ class AMIProtocol(Protocol):
                 return
             # Parsed lazily, and checked only when something looks it up by
             # name (a listener that reads every header never needs the check).
-            msg = unchecked_text(block)
+            msg = unchecked_text(block, name)
             if self.dispatch is not None:
                 self.dispatch(msg)
             skipped = msg.skipped_lines()

@@ -94,6 +94,24 @@ class Reconciler:
         for agentid, queues in members.items():
             if "agent:" + agentid not in skip:
                 self._agent(agentid, queues, bridges, ts)
+            else:
+                self._identify(agentid, queues, ts)
+
+    def _identify(self, agentid: str, queues: dict[str, MemberState], ts: float) -> None:
+        """An agent events changed during the resync: its status is newer than
+        the snapshot, but not who it is when they did not say (a queue log names
+        a member by agent id alone): its interface and login time."""
+        agent = self.roster.get(agentid)
+        if agent is None:
+            return
+        first = next(iter(queues.values()))
+        changed = not agent.interface and bool(first.location)
+        if changed:
+            self.roster.ensure(agentid, first.location, ts)
+        if not agent.login_time:
+            changed |= self.roster.set_login_time(agent, min(m.login_time for m in queues.values()))
+        if changed:
+            self.roster.refresh(agent, ts)
 
     def _agent(
         self,

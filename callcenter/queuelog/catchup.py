@@ -54,7 +54,7 @@ from callcenter.logthrottle import LogThrottle
 from callcenter.model import NA
 from callcenter.queuelog.entries import Entry
 from callcenter.queuelog.follow import CHUNK, Position, QueueLogFollower
-from callcenter.queuelog.mapping import entry_key, event_key, to_events
+from callcenter.queuelog.mapping import Newcomers, entry_key, event_key, to_events
 from callcenter.queuelog.persist import CursorDelta
 
 log = Logger()
@@ -187,6 +187,7 @@ class QueueLogCatchup:
         self._held_seen = 0
         self._held_keys: set[str] = set()
         self._held_callers: dict[str, ev.CallerAnnounced] = {}  # held UserEvent CALLERs by uid
+        self._newcomers = Newcomers()  # agents the log named by interface alone (mapping.py)
         self._throttle = LogThrottle(log, clock)
         self._running = False
         self._unsubscribe: Any = None
@@ -255,6 +256,7 @@ class QueueLogCatchup:
         self._stats = _Stats()
         self.center.hold()
         self._held_seen, self._held_keys, self._held_callers = 0, set(), {}
+        self._newcomers.clear()
         self._schedule(0)
 
     def _finish(self) -> None:
@@ -270,6 +272,13 @@ class QueueLogCatchup:
                 n=s.entries, first=s.first, last=s.last, r=s.received, a=s.answered,
                 b=s.abandoned, t=s.timeouts, l=s.lines, e=s.estimated + s.ivr, i=s.ivr,
             )
+        if len(self._newcomers):
+            log.info(
+                "queue log catch-up: {n} agents joined a queue by interface and no line named "
+                "them: the reconcile brings them in",
+                n=len(self._newcomers),
+            )
+            self._newcomers.clear()
         self.estimated_last = s.estimated + s.ivr
         self.estimated_lines += s.estimated + s.ivr
         self._watch_ivr()
@@ -357,11 +366,11 @@ class QueueLogCatchup:
         return False
 
     def _replay(self, e: Entry, before: Position, after: Position) -> None:
-        key = entry_key(e)
+        key = entry_key(e, self.center.roster)
         if self.cursor.applied(key, e.ts) or (key is not None and key in self._live_keys()):
             return
         try:
-            events, estimated = to_events(e, self.center.roster)
+            events, estimated = to_events(e, self.center.roster, self._newcomers)
         except ev.Invalid as err:
             self._throttle.warn("queuelog-entry", "queue log: ignored {verb}: {err}", verb=e.verb, err=err)
             return

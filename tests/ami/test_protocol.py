@@ -246,10 +246,10 @@ def test_event_carrying_a_plain_actions_id_is_dispatched() -> None:
 def test_unwanted_events_are_not_parsed(monkeypatch) -> None:
     parsed: list[str] = []
 
-    def counting(real: Callable[[str], Message]) -> Callable[[str], Message]:
-        def parse(text: str) -> Message:
+    def counting(real: Callable[..., Message]) -> Callable[..., Message]:
+        def parse(text: str, *rest: str) -> Message:
             parsed.append(text.partition("\n")[0])
-            return real(text)
+            return real(text, *rest)
         return parse
 
     for name in ("parse_text", "unchecked_text"):  # responses, events

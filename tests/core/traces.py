@@ -192,7 +192,7 @@ def check(trace: Trace, out: Outcome) -> None:
     assert sorted(agents) == sorted({m["Name"] for m in members})
     for m in members:
         a = agents[m["Name"]]
-        assert a.interface == m["Location"]
+        assert a.interface == m["Location"], (a, m)
         if m["InCall"] == "1":
             assert a.status == INCALL
         elif m["Paused"] == "1":

@@ -16,9 +16,9 @@ the rules docs/reliability.md promises (issue 14):
   reconcile: its length is an *estimate*, an upper bound, and counted;
 - an agent's line is equal, or, when it began or ended during the gap, within
   the same limit: up to one second early, its length one second off (the
-  service measures agents' statuses itself, between AMI and log times); an
-  agent who logged in during the gap is brought in by the reconcile: its
-  lines that began before AMI was back may be missing or start later.
+  service measures agents' statuses itself, between AMI and log times), an
+  agent who logged in during the gap included (mapping.py: named by the log,
+  by member name or, by interface, once a line names it).
 
 What is "missed", and so which lines are rebuilt or estimated, is decided
 here from the trace's own events and times, never from the service's.
@@ -49,7 +49,6 @@ class Gap:
     # NA line's start is the log's, estimated)
     racing_callers: frozenset[str] = frozenset()
     log_callers: bool = False  # the queue log has the dialplan's CALLER lines
-    missed_logins: frozenset[str] = frozenset()  # agents who logged in during the gap
 
     @classmethod
     def of(cls, events: list[tuple[float, Message]], cut: int, k: int, end: float,
@@ -70,9 +69,6 @@ class Gap:
             ),
             frozenset(uid for uid, i in first_caller.items() if k <= i < racing_end),
             log_callers,
-            frozenset(
-                m.get("MemberName") or "" for m in missed if m.event == "QueueMemberAdded"
-            ) | frozenset(m.get("agentid") or "" for m in missed if _user_event(m) == "LOGGEDIN"),
         )
 
     def holds(self, began: int) -> bool:
@@ -120,13 +116,9 @@ def _fields(line: str) -> list[str]:
     return line.rstrip("\n").split(";")
 
 
-def compare(got: list[str], want: list[str], gap: Gap, agents: bool = True) -> tuple[list[str], range]:
+def compare(got: list[str], want: list[str], gap: Gap) -> tuple[list[str], range]:
     """The differences the rules do not allow (empty: equal by them), and how
-    many lines the service had to estimate (a range: see ``racing_callers``).
-    ``agents=False``: CALL lines only (a first start: agents' day so far is not
-    rebuilt, docs/reliability.md)."""
-    if not agents:
-        got, want = call_lines(got), call_lines(want)
+    many lines the service had to estimate (a range: see ``racing_callers``)."""
     want = by_call(want)
     got = by_call(got)
     firsts = {}
@@ -134,17 +126,12 @@ def compare(got: list[str], want: list[str], gap: Gap, agents: bool = True) -> t
     for i, w in enumerate(want):
         firsts.setdefault(_owner(w), i)
         lasts[_owner(w)] = i
-    expected = []  # (index in want, line, whether it may be missing)
+    expected = []  # (index in want, line)
     estimated_starts = racing = 0
     for i, w in enumerate(want):
         f = _fields(w)
         if f[1] == "AGENT":
-            # Logged in while we were away: the reconcile brings the agent in;
-            # what it did before is not in the log (member verbs only apply to
-            # agents we know): those lines may be missing, or start when the
-            # reconcile saw it.
-            optional = f[2] in gap.missed_logins and _began(w) <= gap.end + 1
-            expected.append((i, w, optional))
+            expected.append((i, w))
             continue
         ivr_start = f[3] == "NA" and firsts[_owner(w)] == i
         if ivr_start and f[6] in gap.missed_callers and not gap.log_callers:
@@ -153,20 +140,16 @@ def compare(got: list[str], want: list[str], gap: Gap, agents: bool = True) -> t
             estimated_starts += 1
         elif ivr_start and f[6] in gap.racing_callers and gap.knows_dialplan and not gap.log_callers:
             racing += 1
-        expected.append((i, w, False))
+        expected.append((i, w))
     bad = []
     estimated = estimated_starts
     at = 0
-    for i, w, optional in expected:
+    for i, w in expected:
         g = got[at] if at < len(got) else ""
         verdict = _judge(g, w, i, lasts, gap) if g and _owner(g) == _owner(w) else None
-        if verdict is None and optional and g and _owner(g) == _owner(w) and _fields(g)[3] == _fields(w)[3]:
-            verdict = 0
         if verdict is None:
-            if not optional:
-                bad.append(f"got  {g.rstrip()}\nwant {w.rstrip()}")
-                return bad, range(0)  # out of step: the rest would not say more
-            continue
+            bad.append(f"got  {g.rstrip()}\nwant {w.rstrip()}")
+            return bad, range(0)  # out of step: the rest would not say more
         at += 1
         estimated += verdict
     bad += [f"got  {g.rstrip()}\nwant nothing" for g in got[at:]]

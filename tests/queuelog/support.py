@@ -17,15 +17,18 @@ from tests.store.support import Rig, trace_events
 class QueueLogFile:
     """Appends a trace's recorded queue_log lines whose time has come.
 
-    ``caller_lines``: also the shipped dialplan's ``CALLER`` lines, which the
-    recorded logs do *not* have (their rig's dialplan predates the line).
-    They are derived from the trace's own AMI events (``with_caller_lines``),
-    so they say exactly what that dialplan's ``QueueLog()`` would have."""
+    ``shipped``: the log as the shipped configuration writes it, which the
+    recorded logs are not (their rig predates both): with the dialplan's
+    ``CALLER`` lines (``with_caller_lines``) and members named by member name
+    (queues.conf ``log_membername_as_agent=yes``, ``with_member_names``).
+    Both are derived from the trace's own AMI events, so they say exactly what
+    that Asterisk would have written."""
 
-    def __init__(self, name: str, path: Path, caller_lines: bool = False) -> None:
+    def __init__(self, name: str, path: Path, shipped: bool = False) -> None:
         self.lines = (TRACES / f"{name}.queue_log").read_bytes().splitlines(keepends=True)
-        if caller_lines:
-            self.lines = with_caller_lines(self.lines, trace_events(name))
+        if shipped:
+            events = trace_events(name)
+            self.lines = with_member_names(with_caller_lines(self.lines, events), events)
         self.path = path
         self.written = 0
         path.write_bytes(b"")
@@ -63,6 +66,25 @@ def with_caller_lines(lines: list[bytes], events: list) -> list[bytes]:
             stamp = min(stamp, int(out[at].split(b"|")[0]))
         number = (m.get("CallerIDNum") or "").encode()
         out.insert(at, b"%d|%s|NONE|NONE|CALLER|%s\n" % (stamp, uid.encode(), number))
+    return out
+
+
+def with_member_names(lines: list[bytes], events: list) -> list[bytes]:
+    """``lines`` as app_queue writes them with ``log_membername_as_agent=yes``:
+    ADDMEMBER/REMOVEMEMBER name the member by its MemberName instead of its
+    interface (apps/app_queue.c, aqm_exec/rqm_exec); the names are the ones the
+    trace's QueueMemberAdded events give each interface."""
+    names = {
+        m["Interface"].encode(): m["MemberName"].encode()
+        for _, m in events
+        if m.event == "QueueMemberAdded" and m.get("MemberName") and m.get("Interface")
+    }
+    out = []
+    for x in lines:
+        f = x.split(b"|")
+        if len(f) > 4 and f[4].rstrip(b"\r\n") in (b"ADDMEMBER", b"REMOVEMEMBER") and f[3] in names:
+            f[3] = names[f[3]]
+        out.append(b"|".join(f))
     return out
 
 

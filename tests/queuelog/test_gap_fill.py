@@ -30,9 +30,10 @@ from .support import QueueLogFile, Service
 
 WITH_CALLERS = [n for n in traces.EVENT_TRACES if n != "login"]
 GAPS = (2, 5, 30)
-# The queue log as recorded, and with the shipped dialplan's CALLER lines
-# (which the recordings lack: derived from their AMI events, support.py).
-LOGS = pytest.mark.parametrize("caller_lines", [False, True], ids=["recorded-log", "with-caller-lines"])
+# The queue log as recorded, and as the shipped configuration writes it: the
+# dialplan's CALLER lines, members by name (the recordings have neither:
+# derived from their AMI events, support.py).
+LOGS = pytest.mark.parametrize("shipped", [False, True], ids=["recorded-log", "shipped-config"])
 
 
 def call_records(center) -> dict:
@@ -96,9 +97,9 @@ def come_back(svc: Service, qlog: QueueLogFile, events: list[tuple[float, Messag
 
 
 async def run_until(name: str, events: list[tuple[float, Message]], cut: int, url: str, prefix: str,
-                    path: Path, caller_lines: bool) -> tuple[Service, QueueLogFile]:
+                    path: Path, shipped: bool) -> tuple[Service, QueueLogFile]:
     """A service started with the trace (empty PBX, empty Redis), fed ``cut`` events."""
-    qlog = QueueLogFile(name, path, caller_lines)
+    qlog = QueueLogFile(name, path, shipped)
     svc = Service(events[0][0], url, prefix, path)
     qlog.upto(events[0][0])
     await svc.start()
@@ -113,9 +114,8 @@ def cut_points(events: list[tuple[float, Message]]) -> list[int]:
     return sorted({max(3, n * k // 5) for k in (1, 2, 3, 4)})
 
 
-def check_equal(name: str, where: str, whole: Rig, svc: Service, lines: list[str], gap: Gap,
-                agents: bool = True) -> None:
-    bad, estimated = compare(lines, whole.lines, gap, agents)
+def check_equal(name: str, where: str, whole: Rig, svc: Service, lines: list[str], gap: Gap) -> None:
+    bad, estimated = compare(lines, whole.lines, gap)
     assert not bad, (where, "\n".join(bad))
     # The service counted (and logged) exactly the lines the rules call estimated.
     assert svc.catchup.estimated_lines in estimated, (where, svc.catchup.estimated_lines, estimated)
@@ -129,7 +129,7 @@ def check_equal(name: str, where: str, whole: Rig, svc: Service, lines: list[str
 @pytest.mark.parametrize("name", WITH_CALLERS)
 @pytest_twisted.ensureDeferred
 async def test_restart_after_a_gap_rebuilds_it_from_the_queue_log(redis_server, tmp_path: Path, name,
-                                                                  caller_lines):
+                                                                  shipped):
     events = trace_events(name)
     whole = uninterrupted(events)
     n = 0
@@ -137,7 +137,7 @@ async def test_restart_after_a_gap_rebuilds_it_from_the_queue_log(redis_server, 
         for gap in GAPS:
             n += 1
             prefix, path = f"g{n}:", tmp_path / f"queue_log.{n}"
-            first, qlog = await run_until(name, events, cut, redis_server.url, prefix, path, caller_lines)
+            first, qlog = await run_until(name, events, cut, redis_server.url, prefix, path, shipped)
             await first.stop()
 
             # Down for `gap` seconds: the PBX goes on, Asterisk writes its log.
@@ -151,7 +151,7 @@ async def test_restart_after_a_gap_rebuilds_it_from_the_queue_log(redis_server, 
 
             where = f"{name} cut={cut} gap={gap}"
             check_equal(name, where, whole, second, first.rig.lines + second.rig.lines,
-                        Gap.of(events, cut, k, now, caller_lines))
+                        Gap.of(events, cut, k, now, log_callers=shipped))
             assert_redis_is(redis_server, second.center, prefix)
             await second.stop()
 
@@ -159,12 +159,12 @@ async def test_restart_after_a_gap_rebuilds_it_from_the_queue_log(redis_server, 
 @LOGS
 @pytest.mark.parametrize("name", WITH_CALLERS)
 @pytest_twisted.ensureDeferred
-async def test_an_ami_drop_is_filled_from_the_queue_log(redis_server, tmp_path: Path, name, caller_lines):
+async def test_an_ami_drop_is_filled_from_the_queue_log(redis_server, tmp_path: Path, name, shipped):
     events = trace_events(name)
     whole = uninterrupted(events)
     for n, (cut, gap) in enumerate((c, g) for c in cut_points(events)[1:3] for g in GAPS):
         prefix, path = f"d{n}:", tmp_path / f"queue_log.{n}"
-        svc, qlog = await run_until(name, events, cut, redis_server.url, prefix, path, caller_lines)
+        svc, qlog = await run_until(name, events, cut, redis_server.url, prefix, path, shipped)
         svc.catchup.on_disconnect()  # the AMI client's disconnect hook
         now, k, h = back_at(events, cut, gap)
         for t in range(int(svc.clock.seconds()) + 1, int(now)):  # read as it grows meanwhile
@@ -175,7 +175,7 @@ async def test_an_ami_drop_is_filled_from_the_queue_log(redis_server, tmp_path: 
         svc.clock.advance(10)
         await svc.store.flush()
         check_equal(name, f"{name} drop cut={cut} gap={gap}", whole, svc, svc.rig.lines,
-                    Gap.of(events, cut, k, now, caller_lines))
+                    Gap.of(events, cut, k, now, log_callers=shipped))
         assert_redis_is(redis_server, svc.center, prefix)
         await svc.stop()
 
@@ -184,14 +184,15 @@ async def test_an_ami_drop_is_filled_from_the_queue_log(redis_server, tmp_path: 
 @pytest.mark.parametrize("name", ["answered", "queue-entries/transfer-small"])
 @pytest_twisted.ensureDeferred
 async def test_a_first_start_mid_day_rebuilds_the_day_from_the_queue_log(redis_server, tmp_path: Path, name,
-                                                                          caller_lines):
+                                                                          shipped):
     """Installed (or replaced) at noon: nothing in Redis, the queue log holds the
-    day so far.  Today's figures are rebuilt from the start of the business day."""
+    day so far.  Today's figures, and every report line of calls and agents,
+    are rebuilt from the start of the business day."""
     events = trace_events(name)
     whole = uninterrupted(events)
     cut = len(events) * 3 // 5
     now, k, h = back_at(events, cut, 1)
-    qlog = QueueLogFile(name, tmp_path / "queue_log", caller_lines)
+    qlog = QueueLogFile(name, tmp_path / "queue_log", shipped)
     svc = Service(now, redis_server.url, "m:", qlog.path)
     await svc.start()
     come_back(svc, qlog, events, now, k, h)
@@ -200,7 +201,6 @@ async def test_a_first_start_mid_day_rebuilds_the_day_from_the_queue_log(redis_s
     svc.clock.advance(10)
     await svc.store.flush()
     # Nothing reached it before: the whole day so far is its gap.
-    check_equal(name, f"{name} first start", whole, svc, svc.rig.lines, Gap.of(events, 0, k, now, caller_lines),
-                agents=False)
+    check_equal(name, f"{name} first start", whole, svc, svc.rig.lines, Gap.of(events, 0, k, now, log_callers=shipped))
     assert_redis_is(redis_server, svc.center, "m:")
     await svc.stop()
