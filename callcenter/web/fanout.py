@@ -128,7 +128,7 @@ class Dashboards:
     def start(self) -> None:
         if self._unsubscribe is None:
             self._unsubscribe = self._center.subscribe(self._on_changes)
-            self.directory.load(self._center.snapshot())
+            self.directory.load_entities(*self._center.live_entities())
         if self._health is not None and self._unsubscribe_health is None:
             self._unsubscribe_health = self._health.subscribe(self._on_health)
 
