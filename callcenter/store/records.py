@@ -142,6 +142,9 @@ MAX_WHOLE = 2**53
 
 
 def _number(value: Any, name: str, optional: bool = False) -> None:
+    cls = value.__class__
+    if (cls is float and 0 <= value < math.inf) or (cls is int and 0 <= value <= MAX_WHOLE):
+        return  # what we write (JSON gives exactly these types)
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
