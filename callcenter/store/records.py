@@ -176,7 +176,7 @@ def parse_agent(ident: str, raw: bytes, window: Window | None = None) -> Agent:
     for q in queues:
         _queue_name(q, "queue")
     try:
-        agent = Agent.from_record(d)
+        agent = Agent.from_record(d, own=True)  # d is ours alone
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
         raise BadRecord(str(e)) from None
     _same_id(agent.agentid, ident)
@@ -212,7 +212,7 @@ def _pause_time(value: Any) -> None:
 def parse_call(ident: str, raw: bytes, window: Window | None = None) -> Call:
     d = _loads(raw)
     try:
-        call = Call.from_record(d)
+        call = Call.from_record(d, own=True)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
         raise BadRecord(str(e)) from None
     _same_id(call.id, ident)
