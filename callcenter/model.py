@@ -150,8 +150,10 @@ class Agent:
         return d
 
     @classmethod
-    def from_record(cls, d: dict[str, Any]) -> Agent:
-        kw = _known(cls, d)
+    def from_record(cls, d: dict[str, Any], own: bool = False) -> Agent:
+        """``own``: ``d`` is handed over (a record just decoded): it may become
+        the instance's own dict instead of a copy."""
+        kw = _known(cls, d, own)
         kw["queues"] = {
             str(q): Membership(
                 bool(m.get("paused")), str(m.get("reason", "")), _whole(m.get("wrapup", 0), "wrapup")
@@ -211,8 +213,9 @@ class Call:
         return dict(self.__dict__)
 
     @classmethod
-    def from_record(cls, d: dict[str, Any]) -> Call:
-        call = _build(cls, _known(cls, d))
+    def from_record(cls, d: dict[str, Any], own: bool = False) -> Call:
+        """``own`` as for ``Agent.from_record``."""
+        call = _build(cls, _known(cls, d, own))
         _check_types(call, _CALL_STR_FIELDS)
         call.position = _whole(call.position, "position")
         if call.status not in CALL_STATUSES:
@@ -273,10 +276,13 @@ def _field_names(cls: type) -> frozenset[str]:
     return names
 
 
-def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
-    """The record's fields of ``cls`` (a record we wrote has no others: no filtering)."""
+def _known(cls: type, d: dict[str, Any], own: bool = False) -> dict[str, Any]:
+    """The record's fields of ``cls`` (a record we wrote has no others: no
+    filtering), in a new dict unless ``d`` is the caller's to give (``own``)."""
     known = _field_names(cls)
-    return dict(d) if known.issuperset(d) else {k: v for k, v in d.items() if k in known}
+    if known.issuperset(d):
+        return d if own else dict(d)
+    return {k: v for k, v in d.items() if k in known}
 
 
 def _build(cls: type, kw: dict[str, Any]) -> Any:
