@@ -74,6 +74,8 @@ def serve(ami_port: int, redis_url: str, report_path: str) -> None:
         ami = AMIClient(reactor, TCP4ClientEndpoint(reactor, "127.0.0.1", ami_port), "bench",
                         "bench")
         center.attach(ami)
+        # As service.py wires them: Redis too far behind stops the PBX reader.
+        store.add_pressure_hook(lambda full: ami.pause_reading() if full else ami.resume_reading())
         ami.startService()
         # Every dashboard comes from 127.0.0.1: the default per-address limit
         # (32) would close the rest at accept.

@@ -75,6 +75,7 @@ OPTION_GROUPS = {
     "report-wait": "KPIs and report",
     "report-fsync": "KPIs and report",
     "max-record-age": "Redis",
+    "redis-max-backlog": "Redis",
     "counters-max-unseen": "KPIs and report",  # issue 14: the PBX counters' correction
     "max-connections": "Limits",
     "max-per-address": "Limits",
@@ -173,6 +174,7 @@ class Options(usage.Options):
         ["report-wait", None, "2", "Seconds a report line waits for Redis before it goes to the file through the local journal."],
         ["report-fsync", None, "on", "fsync the report (and journal) after each batch: on or off."],
         ["max-record-age", None, "400", "Days: a saved record with a time older than this (or over a day ahead) is skipped."],
+        ["redis-max-backlog", None, "8388608", "Bytes of writes sent to Redis and not answered yet past which the PBX is not read until half are answered."],
         ["max-connections", None, "512", "Dashboard/HTTP connections open at once; more are closed at accept."],
         ["max-per-address", None, "32", "Dashboard/HTTP connections open at once from one address."],
         ["fd-reserve", None, "64", "File descriptors kept free for Redis, AMI and the report (lowers --max-connections if needed)."],
@@ -288,7 +290,7 @@ class Options(usage.Options):
         for name in ("report-wait", "max-record-age", "hello-interval", "request-timeout", "log-interval",
                      "ready-timeout"):
             self[name] = _positive_float(self[name], "--" + name)
-        for name in ("max-connections", "max-per-address", "fd-reserve", "max-body"):
+        for name in ("max-connections", "max-per-address", "fd-reserve", "max-body", "redis-max-backlog"):
             self[name] = _positive_int(self[name], "--" + name)
         self["queue-log-poll"] = _positive_float(self["queue-log-poll"], "--queue-log-poll")
         for name in ("queue-log-chunk", "queue-log-max-held"):

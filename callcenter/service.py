@@ -179,7 +179,7 @@ class StoreService(_StartsAsync):
 
     async def _start(self) -> None:
         try:
-            from callcenter.store.redis_store import RedisStore
+            from callcenter.store.redis_store import MAX_BACKLOG, RedisStore
         except ImportError as e:  # pragma: no cover - a broken installation
             log.warn("Redis store unavailable ({err}); state is kept in memory only", err=e)
             self.turn_writer = TurnWriter(self.reactor, self.report)
@@ -199,6 +199,7 @@ class StoreService(_StartsAsync):
                 report=self.report,
                 report_wait=self.options.get("report-wait", 2.0),
                 max_record_age=self.options.get("max-record-age", 400.0) * 86400,
+                max_backlog=self.options.get("redis-max-backlog", MAX_BACKLOG),
             )
         except ValueError as e:
             raise StartupError(str(e)) from None
@@ -479,6 +480,7 @@ class CallcenterService(StartInOrder):
             self.store_service.parts.append(self.queue_log.cursor_part(options["redis-prefix"]))
         self.pbx = PbxService(reactor, options, self.center, self.simulator_service, self.health)
         self.pbx.queue_log = self.queue_log
+        self.pbx.client_watchers.append(self._backpressure)
         self.pbx.setServiceParent(self)
         self.access = AccessService(reactor, options)
         self.access.setServiceParent(self)
@@ -501,6 +503,13 @@ class CallcenterService(StartInOrder):
         self.notify = NotifyService(reactor, self.health, ready_timeout=options.get("ready-timeout", READY_TIMEOUT))
         self.notify.setServiceParent(self)
         self.ready.addCallbacks(self._started, self._start_failed)
+
+    def _backpressure(self, client: Any) -> None:
+        """Redis too far behind: stop reading the PBX until it has caught up."""
+        store = self.store_service.store
+        if store is not None:
+            store.add_pressure_hook(
+                lambda full: client.pause_reading() if full else client.resume_reading())
 
     def _make_webhooks(self) -> Any:
         """Webhooks (docs/integrations.md): their outbox rides in the store's

@@ -178,6 +178,7 @@ class AMIClient(Service):
         self._auth_rejected = False
         self._auth_message: str | None = None
         self._stopping = False
+        self._reading_paused = False  # pause_reading: the downstream (Redis) is full
         #: Delays (seconds) returned to ClientService, newest last; for tests and debugging.
         self.retry_delays: deque[float] = deque(maxlen=100)
 
@@ -230,6 +231,25 @@ class AMIClient(Service):
         proto = self._proto
         if proto is not None and proto.connected:
             proto.abort()
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._reading_paused
+
+    def pause_reading(self) -> None:
+        """Stop reading from the PBX (what it sends waits in the socket, then
+        at the PBX) until ``resume_reading``: backpressure from a full
+        downstream.  The keep-alive does not count this as a dead link."""
+        if not self._reading_paused:
+            self._reading_paused = True
+            if self._proto is not None and self._proto.transport is not None:
+                self._proto.transport.pauseProducing()
+
+    def resume_reading(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            if self._proto is not None and self._proto.transport is not None:
+                self._proto.transport.resumeProducing()
 
     def add_listener(self, event_name: str, fn: Listener) -> None:
         """Call ``fn(msg)`` for every event ``event_name`` (``"*"``: every event)."""
@@ -435,6 +455,8 @@ class AMIClient(Service):
             return
         self._proto = proto
         self._trouble_key = None
+        if self._reading_paused and proto.transport is not None:
+            proto.transport.pauseProducing()  # logged in; events wait for the downstream
         log.info(
             "AMI logged in to {endpoint} as {user} ({banner})",
             endpoint=self.endpoint_description, user=self._username, banner=proto.banner or "no banner")
@@ -516,8 +538,8 @@ class AMIClient(Service):
             pending.cancel()
 
     def _ping(self, proto: AMIProtocol) -> None:
-        if self._ping_pending is not None or not proto.connected:
-            return
+        if self._ping_pending is not None or not proto.connected or self._reading_paused:
+            return  # not reading: no Pong could be heard
         d = proto.action("Ping")
         self._ping_pending = d
         d.addTimeout(self._ping_timeout, self._reactor)
@@ -530,7 +552,7 @@ class AMIClient(Service):
         def failed(f: Failure) -> None:
             if self._ping_pending is d:
                 self._ping_pending = None
-            if f.check(TimeoutError) and proto.messages_received > received_before:
+            if f.check(TimeoutError) and (proto.messages_received > received_before or self._reading_paused):
                 # Busy, not dead: messages kept arriving, and the Pong is queued
                 # behind them (seen at ~10,000 events/s).  The next Ping asks again.
                 return

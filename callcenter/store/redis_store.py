@@ -71,6 +71,9 @@ WRITE_REFUSED = "write refused: "
 CHUNK = 1000  # keys per MGET/MSET/SADD, so no single command or reply gets huge
 # Seconds between attempts to write held lines to a full (or failing) disk.
 REPORT_RETRY = 1.0
+# --redis-max-backlog: bytes of transactions sent to Redis and not answered yet
+# past which the PBX is no longer read (add_pressure_hook) until half are answered.
+MAX_BACKLOG = 8 * 1024 * 1024
 
 Command = list[bytes]
 
@@ -90,6 +93,7 @@ class RedisStore:
         report: ReportWriter | None = None,
         report_wait: float = REPORT_WAIT,
         max_record_age: float = MAX_RECORD_AGE,
+        max_backlog: int = MAX_BACKLOG,
     ) -> None:
         self.reactor = reactor
         self.report = report
@@ -127,6 +131,15 @@ class RedisStore:
         self._pending_days: dict[str, DayBook] = {}  # finished days not yet written
         self._lines: deque[_Lines] = deque()  # report lines waiting for their transaction
         self._inflight: set[defer.Deferred] = set()
+        # Bytes of those transactions: a Redis slower than the events (its CPU
+        # taken, a huge event stream) must not let them pile up in our memory
+        # (they and the socket buffer grew to 3 GB in 10 s in the session-4
+        # overload): past max_backlog the pressure hooks stop the PBX reader.
+        self.max_backlog = max_backlog
+        self.backlog = 0
+        self.backlog_peak = 0  # for tests and the benchmark
+        self._pressing = False
+        self._pressure_hooks: list[Callable[[bool], None]] = []
         self._syncs: set[defer.Deferred] = set()  # report fsyncs running off the reactor
         self._outbox_epoch = 0  # a full write replaced the outbox: older trims are void
         self._retry: IDelayedCall | None = None
@@ -199,6 +212,33 @@ class RedisStore:
         if self._unsubscribe is None:
             self._unsubscribe = self.center.subscribe(self._on_changes)
 
+    def add_pressure_hook(self, fn: Callable[[bool], None]) -> None:
+        """``fn(True)`` when more than ``max_backlog`` bytes wait for Redis's
+        answer (stop reading the PBX: its events wait in the socket, then at
+        the PBX), ``fn(False)`` once half of them are answered or lost."""
+        self._pressure_hooks.append(fn)
+
+    def _check_backlog(self) -> None:
+        if not self._pressing and self.backlog > self.max_backlog:
+            self._pressing = True
+            self._throttle.warn(
+                "redis.backlog",
+                "Redis at {url}: {n} bytes of writes not answered yet (over --redis-max-backlog "
+                "{limit}); reading from the PBX paused until it catches up",
+                url=str(self.url), n=self.backlog, limit=self.max_backlog)
+            self._tell_pressure(True)
+        elif self._pressing and (self.backlog <= self.max_backlog // 2 or self._stopping):
+            self._pressing = False
+            log.info("Redis at {url} caught up; reading from the PBX again", url=str(self.url))
+            self._tell_pressure(False)
+
+    def _tell_pressure(self, full: bool) -> None:
+        for fn in list(self._pressure_hooks):
+            try:
+                fn(full)
+            except Exception:
+                log.failure("pressure hook {fn!r} failed", fn=fn)
+
     def add_part(self, part: Any) -> None:
         """Another writer whose commands ride in each event's transaction (the
         webhooks' outbox): ``part.on_changes(ch)`` gives them (called for every
@@ -221,6 +261,7 @@ class RedisStore:
     def stop(self) -> defer.Deferred:
         """Stop reconnecting, let the writes in flight finish, close."""
         self._stopping = True
+        self._check_backlog()  # never leave the PBX reader stopped
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -665,13 +706,19 @@ class RedisStore:
         except ConnectionError:
             return defer.succeed(False)
         self._inflight.add(d)
-        d.addBoth(self._landed, d)
+        size = sum(len(arg) for cmd in cmds for arg in cmd)
+        self.backlog += size
+        self.backlog_peak = max(self.backlog_peak, self.backlog)
+        d.addBoth(self._landed, d, size)
+        self._check_backlog()
         d.addCallback(self._check_exec)
         d.addErrback(self._write_failed, proto)
         return d  # fires True when applied, False when not (already handled)
 
-    def _landed(self, result: Any, d: defer.Deferred) -> Any:
+    def _landed(self, result: Any, d: defer.Deferred, size: int) -> Any:
         self._inflight.discard(d)
+        self.backlog -= size  # answered, refused or lost: no longer held for Redis
+        self._check_backlog()
         return result
 
     def _check_exec(self, replies: Any) -> bool:

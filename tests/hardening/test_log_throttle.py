@@ -16,7 +16,7 @@ from callcenter.center import Callcenter
 from callcenter.logthrottle import LOG_INTERVAL, LogThrottle
 from callcenter.options import Options
 from callcenter.store import journal, records
-from callcenter.store.redis_store import RedisStore
+from callcenter.store.redis_store import MAX_BACKLOG, RedisStore
 from callcenter.web import limits
 
 log = Logger(namespace="test.throttle")
@@ -73,6 +73,7 @@ def test_every_new_bound_has_an_option_with_its_constant_as_default():
         "fd-reserve": limits.FD_RESERVE,
         "hello-interval": limits.HELLO_INTERVAL,
         "stats-interval": limits.STATS_INTERVAL,
+        "redis-max-backlog": MAX_BACKLOG,
         "request-timeout": limits.REQUEST_TIMEOUT,
         "max-body": limits.MAX_BODY,
         "log-interval": LOG_INTERVAL,
