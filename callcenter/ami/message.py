@@ -80,7 +80,15 @@ class Message:
         if first is None:
             text = self._text
             assert text is not None
-            self._pairs, first, self._body = _split_headers(text)
+            # _split_headers' fast path, written out: one call less for every
+            # event read in full.
+            pairs = [line.split(": ", 1) for line in text.split("\n")]
+            try:
+                first = dict(reversed(pairs))
+                self._body = []
+            except ValueError:
+                pairs, first, self._body = _split_headers(text)
+            self._pairs = pairs
             self._headers = None
             self._first = first
             self._text = None
@@ -343,7 +351,15 @@ def unchecked_text(text: str, event: str | None = None) -> Message:
     the first lookup by name runs it.  ``skipped_lines`` tells the lines
     that are no header either way.  ``event``: the name after ``Event: ``
     when the caller already cut it out (then ``name``/``event`` cost nothing)."""
-    return Message._lazy(text, _UNCHECKED, event)
+    msg = _new(Message)  # what Message._lazy does, one call less: one per event read
+    msg._text = text
+    msg._lookups = _UNCHECKED
+    msg._first = None
+    msg._event = event
+    return msg
+
+
+_new = object.__new__
 
 
 def _searchable(text: str) -> bool:
