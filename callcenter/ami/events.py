@@ -328,12 +328,13 @@ def _member(name: str | None, interface: str | None) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------- translators
-# Each reads the fields it needs with one ``msg.pick`` (``message.Fields``): a
-# lazy message is searched once per field and never parsed in full for it (an
-# ``AgentConnect`` has ~36 headers, of which it needs 11).  Before (session 4)
-# the member events and AgentConnect parsed every header (``as_dict``) and the
-# rest searched one ``get`` at a time: the 88 service events of the answered
-# trace went from 78,300 to 60,800 instructions each (callgrind, session 5).
+# Each reads the fields it needs with one ``msg.pick`` (``message.Fields``: one
+# regex pass over the lines), and a lazy message is never parsed in full for
+# it (an ``AgentConnect`` has ~36 headers, of which it needs 11).  Before
+# (session 4) the member events and AgentConnect parsed every header
+# (``as_dict``) and the rest searched one ``get`` at a time: the 88 service
+# events of the answered trace went from 78,300 to 57,800 instructions each
+# (callgrind, session 5; docs/performance.md).
 
 _CALLER = Fields("Uniqueid", "CallerIDNum", "Channel", "Timestamp", "CallerIDName")
 _UID_TS = Fields("Uniqueid", "Timestamp")

@@ -9,6 +9,7 @@ newer ones send ``Response: Success`` with one ``Output:`` header per line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 
 # A message (with its first terminating newline) longer than this means framing
@@ -118,8 +119,10 @@ class Message:
 
     def pick(self, fields: Fields) -> list[str | None]:
         """``[msg.get(name) for name in fields.names]`` in one call: a lazy
-        message is searched once per name (one lookup of the budget), never
+        message is searched in one pass (one lookup of the budget), never
         parsed for it; the answers are those of ``get``."""
+        if not fields.names:
+            return []
         first = self._first
         if first is None:
             text = self._text
@@ -127,24 +130,14 @@ class Message:
             lookups = self._lookups
             if lookups == _UNCHECKED and not _searchable(text):
                 first = self._parse()
-            elif fields.plain and lookups < _LAZY_LOOKUPS:
+            elif fields.pattern is not None and lookups < _LAZY_LOOKUPS:
                 self._lookups = lookups + 1  # as _find counts: an unchecked one's first is 0
-                find = text.find
-                startswith = text.startswith
-                out: list[str | None] = []
-                append = out.append
-                for inner, head, skip in fields.needles:
-                    if startswith(head):
-                        start = skip - 1
-                    else:
-                        i = find(inner)
-                        if i < 0:
-                            append(None)
-                            continue
-                        start = i + skip
-                    end = find("\n", start)
-                    append(text[start:end] if end >= 0 else text[start:])
-                return out
+                # One regex pass over the lines: a str.find per field (and
+                # the parsing of its arguments) cost about three times as much.
+                found = fields.pattern.findall("\n" + text)
+                if not found:
+                    return [None] * len(fields.names)
+                return list(map(dict(reversed(found)).get, fields.names))
             else:
                 first = self._parse()
         get = first.get
@@ -334,14 +327,17 @@ class Fields:
     ``msg.pick(fields)`` gives their first values in one call.  The search
     strings are made once, here."""
 
-    __slots__ = ("names", "needles", "plain")
+    __slots__ = ("names", "pattern")
 
     def __init__(self, *names: str) -> None:
         self.names = names
-        # What a search can find: no name holding a line break or ": ".
-        self.plain = all("\n" not in n and ": " not in n for n in names)
-        # ("\nKey: ", "Key: ", len("\nKey: ")): the value starts after either.
-        self.needles = tuple(("\n" + n + ": ", n + ": ", len(n) + 3) for n in names)
+        # A line "\nKey: value" for any of the names (the text is searched
+        # with a "\n" put before it, so its first line counts too); None when
+        # a name holds a line break or ": ", which no header line can have.
+        self.pattern: re.Pattern[str] | None = None
+        if names and all("\n" not in n and ": " not in n for n in names):
+            alternatives = "|".join(re.escape(n) for n in names)
+            self.pattern = re.compile(f"\n({alternatives}): ([^\n]*)")
 
 
 def unchecked_text(text: str, event: str | None = None) -> Message:
