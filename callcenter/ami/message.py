@@ -579,11 +579,15 @@ class Splitter:
             return None
         blocks = text.split("\n\n")
         # As in _split_plain; a block's bytes are its length in characters
-        # when all are ASCII, and at most 4 times it in UTF-8 otherwise.
-        longest = max(map(len, blocks))
-        if (min(blocks)[:1] <= "\n" or longest >= self._max
-                or (len(text) != cut and 4 * longest >= self._max)):
+        # when all are ASCII, and at most 4 times it in UTF-8 otherwise.  No
+        # block is longer than all of them (``cut`` bytes): most reads are
+        # shorter than the limit, and then no block's length is asked.
+        if min(blocks)[:1] <= "\n":
             return None
+        if cut >= self._max:
+            longest = max(map(len, blocks))
+            if longest >= self._max or (len(text) != cut and 4 * longest >= self._max):
+                return None
         self._keep(buf, cut + 2)
         self._check_size(self._size, blocks)  # type: ignore[arg-type]
         return blocks
