@@ -260,6 +260,10 @@ class Callcenter:
     def snapshot(self) -> list[dict[str, Any]]:
         return snapshot_objects(self)
 
+    def live_entities(self) -> tuple[Iterable[Agent], Iterable[Call]]:
+        """Every agent and call, unrendered (what a dashboard hub indexes at its start)."""
+        return self.agents.values(), self.calls.values()
+
     def stats(self) -> dict[str, Any]:
         return stats_object(self, self.clock.seconds())
 

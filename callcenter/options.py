@@ -80,6 +80,7 @@ OPTION_GROUPS = {
     "max-per-address": "Limits",
     "fd-reserve": "Limits",
     "hello-interval": "Limits",
+    "stats-interval": "Web dashboard",
     "request-timeout": "Limits",
     "max-body": "Limits",
     "log-interval": "Limits",
@@ -176,6 +177,7 @@ class Options(usage.Options):
         ["max-per-address", None, "32", "Dashboard/HTTP connections open at once from one address."],
         ["fd-reserve", None, "64", "File descriptors kept free for Redis, AMI and the report (lowers --max-connections if needed)."],
         ["hello-interval", None, "1", "Seconds: a HELLO within this of the last one is answered from the same snapshot."],
+        ["stats-interval", None, "0.5", "Seconds between two STATS pushes at most (agents and calls go at once; 0: STATS with every push that changes it)."],
         ["request-timeout", None, "10", "Seconds an HTTP client has to send its request line and headers (408 after)."],
         ["max-body", None, "4096", "Bytes of HTTP request body accepted (413 above, before reading it)."],
         ["log-interval", None, "60", "Seconds a repeated warning of one kind is counted before its 'N more like this' line."],
@@ -294,6 +296,7 @@ class Options(usage.Options):
         if self["queue-log-chunk"] <= 4096:
             raise usage.UsageError("--queue-log-chunk must be over 4096 bytes (a queue_log line's bound)")
         self["report-fsync"] = _on_off(self["report-fsync"], "--report-fsync")
+        self["stats-interval"] = _non_negative_float(self["stats-interval"], "--stats-interval")
         self["counters-max-unseen"] = _non_negative_int(self["counters-max-unseen"], "--counters-max-unseen")
         self["sim-queues"] = _names(self["sim-queues"], "--sim-queues")
         self._check_alerts()

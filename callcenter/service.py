@@ -615,6 +615,7 @@ def _web_limits(opts: Any) -> Any:
         max_per_address=opts.get("max-per-address", defaults.max_per_address),
         fd_reserve=opts.get("fd-reserve", defaults.fd_reserve),
         hello_interval=opts.get("hello-interval", defaults.hello_interval),
+        stats_interval=opts.get("stats-interval", defaults.stats_interval),
         request_timeout=opts.get("request-timeout", defaults.request_timeout),
         max_body=opts.get("max-body", defaults.max_body),
         log_interval=opts.get("log-interval", defaults.log_interval),

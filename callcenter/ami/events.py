@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from twisted.logger import Logger
 
-from callcenter.ami.message import Fields, Message
+from callcenter.ami.message import FieldReader, Fields, Message
 from callcenter.logthrottle import LogThrottle
 
 # Junk can arrive at line rate: one line per kind a minute, with a count.
@@ -647,32 +647,44 @@ class PbxSnapshot:
     queues: dict[str, QueueCounters] = field(default_factory=dict)
 
 
-def _member_state(m: Message) -> MemberState:
-    paused = flag(m.get("Paused"))
-    why = reason(m.get("PausedReason"))
+_MEMBER_FIELDS = ("Queue", "Name", "MemberName", "Location", "Interface", "Paused", "PausedReason",
+                  "Status", "InCall", "LastPause", "LoginTime", "LastCall", "Wrapuptime")
+
+
+def _member_state(values: tuple[str | None, ...]) -> MemberState:
+    """A ``QueueMember`` item from its ``_MEMBER_FIELDS`` (``FieldReader``)."""
+    (queue, name, member_name, location, interface, paused_flag, paused_reason, status,
+     in_call, last_pause, login_time, last_call, wrapup) = values
+    paused = flag(paused_flag)
+    why = reason(paused_reason)
     return MemberState(
-        ident(m.get("Queue"), "Queue"),
-        ident(m.get("Name") or m.get("MemberName"), "Name", required=False),
-        ident(m.get("Location") or m.get("Interface"), "Location", required=False),
+        _id(queue, "Queue"),
+        _id(name or member_name, "Name", required=False),
+        _id(location or interface, "Location", required=False),
         paused,
         why,
-        m.get("Status") if _DIGITS.match(m.get("Status") or "") else "",  # type: ignore[arg-type]
-        flag(m.get("InCall")),
-        paused and not why and m.get("LastPause") == m.get("LoginTime"),
-        unix_seconds(m.get("LoginTime")),
-        unix_seconds(m.get("LastCall")),
-        _wrapup(m.get("Wrapuptime")),
+        status if status and _DIGITS.match(status) else "",
+        flag(in_call),
+        paused and not why and last_pause == login_time,
+        unix_seconds(login_time),
+        unix_seconds(last_call),
+        _wrapup(wrapup),
     )
 
 
-def _entry_state(m: Message) -> EntryState:
+_ENTRY_FIELDS = ("Uniqueid", "Queue", "CallerIDNum", "Channel", "Wait", "CallerIDName")
+
+
+def _entry_state(values: tuple[str | None, ...]) -> EntryState:
+    """A ``QueueEntry`` item from its ``_ENTRY_FIELDS``."""
+    uid, queue, callerid, channel, wait, callername = values
     return EntryState(
-        ident(m.get("Uniqueid"), "Uniqueid"),
-        ident(m.get("Queue"), "Queue"),
-        ident(m.get("CallerIDNum"), "CallerIDNum", required=False),
-        ident(m.get("Channel"), "Channel", required=False),
-        _wait(m.get("Wait")),
-        caller_name(m.get("CallerIDName")),
+        _id(uid, "Uniqueid"),
+        _id(queue, "Queue"),
+        _id(callerid, "CallerIDNum", required=False),
+        _id(channel, "Channel", required=False),
+        _wait(wait),
+        caller_name(callername),
     )
 
 
@@ -707,18 +719,22 @@ def _wait(value: str | None) -> int:
     return int(value)
 
 
-def _channel_state(m: Message) -> ChannelState:
-    app = m.get("Application") or ""
+_CHANNEL_FIELDS = ("Uniqueid", "Channel", "CallerIDNum", "BridgeId", "Application",
+                   "ApplicationData", "Duration")
+
+
+def _channel_state(values: tuple[str | None, ...]) -> ChannelState:
+    """A ``CoreShowChannel`` item from its ``_CHANNEL_FIELDS``."""
+    uid, channel, callerid, bridge, application, data, duration = values
+    app = application or ""
     return ChannelState(
-        ident(m.get("Uniqueid"), "Uniqueid"),
-        ident(m.get("Channel"), "Channel", required=False),
-        ident(m.get("CallerIDNum"), "CallerIDNum", required=False),
-        ident(m.get("BridgeId"), "BridgeId", required=False),
+        _id(uid, "Uniqueid"),
+        _id(channel, "Channel", required=False),
+        _id(callerid, "CallerIDNum", required=False),
+        _id(bridge, "BridgeId", required=False),
         app,
-        ident((m.get("ApplicationData") or "").split(",")[0], "Queue", required=False)
-        if app == "Queue"
-        else "",
-        hms(m.get("Duration")),
+        _id((data or "").split(",")[0], "Queue", required=False) if app == "Queue" else "",
+        hms(duration),
     )
 
 
@@ -726,28 +742,37 @@ def pbx_snapshot(
     items: Iterable[Message], channels: Iterable[Message] | None = None
 ) -> PbxSnapshot:
     """Validate a QueueStatus (+ CoreShowChannels) answer item by item: one bad
-    item is logged and left out, the rest still count."""
+    item is logged and left out, the rest still count.  Each item's fields
+    are read in one go (``FieldReader``): a 10,000-agent centre's 30,000
+    items were searched header by header, about 10 searches each."""
     snap = PbxSnapshot()
+    # One reader for the whole list: the event name is read with the fields.
+    status = FieldReader(("Event", *_MEMBER_FIELDS, *_ENTRY_FIELDS))
+    member, entry = slice(1, 1 + len(_MEMBER_FIELDS)), slice(1 + len(_MEMBER_FIELDS), None)
     for m in items:
         try:
-            if m.event == "QueueMember":
-                state = _member_state(m)
+            values = status.read(m)
+            event = values[0]
+            if event == "QueueMember":
+                state = _member_state(values[member])
                 if state.name or state.location:
                     snap.members.append(state)
-            elif m.event == "QueueEntry":
-                snap.entries.append(_entry_state(m))
-            elif m.event == "QueueParams":
+            elif event == "QueueEntry":
+                snap.entries.append(_entry_state(values[entry]))
+            elif event == "QueueParams":
                 params = _queue_counters(m)
                 snap.queues[params.queue] = params
         except (Invalid, KeyError, ValueError, TypeError) as e:
             log.warn("ami-invalid", "skipped a bad QueueStatus item: {err}", err=e)
     if channels is not None:
         snap.channels = []
+        reader = FieldReader(("Event", *_CHANNEL_FIELDS))
         for c in channels:
-            if c.event != "CoreShowChannel":
+            values = reader.read(c)
+            if values[0] != "CoreShowChannel":
                 continue
             try:
-                snap.channels.append(_channel_state(c))
+                snap.channels.append(_channel_state(values[1:]))
             except (Invalid, KeyError, ValueError, TypeError) as e:
                 log.warn("ami-invalid", "skipped a bad CoreShowChannel item: {err}", err=e)
     return snap

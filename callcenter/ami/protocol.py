@@ -243,7 +243,7 @@ class AMIProtocol(Protocol):
                     aid = block[i:j] if j > 0 else block[i:]
                     p = self._pending.get(aid)
                     if p is not None and p.is_list:
-                        self._list_item(aid, p, self._parse(block))
+                        self._list_item(aid, p, self._parse(block), name, "EventList" in block)
                         return
             self._event(block, name)
         elif block.startswith("Response: "):
@@ -334,7 +334,9 @@ class AMIProtocol(Protocol):
             del self._pending[aid]
             p.deferred.callback(p.items)
 
-    def _list_item(self, aid: str, p: _Pending, msg: Message) -> None:
+    def _list_item(self, aid: str, p: _Pending, msg: Message, name: str, marked: bool) -> None:
+        """``name``: the event's name; ``marked``: its text holds "EventList"
+        (only such an item can have the header: 30,000 items are not searched)."""
         if len(p.items) >= self.max_list_items:
             del self._pending[aid]
             p.deferred.errback(Failure(AMIError(
@@ -344,8 +346,8 @@ class AMIProtocol(Protocol):
             self.abort()
             return
         p.items.append(msg)
-        marker = msg.get("EventList")
-        if marker == "Complete" or (marker is None and msg.name.endswith("Complete")):
+        marker = msg.get("EventList") if marked else None
+        if marker == "Complete" or (marker is None and name.endswith("Complete")):
             del self._pending[aid]
             p.deferred.callback(p.items)
 

@@ -131,9 +131,15 @@ class Reconciler:
         for queue, m in queues.items():
             changed |= self.roster.set_membership(agent, queue, m.paused, m.reason, m.wrapup)
         changed |= self.roster.set_device(agent, first.device)
-        changed |= self.roster.set_login_time(agent, min(m.login_time for m in queues.values()))
-        last_queue = max(queues, key=lambda q: queues[q].last_call)
-        last_call = queues[last_queue].last_call
+        if len(queues) == 1:  # most agents: no generator for the min/max/any below
+            login_time, last_queue, last_call, in_call = (
+                first.login_time, first.queue, first.last_call, first.in_call)
+        else:
+            login_time = min(m.login_time for m in queues.values())
+            last_queue = max(queues, key=lambda q: queues[q].last_call)
+            last_call = queues[last_queue].last_call
+            in_call = any(m.in_call for m in queues.values())
+        changed |= self.roster.set_login_time(agent, login_time)
         if last_call > int(agent.last_call) + 1:
             # A call that ended while we were away (ours is the same second, or one
             # before Asterisk's own clock read: not news); its wrap-up runs from then.
@@ -141,7 +147,6 @@ class Reconciler:
             changed = True
         if new:
             agent.fresh_login = all(m.login_pause for m in queues.values())
-        in_call = any(m.in_call for m in queues.values())
         if agent.call and not in_call:
             conn = self.switchboard.get(agent.call)
             if conn is not None:

@@ -116,15 +116,22 @@ class Resync:
             return
         touched = self._start_tracking()
         try:
+            # Both asked at once: Asterisk answers a session's actions one after
+            # the other, so the snapshots are as if asked in turn, and the
+            # second answer is on its way while the first one is read.
+            shown = defer.ensureDeferred(self._list("CoreShowChannels"))
+            status = defer.ensureDeferred(self._list("QueueStatus"))
             channels: list[Message] | None
             try:
-                channels = await self._list("CoreShowChannels")
+                channels = await shown
             except defer.TimeoutError:
+                status.addErrback(lambda _: None)
+                status.cancel()  # the connection is being dropped: one drop, one start over
                 raise
             except Exception as e:
                 log.warn("CoreShowChannels failed ({err}); reconciling without it", err=e)
                 channels = None
-            items = await self._list("QueueStatus")
+            items = await status
             # One synchronous step over ~30,000 items for a 10,000-agent centre
             # (callcenter/gcpause.py).  A Deferred when a queue-log catch-up
             # holds it back: wait for it.

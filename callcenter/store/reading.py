@@ -99,15 +99,24 @@ async def _scan(proto: RedisProtocol, start: bytes) -> list[str]:
             return sorted(found)
 
 
-async def read_state(
-    proto: RedisProtocol, keys: Keys, today: str, logged: set[str], window: Window | None = None
-) -> Saved:
-    """Entities and the day counters of ``today`` and the PAST_DAYS before it.
+@dataclass
+class Fetched:
+    """A prefix's raw state as Redis answered, before any record is decoded:
+    ``values[i]`` is the string at ``raw_keys[i]`` (``wanted[i]`` names it), or
+    None with ``types[i]`` the key's type (``none`` when it is absent)."""
 
-    With a ``window``, every time must lie in it; day counters that contradict
-    each other are repaired (and logged), see ``records.repair_counters``."""
+    today: str
+    wanted: list[tuple[str, str]]
+    raw_keys: list[bytes]
+    values: list[bytes | None]
+    types: dict[int, str]
+    broken: list[str]
+    counters: bytes | None
+
+
+async def fetch_state(proto: RedisProtocol, keys: Keys, today: str, logged: set[str]) -> Fetched:
+    """Everything ``decode_state`` needs, read with every command sent at once."""
     indexes, broken = await read_indexes(proto, keys, logged)
-    saved = Saved(bad={"index": broken, "unfinished": [], **{k: [] for k in KINDS}})
     first = date.fromisoformat(today)
     days = [(first - timedelta(days=n)).isoformat() for n in range(PAST_DAYS + 1)]
     # Every MGET at once: one round trip's worth of latency for the lot.
@@ -118,76 +127,108 @@ async def read_state(
         proto.execute_command(b"MGET", *raw_keys[i : i + CHUNK])
         for i in range(0, len(raw_keys), CHUNK)
     ]
+    counters = proto.execute_command(b"GET", keys.counters)
+    counters.addErrback(_counters_refused, keys)
+    replies = await defer.gatherResults([*ds, counters], consumeErrors=True)
+    raw_counters = replies.pop()
     values: list[bytes | None] = []
-    for part in await defer.gatherResults(ds, consumeErrors=True):
+    for part in replies:
         values.extend(part)
+    missing = [i for i, raw in enumerate(values) if raw is None]
+    types: dict[int, str] = {}
+    if missing:
+        found = await defer.gatherResults(
+            [proto.execute_command(b"TYPE", raw_keys[i]) for i in missing], consumeErrors=True
+        )
+        for i, key_type in zip(missing, found, strict=True):
+            types[i] = key_type.decode() if isinstance(key_type, bytes) else str(key_type)
+    return Fetched(today, wanted, raw_keys, values, types, broken, raw_counters)
+
+
+def decode_state(fetched: Fetched, keys: Keys, window: Window | None = None) -> Saved:
+    """Check and decode every record fetched: one synchronous step (the caller
+    keeps the garbage collector paused over it and the restore, see gcpause).
+
+    With a ``window``, every time must lie in it; day counters that contradict
+    each other are repaired (and logged), see ``records.repair_counters``."""
+    today = fetched.today
+    saved = Saved(bad={"index": fetched.broken, "unfinished": [], **{k: [] for k in KINDS}})
     # A poisoned Redis may hold thousands of bad keys: the first few are logged
     # in full, then one "N more like this" line per kind at the end of the read.
     warn = LogThrottle(log, interval=float("inf"), burst=BAD_KEYS_LOGGED)
     parsers = {AGENT: parse_agent, CALL: parse_call, CONN: parse_connection}
     loaded: dict[str, list[Any]] = {AGENT: saved.agents, CALL: saved.calls, CONN: saved.connections}
-    missing: list[tuple[str, str, bytes]] = []
-    with gcpause.paused():  # 30,000 records at once: see callcenter/gcpause.py
-        for (kind, ident), key, raw in zip(wanted, raw_keys, values, strict=True):
-            if raw is None:
-                missing.append((kind, ident, key))
-                continue
-            try:
-                if kind == "day":
-                    book, finished = parse_day(ident, raw)
-                    for what in repair_counters(book):
-                        warn.warn("redis.repaired", "Redis key {key}: {what}; repaired",
-                                  key=decode(key), what=what)
-                    saved.books[ident] = book
-                    if ident < today and not finished:
-                        saved.bad["unfinished"].append(ident)
-                else:
-                    loaded[kind].append(parsers[kind](ident, raw, window))
-                    if window is not None and window.repairs:
-                        for what in window.repairs:
-                            warn.warn("redis.repaired", "Redis key {key}: {what}",
-                                      key=decode(key), what=what)
-                        window.repairs.clear()
-            except BadRecord as e:
-                warn.warn("redis.bad", "Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
-                if kind != "day":
-                    saved.bad[kind].append(ident)
-    if missing:
-        types = await defer.gatherResults(
-            [proto.execute_command(b"TYPE", key) for _k, _i, key in missing],
-            consumeErrors=True,
-        )
-        for (kind, ident, key), key_type in zip(missing, types, strict=True):
-            key_type = key_type.decode() if isinstance(key_type, bytes) else str(key_type)
+    for n, ((kind, ident), key, raw) in enumerate(
+        zip(fetched.wanted, fetched.raw_keys, fetched.values, strict=True)
+    ):
+        if raw is None:
+            _missing(kind, ident, key, fetched.types[n], keys, saved, warn)
+            continue
+        try:
             if kind == "day":
-                if key_type != "none":  # an absent day is normal: nothing counted yet
-                    warn.warn(
-                        "redis.type", "Redis key {key} is a {t}, not a string; skipped",
-                        key=decode(key),
-                        t=key_type,
-                    )
-                continue
-            what = "missing" if key_type == "none" else f"a {key_type}, not a string"
-            warn.warn(
-                "redis.missing", "Redis key {key} is {what} (listed in {index}); skipped",
-                key=decode(key),
-                what=what,
-                index=decode(keys.index[kind]),
-            )
-            saved.bad[kind].append(ident)
+                book, finished = parse_day(ident, raw)
+                for what in repair_counters(book):
+                    warn.warn("redis.repaired", "Redis key {key}: {what}; repaired",
+                              key=decode(key), what=what)
+                saved.books[ident] = book
+                if ident < today and not finished:
+                    saved.bad["unfinished"].append(ident)
+            else:
+                loaded[kind].append(parsers[kind](ident, raw, window))
+                if window is not None and window.repairs:
+                    for what in window.repairs:
+                        warn.warn("redis.repaired", "Redis key {key}: {what}",
+                                  key=decode(key), what=what)
+                    window.repairs.clear()
+        except BadRecord as e:
+            warn.warn("redis.bad", "Redis key {key}: {err}; skipped", key=decode(key), err=str(e))
+            if kind != "day":
+                saved.bad[kind].append(ident)
     warn.flush()
-    saved.counters = await read_counters(proto, keys)
+    saved.counters = _decode_counters(fetched.counters, keys)
     return saved
 
 
-async def read_counters(proto: RedisProtocol, keys: Keys) -> Baseline | None:
+def _missing(kind: str, ident: str, key: bytes, key_type: str, keys: Keys, saved: Saved,
+             warn: LogThrottle) -> None:
+    """A wanted key that held no string: absent, or of another type."""
+    if kind == "day":
+        if key_type != "none":  # an absent day is normal: nothing counted yet
+            warn.warn(
+                "redis.type", "Redis key {key} is a {t}, not a string; skipped",
+                key=decode(key),
+                t=key_type,
+            )
+        return
+    what = "missing" if key_type == "none" else f"a {key_type}, not a string"
+    warn.warn(
+        "redis.missing", "Redis key {key} is {what} (listed in {index}); skipped",
+        key=decode(key),
+        what=what,
+        index=decode(keys.index[kind]),
+    )
+    saved.bad[kind].append(ident)
+
+
+async def read_state(
+    proto: RedisProtocol, keys: Keys, today: str, logged: set[str], window: Window | None = None
+) -> Saved:
+    """Entities and the day counters of ``today`` and the PAST_DAYS before it."""
+    fetched = await fetch_state(proto, keys, today, logged)
+    with gcpause.paused():  # 30,000 records at once: see callcenter/gcpause.py
+        return decode_state(fetched, keys, window)
+
+
+def _counters_refused(failure: Any, keys: Keys) -> None:
+    """GET of the counters' key refused (not a string): logged, read as absent."""
+    failure.trap(ResponseError)
+    log.warn("Redis key {key}: {err}; skipped", key=decode(keys.counters), err=str(failure.value))
+    return None
+
+
+def _decode_counters(raw: bytes | None, keys: Keys) -> Baseline | None:
     """The PBX counters' baseline, or None (absent; or not ours: logged, and the
     next gap is then counted by the rule without counters)."""
-    try:
-        raw = await proto.execute_command(b"GET", keys.counters)
-    except ResponseError as e:
-        log.warn("Redis key {key}: {err}; skipped", key=decode(keys.counters), err=str(e))
-        return None
     if raw is None:
         return None
     try:

@@ -122,7 +122,13 @@ _DECODER = json.JSONDecoder()
 
 def _loads(raw: bytes) -> dict[str, Any]:
     try:
-        value = _DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        try:  # what we write: one JSON value, no white space around it
+            value, end = _DECODER.raw_decode(text)
+        except json.JSONDecodeError:
+            end = -1
+        if end != len(text):
+            value = _DECODER.decode(text)  # anything else: exactly json.loads' answer
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BadRecord(f"not JSON ({e})") from None
     if not isinstance(value, dict):

@@ -37,6 +37,7 @@ MAX_CONNECTIONS = 512  # --max-connections
 MAX_PER_ADDRESS = 32  # --max-per-address
 FD_RESERVE = 64  # --fd-reserve: descriptors never used by dashboard connections
 HELLO_INTERVAL = 1.0  # --hello-interval: seconds between two HELLOs of one connection
+STATS_INTERVAL = 0.5  # --stats-interval: seconds between two STATS pushes (fanout.py)
 REQUEST_TIMEOUT = 10.0  # --request-timeout: request line + headers, seconds
 MAX_BODY = 4096  # --max-body: bytes (the page sends none; a login form a few hundred)
 CHUNK_FRAMING = 256  # bytes of chunked-encoding framing tolerated on top of --max-body
@@ -48,6 +49,7 @@ class WebLimits:
     max_per_address: int = MAX_PER_ADDRESS
     fd_reserve: int = FD_RESERVE
     hello_interval: float = HELLO_INTERVAL
+    stats_interval: float = STATS_INTERVAL
     request_timeout: float = REQUEST_TIMEOUT
     max_body: int = MAX_BODY
     log_interval: float = LOG_INTERVAL

@@ -27,7 +27,7 @@ from callcenter.web.access import CLOSE_SESSION_ENDED, NOT_ALLOWED, Access
 from callcenter.web.commands import Avail, BadCommand, Hello, Pause, parse_command
 from callcenter.web.fanout import Dashboards, encode
 from callcenter.web.limits import WebLimits, real_transport
-from callcenter.web.sendnow import write_now
+from callcenter.web.sendnow import DirectWriter
 
 log = Logger(namespace="callcenter.web")
 
@@ -98,6 +98,7 @@ class DashboardProtocol(WebSocketServerProtocol):
         self.gone = False
         self._hello_at: float | None = None
         self._hello_later: Any = None  # a HELLO waiting for the end of the interval
+        self._writer: DirectWriter | None = None  # set once the transport is known
 
     # -- connection life ------------------------------------------------
 
@@ -106,7 +107,9 @@ class DashboardProtocol(WebSocketServerProtocol):
         # (it relays the bytes and the close, so the count follows the
         # connection); we write to the real transport, which Autobahn needs
         # to see as TLS for wss://.
-        super().makeConnection(real_transport(transport))
+        transport = real_transport(transport)
+        self._writer = DirectWriter(transport)
+        super().makeConnection(transport)
 
     def connectionMade(self) -> None:
         # Autobahn's own lines (two per refused handshake) go through the
@@ -228,7 +231,13 @@ class DashboardProtocol(WebSocketServerProtocol):
 
     def send_prepared(self, prepared: Any) -> None:
         if self.state == WebSocketProtocol.STATE_OPEN:
-            self.sendPreparedMessage(prepared)
+            frame = autobahn_prepared_frame(self, prepared)
+            if frame is None or self._dropped or self._guard.paused or self._writer is None:
+                self.sendPreparedMessage(prepared)  # through sendData below
+            else:
+                # sendData's common case without its calls: this runs once per
+                # frame and dashboard, hundreds of times for one change.
+                self._writer.write(frame)
 
     def session_ended(self) -> None:
         """Logged out, expired or revoked: the page reloads and meets the login."""
@@ -253,14 +262,14 @@ class DashboardProtocol(WebSocketServerProtocol):
             if guard.pending > self.factory.max_buffer:
                 self._drop(guard.pending)
                 return
-        if sync or chopsize or autobahn_has_queued(self):
+        if sync or chopsize or autobahn_has_queued(self) or self._writer is None:
             super().sendData(data, sync, chopsize)
         else:
             # Autobahn's own path formats a debug log record on every call,
             # which is most of the fan-out's cost with hundreds of dashboards;
             # and Twisted's write waits for the next turn with two epoll_ctl
             # per socket (sendnow.py): straight to the socket when we can.
-            write_now(self.transport, data)
+            self._writer.write(data)
 
     def _drop(self, pending: int) -> None:
         self._dropped = True
@@ -325,6 +334,21 @@ def autobahn_has_queued(proto: WebSocketServerProtocol) -> bool:
     return bool(proto.send_queue)
 
 
+def autobahn_prepared_frame(proto: WebSocketServerProtocol, prepared: Any) -> bytes | None:
+    """The bytes ``proto.sendPreparedMessage(prepared)`` would pass to
+    ``sendData``, when nothing waits in Autobahn's ``send_queue``; else None.
+
+    Adapter for Autobahn's ``PreparedMessage.payloadHybi`` (the framed
+    message) and ``_perMessageCompress`` (set when the client negotiated
+    compression, which our factory never offers): ``sendPreparedMessage`` is
+    the public way, one call deeper per frame and dashboard.
+    ``tests/web/test_sendnow.py`` fails if this stops matching the library.
+    """
+    if proto.send_queue or (proto._perMessageCompress is not None and not prepared.doNotCompress):
+        return None
+    return prepared.payloadHybi
+
+
 class DashboardFactory(WebSocketServerFactory):
     protocol = DashboardProtocol
 
@@ -362,5 +386,6 @@ class DashboardFactory(WebSocketServerFactory):
             allowedOrigins=["*"],
         )
         self.dashboards = Dashboards(
-            center, self.prepareMessage, reactor, decorate=decorate, config=config, health=health
+            center, self.prepareMessage, reactor, decorate=decorate, config=config, health=health,
+            stats_interval=self.limits.stats_interval,
         )

@@ -44,19 +44,39 @@ def has_queued(transport: Connection) -> bool:
     return bool(transport._tempDataBuffer) or len(transport.dataBuffer) > transport.offset
 
 
+class DirectWriter:
+    """``write_now`` for one connection, with what never changes looked up once.
+
+    The fan-out writes each frame to hundreds of dashboards: per write this
+    checks the same things as ``plain_socket`` and ``has_queued`` (inline:
+    their calls were a third of the Python time per dashboard), with the
+    socket's ``send`` found when the connection opened."""
+
+    __slots__ = ("_transport", "_send")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        sock = plain_socket(transport)
+        self._send = sock.send if sock is not None else None
+
+    def write(self, data: bytes) -> None:
+        t = self._transport
+        send = self._send
+        if (send is None or t.TLS or not t.connected or t.disconnecting
+                or t._tempDataBuffer or len(t.dataBuffer) > t.offset):
+            t.write(data)
+            return
+        try:
+            sent = send(data)
+        except OSError:
+            # Full (BlockingIOError), interrupted, or a reset or broken pipe:
+            # Twisted's own write sends it later, or finds the error and closes
+            # the connection the usual way (connectionLost, the hub's discard).
+            sent = 0
+        if sent < len(data):
+            t.write(data[sent:] if sent else data)
+
+
 def write_now(transport: Any, data: bytes) -> None:
     """``transport.write(data)``, sending at once what the socket takes."""
-    sock = plain_socket(transport)
-    if sock is None or has_queued(transport):
-        transport.write(data)
-        return
-    try:
-        sent = sock.send(data)
-    except (BlockingIOError, InterruptedError):
-        sent = 0
-    except OSError:
-        # A reset or broken pipe: Twisted's own write finds it and closes the
-        # connection the usual way (connectionLost, the hub's discard).
-        sent = 0
-    if sent < len(data):
-        transport.write(data[sent:] if sent else data)
+    DirectWriter(transport).write(data)

@@ -38,6 +38,23 @@ class Directory:
         for obj in objects:
             self.note(obj)
 
+    def load_entities(self, agents: Iterable[Any], calls: Iterable[Any]) -> None:
+        """``load`` of a center's snapshot, read from its agents and calls
+        without building their objects (a 10,000-agent start built 40,000
+        dashboard objects only to fill this); the same queues as ``note``."""
+        self.agents.clear()
+        self.calls.clear()
+        for a in agents:
+            if a.status == "LOGGEDOUT":
+                continue
+            if a.queues:
+                self.agents[a.agentid] = frozenset(a.queues)
+            else:  # the AGENT object's "queue": its call's queue, or none
+                self.agents[a.agentid] = frozenset((a.call_queue,)) if a.call_queue else _EMPTY
+        for c in calls:
+            if c.status not in _CALL_ENDED:
+                self.calls[c.id] = frozenset((c.queue,)) if c.queue else _EMPTY
+
     def agent_queues(self, agentid: str) -> frozenset[str]:
         return self.agents.get(agentid, _EMPTY)
 

@@ -72,6 +72,7 @@ def test_every_new_bound_has_an_option_with_its_constant_as_default():
         "max-per-address": limits.MAX_PER_ADDRESS,
         "fd-reserve": limits.FD_RESERVE,
         "hello-interval": limits.HELLO_INTERVAL,
+        "stats-interval": limits.STATS_INTERVAL,
         "request-timeout": limits.REQUEST_TIMEOUT,
         "max-body": limits.MAX_BODY,
         "log-interval": LOG_INTERVAL,

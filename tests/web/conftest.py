@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -56,6 +57,15 @@ class FakeCenter:
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [self.stats(), *self.agents.values()]
+
+    def live_entities(self) -> tuple[list[Any], list[Any]]:
+        """Its AGENT objects as the entities they render (queues, call_queue)."""
+        agents = [
+            SimpleNamespace(agentid=o["agentid"], status=o["status"], queues=o.get("queues") or [],
+                            call_queue="" if o.get("queues") else o.get("queue", ""))
+            for o in self.agents.values()
+        ]
+        return agents, []
 
     def subscribe(self, fn: Callable[[Any], None]) -> Callable[[], None]:
         self.subscribers.append(fn)

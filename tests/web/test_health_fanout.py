@@ -27,6 +27,7 @@ def test_health_ends_the_hello_and_follows_the_changes(fake_center) -> None:
 
     clock.advance(5)
     health.pbx_logged_in()
+    fake_center.waiting = 1  # a STATS goes only when it changed
     fake_center.emit([agent(1)], stats=True)
     health.pbx_reconciled()  # two changes in one turn: one HEALTH, the latest
     clock.advance(0)

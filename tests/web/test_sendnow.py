@@ -13,7 +13,8 @@ from twisted.internet.task import deferLater
 from twisted.internet.tcp import Connection
 from twisted.test.proto_helpers import StringTransport
 
-from callcenter.web.sendnow import has_queued, plain_socket, write_now
+from callcenter.web.protocol import autobahn_prepared_frame
+from callcenter.web.sendnow import DirectWriter, has_queued, plain_socket, write_now
 
 
 class _Server(protocol.Protocol):
@@ -112,3 +113,58 @@ def test_other_transports_use_their_own_write() -> None:
     write_now(t, b"abc")
     write_now(t, b"def")
     assert t.value() == b"abcdef"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_prepared_frame_adapter_sends_what_autobahn_would(rig) -> None:
+    """``autobahn_prepared_frame`` reads Autobahn's PreparedMessage and its
+    compression state: on a real dashboard connection it must give exactly
+    the bytes ``sendPreparedMessage`` hands to ``sendData``, and step aside
+    while Autobahn holds queued bytes of its own."""
+    c = await rig.client()
+    await c.hello()
+    proto = rig.site.dashboards.clients[0]
+    prepared = proto.factory.prepareMessage(b'{"type":"AGENT"}', isBinary=False)
+    handed: list[bytes] = []
+    proto.sendData = lambda data, sync=False, chopsize=None: handed.append(data)
+    try:
+        proto.sendPreparedMessage(prepared)
+    finally:
+        del proto.sendData
+    assert handed == [autobahn_prepared_frame(proto, prepared)] == [b'\x81\x10{"type":"AGENT"}']
+    proto.send_queue.append((b"x", None))
+    try:
+        assert autobahn_prepared_frame(proto, prepared) is None
+    finally:
+        proto.send_queue.clear()
+    # The fast path delivers it like any frame.
+    proto.send_prepared(prepared)
+    assert await c.frame() == [{"type": "AGENT"}]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_direct_writer_leaves_a_closing_connection_to_twisted() -> None:
+    server, client, port = await _pair()
+    try:
+        t = server.transport
+        writer = DirectWriter(t)
+        writer.write(b"one")
+        client.settimeout(5)
+        assert client.recv(100) == b"one" and not has_queued(t)  # straight to the socket
+        t.loseConnection()  # closing: Twisted owns what is still written, and the close
+        writer.write(b"two")
+        assert has_queued(t)
+        got = b""
+        client.setblocking(False)
+        for _ in range(1000):  # a bound, not a timing
+            await deferLater(reactor, 0.005)
+            try:
+                data = client.recv(100)
+            except BlockingIOError:
+                continue
+            if not data:
+                break  # the close, after what was written
+            got += data
+        assert got == b"two"
+    finally:
+        await _close(server, client, port)
