@@ -118,32 +118,6 @@ class Message:
         end = text.find("\n", start)
         return text[start:end] if end >= 0 else text[start:]
 
-    def pick(self, fields: Fields) -> list[str | None]:
-        """``[msg.get(name) for name in fields.names]`` in one call: a lazy
-        message is searched in one pass (one lookup of the budget), never
-        parsed for it; the answers are those of ``get``."""
-        if not fields.names:
-            return []
-        first = self._first
-        if first is None:
-            text = self._text
-            assert text is not None
-            lookups = self._lookups
-            if lookups == _UNCHECKED and not _searchable(text):
-                first = self._parse()
-            elif fields.pattern is not None and lookups < _LAZY_LOOKUPS:
-                self._lookups = lookups + 1  # as _find counts: an unchecked one's first is 0
-                # One regex pass over the lines: a str.find per field (and
-                # the parsing of its arguments) cost about three times as much.
-                found = fields.pattern.findall("\n" + text)
-                if not found:
-                    return [None] * len(fields.names)
-                return list(map(dict(reversed(found)).get, fields.names))
-            else:
-                first = self._parse()
-        get = first.get
-        return [get(name) for name in fields.names]
-
     @property
     def lazy(self) -> bool:
         """True until something needed the full parse."""
@@ -316,11 +290,17 @@ class FieldReader:
         self._max = max_layouts
 
     def read(self, msg: Message) -> tuple[str | None, ...]:
+        if not self.names:
+            return ()
         text = msg._text
         if text is not None:
             for pattern, pick in self._layouts:
                 m = pattern.fullmatch(text)
                 if m is not None:
+                    if msg._lookups == _UNCHECKED:
+                        # Every line is "Name: value": the check of an unchecked
+                        # message (parse_text's) would pass, so it is not run.
+                        msg._lookups = 0
                     return pick(m.groups() + (None,))
             if len(self._layouts) < self._max:
                 self._learn(text)
@@ -369,24 +349,6 @@ def parse_text(text: str) -> Message:
         msg._pairs, msg._headers, msg._body, msg._first = pairs, None, body, first
         return msg
     return Message._lazy(text)
-
-
-class Fields:
-    """Header names a reader always wants together (a translator's fields):
-    ``msg.pick(fields)`` gives their first values in one call.  The search
-    strings are made once, here."""
-
-    __slots__ = ("names", "pattern")
-
-    def __init__(self, *names: str) -> None:
-        self.names = names
-        # A line "\nKey: value" for any of the names (the text is searched
-        # with a "\n" put before it, so its first line counts too); None when
-        # a name holds a line break or ": ", which no header line can have.
-        self.pattern: re.Pattern[str] | None = None
-        if names and all("\n" not in n and ": " not in n for n in names):
-            alternatives = "|".join(re.escape(n) for n in names)
-            self.pattern = re.compile(f"\n({alternatives}): ([^\n]*)")
 
 
 def unchecked_text(text: str, event: str | None = None) -> Message:
