@@ -82,7 +82,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
     timer = Timer(args.profile)
     with redis_server() as port:
         url = f"redis://127.0.0.1:{port}/0"
-        plan = restore.Plan(args.agents, args.queues, float(int(time.time()) - 600))
+        plan = restore.Plan(args.agents, args.queues, float(int(time.time()) - 600),
+                            args.short_channels)
         await restore.populate(reactor, url, plan)
         status, show = plan.answers(time.time())
         print(f"{args.agents:,} agents, calls and connections; load average {load_average()}")
@@ -125,5 +126,7 @@ if __name__ == "__main__":
     ap.add_argument("--queues", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--profile", choices=PARTS, default="")
+    ap.add_argument("--short-channels", action="store_true",
+                    help="CoreShowChannel items with 9 headers, as sessions 1-4 measured")
     a = ap.parse_args()
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, a)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 from twisted.logger import Logger
@@ -236,7 +237,12 @@ def seconds(value: str | None, what: str) -> int | None:
 
 def hms(value: str | None) -> int | None:
     """CoreShowChannel's ``Duration: HH:MM:SS`` in seconds (None when unreadable)."""
-    m = _HMS.match(value or "")
+    return _hms(value or "")
+
+
+@lru_cache(maxsize=4096)  # the channels of one CoreShowChannels share few ages
+def _hms(value: str) -> int | None:
+    m = _HMS.match(value)
     if m is None:
         return None
     total = int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])

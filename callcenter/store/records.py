@@ -136,13 +136,28 @@ def _loads(raw: bytes) -> dict[str, Any]:
     return value
 
 
+# No count or number of seconds we write comes near this; a JSON integer beyond
+# it is not ours, and float arithmetic on it (an average) raises OverflowError.
+MAX_WHOLE = 2**53
+
+
 def _number(value: Any, name: str, optional: bool = False) -> None:
+    cls = value.__class__
+    if (cls is float and 0 <= value < math.inf) or (cls is int and 0 <= value <= MAX_WHOLE):
+        return  # what we write (JSON gives exactly these types)
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRecord(f"{name} is not a number: {value!r:.40}")
+    if isinstance(value, int) and value > MAX_WHOLE or isinstance(value, float) and not math.isfinite(value):
         raise BadRecord(f"{name} is not a number: {value!r:.40}")
     if value < 0:
         raise BadRecord(f"{name} is negative")
+
+
+def _whole(value: Any) -> bool:
+    """A count or whole seconds as we write them."""
+    return not isinstance(value, bool) and isinstance(value, int) and 0 <= value <= MAX_WHOLE
 
 
 _NOT_IN_NAMES = re.compile(r"[\r\n\x00]")
@@ -161,14 +176,14 @@ def parse_agent(ident: str, raw: bytes, window: Window | None = None) -> Agent:
     for q in queues:
         _queue_name(q, "queue")
     try:
-        agent = Agent.from_record(d)
-    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        agent = Agent.from_record(d, own=True)  # d is ours alone
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
         raise BadRecord(str(e)) from None
     _same_id(agent.agentid, ident)
     _number(agent.since, "since")
     for name in ("calls_taken", "talk_time"):
         value = getattr(agent, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if not _whole(value):
             raise BadRecord(f"{name} is not a whole number: {value!r:.40}")
     _pause_time(agent.pause_time)
     if agent.call is not None and not isinstance(agent.call, str):
@@ -190,21 +205,22 @@ def _pause_time(value: Any) -> None:
     for reason, seconds in value.items():
         if not isinstance(reason, str) or len(reason) > MAX_REASON or _NOT_IN_NAMES.search(reason):
             raise BadRecord(f"pause_time has a bad reason: {reason!r:.40}")
-        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+        if not _whole(seconds):
             raise BadRecord(f"pause_time of {reason!r:.40} is not a whole number")
 
 
 def parse_call(ident: str, raw: bytes, window: Window | None = None) -> Call:
     d = _loads(raw)
     try:
-        call = Call.from_record(d)
-    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        call = Call.from_record(d, own=True)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
         raise BadRecord(str(e)) from None
     _same_id(call.id, ident)
     _number(call.since, "since")
     _number(call.entered, "entered", optional=True)
     _number(call.answered, "answered", optional=True)
     _number(call.hold, "hold", optional=True)
+    _number(call.left_at, "left_at", optional=True)
     if call.agent is not None and not isinstance(call.agent, str):
         raise BadRecord("agent is not an agent id")
     if not isinstance(call.left, bool):
@@ -215,7 +231,7 @@ def parse_call(ident: str, raw: bytes, window: Window | None = None) -> Call:
         if not call.day or call.entered is None:
             raise BadRecord(f"{call.status} call without its queue entry day/time")
     if window is not None:
-        for name in ("since", "entered", "answered"):
+        for name in ("since", "entered", "answered", "left_at"):
             window.check(getattr(call, name), name)
         window.seconds(call.hold, "hold")
     if call.entered is not None and call.answered is not None and call.answered < call.entered:
@@ -227,7 +243,7 @@ def parse_connection(ident: str, raw: bytes, window: Window | None = None) -> Co
     d = _loads(raw)
     try:
         conn = Connection.from_record(d)
-    except (TypeError, ValueError, KeyError, AttributeError) as e:
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
         raise BadRecord(f"{type(e).__name__}: {e}") from None
     _same_id(conn.id, ident)
     _queue_name(conn.queue, "queue")
@@ -247,11 +263,11 @@ def parse_day(day: str, raw: bytes) -> tuple[DayBook, bool]:
         if not isinstance(c, dict):
             raise BadRecord(f"counters of {q} are not an object")
         for name, value in c.items():
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_WHOLE:
                 raise BadRecord(f"counter {q}.{name} is not a whole number")
     try:
         book = DayBook.from_record(record)
-    except (TypeError, ValueError, KeyError, AttributeError) as e:
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
         raise BadRecord(str(e)) from None
     if book.day != day:
         raise BadRecord(f"holds day {book.day!r}")

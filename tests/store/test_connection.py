@@ -113,9 +113,15 @@ def test_transactions_and_commands_share_txredisapis_reply_order():
         b"*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n*1\r\n$4\r\nEXEC\r\n"
     ), "the transaction must go out in one write"
     get = _result(proto.execute_command(b"GET", b"k"))
+    transport.clear()
+    mget = _result(proto.command([b"MGET", b"k", b"gone"]))
+    assert transport.value() == b"*3\r\n$4\r\nMGET\r\n$1\r\nk\r\n$4\r\ngone\r\n"
+    wrong = _result(proto.command([b"GET", b"h"]))
     refused = _result(proto.transaction([[b"SET", b"k"]]))
-    proto.dataReceived(b"+PONG\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n:3\r\n$1\r\nv\r\n")
-    assert ping == ["PONG"] and tx == [["OK", 3]] and get == [b"v"]
+    proto.dataReceived(b"+PONG\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n:3\r\n$1\r\nv\r\n"
+                       b"*2\r\n$1\r\nv\r\n$-1\r\n-WRONGTYPE not a string\r\n")
+    assert ping == ["PONG"] and tx == [["OK", 3]] and get == [b"v"] and mget == [[b"v", None]]
+    assert len(wrong) == 1 and wrong[0].check(ResponseError)
     assert refused == []
     proto.dataReceived(b"+OK\r\n-ERR wrong number of arguments\r\n"
                        b"-EXECABORT Transaction discarded because of previous errors.\r\n")

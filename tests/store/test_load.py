@@ -60,6 +60,7 @@ async def test_bad_contents_are_logged_and_skipped(redis_server, logs):
         "negative",
         "list",
         "badstatus",
+        "huge",
     )
     r("SET", "callcenter:agent:good", _agent("good"))
     r("HSET", "callcenter:agent:hash", "agentid", "hash")
@@ -69,13 +70,17 @@ async def test_bad_contents_are_logged_and_skipped(redis_server, logs):
     r("SET", "callcenter:agent:negative", _agent("negative", calls_taken=-3))
     r("SET", "callcenter:agent:list", "[1, 2]")
     r("SET", "callcenter:agent:badstatus", _agent("badstatus").replace('"AVAIL"', '"DANCING"'))
-    r("SADD", "callcenter:calls", "ok.1", "unknownq.2", "noqueue.3", "noday.4", "text.5", "nan.6")
+    # A 400-digit integer is valid JSON; float() of it raised OverflowError and aborted the load.
+    r("SET", "callcenter:agent:huge", _agent("huge").replace(f"{T0}", "9" * 400, 1))
+    r("SADD", "callcenter:calls", "ok.1", "unknownq.2", "noqueue.3", "noday.4", "text.5", "nan.6",
+      "huge.7")
     r("SET", "callcenter:call:ok.1", _call("ok.1"))
     r("SET", "callcenter:call:unknownq.2", _call("unknownq.2", queue="q-nobody-has"))
     r("SET", "callcenter:call:noqueue.3", _call("noqueue.3", queue=""))
     r("SET", "callcenter:call:noday.4", _call("noday.4", day=""))
     r("SET", "callcenter:call:text.5", "hello")
     r("SET", "callcenter:call:nan.6", _call("nan.6").replace(f"{T0}", "NaN", 1))
+    r("SET", "callcenter:call:huge.7", _call("huge.7", hold=10**400))
     r("SET", "callcenter:connections", "not a set")  # an index of the wrong type
     r("SET", "callcenter:conn:ok.1", json.dumps({"id": "ok.1"}))
     r("SET", f"callcenter:day:{TODAY}", "{{{")
@@ -102,6 +107,8 @@ async def test_bad_contents_are_logged_and_skipped(redis_server, logs):
         ("call:noday.4", "without its queue entry day"),
         ("call:text.5", "not JSON"),
         ("call:nan.6", "since"),
+        ("agent:huge", "too large"),
+        ("call:huge.7", "hold"),
         ("callcenter:connections", "not a set"),
         (f"day:{TODAY}", "not JSON"),
         ("day:2026-11-25", "a list, not a string"),
@@ -244,3 +251,96 @@ async def test_wrong_password_is_one_clear_line(tmp_path, logs):
         await ok.stop()
     finally:
         server.stop()
+
+
+def test_an_absurd_number_in_any_field_is_a_bad_record_never_a_crash():
+    """Every numeric field of every kind, set to what JSON allows and we never write."""
+    from callcenter.store.records import (
+        BadRecord,
+        Window,
+        parse_agent,
+        parse_call,
+        parse_connection,
+        parse_day,
+    )
+
+    window = Window(T0)
+    agent = json.loads(_agent("a", pause_time={"lunch": 5}))
+    call = json.loads(_call("c.1", status="INCALL", answered=T0, hold=3, agent="a"))
+    conn = {"id": "c.1", "agentid": "a", "queue": "q-callcenter", "since": T0}
+    day = {"day": TODAY, "record": {"day": TODAY, "queues": {"q-callcenter": {"received": 1}}}}
+    absurd = [10**400, -(10**400), 2**53 + 1, 1e308 * 10, float("nan"), True, "7", None]
+
+    def poisoned(record, path):
+        for bad in absurd:
+            copy = json.loads(json.dumps(record))
+            node = copy
+            for step in path[:-1]:
+                node = node[step]
+            node[path[-1]] = bad
+            yield json.dumps(copy).encode()
+
+    cases = [(parse_agent, "a", agent, (k,)) for k, v in agent.items()
+             if isinstance(v, int | float) and not isinstance(v, bool)]
+    cases += [(parse_agent, "a", agent, ("pause_time", "lunch"))]
+    cases += [(parse_call, "c.1", call, (k,)) for k, v in call.items()
+              if isinstance(v, int | float) and not isinstance(v, bool)]
+    cases += [(parse_call, "c.1", call, ("left_at",)), (parse_connection, "c.1", conn, ("since",))]
+    cases += [(lambda i, raw, w: parse_day(i, raw), TODAY, day,
+               ("record", "queues", "q-callcenter", "received"))]
+    assert len(cases) > 12
+    def numbers(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                yield from numbers(v)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            yield value
+
+    for parse, ident, record, path in cases:
+        for raw in poisoned(record, path):
+            try:
+                loaded = parse(ident, raw, window)
+            except BadRecord:
+                continue
+            obj = loaded[0] if isinstance(loaded, tuple) else loaded
+            # Accepted only as something sane (repaired, or None where optional).
+            assert all(0 <= n <= 2**53 for n in numbers(obj.to_record())), (path, raw[:80])
+
+
+def test_a_record_we_wrote_and_an_older_or_reordered_one_restore_alike():
+    """What ``to_record`` wrote takes the fast path (the decoded values keyed by
+    the field names); a record missing a newer field, or in another order, goes
+    through the dataclass; both give the entity that was saved."""
+    from callcenter.model import Agent, Call
+    from callcenter.store.records import Window, parse_agent, parse_call
+
+    agent = Agent("1001", "PJSIP/1001", "INCALL", T0, queues={"q-callcenter": Membership(True, "Lunch", 5)},
+                  call="c.1", call_queue="q-callcenter", calls_taken=2, talk_time=40,
+                  since_queue="q-callcenter", pause_time={"Lunch": 30})
+    call = Call("c.1", "5550001", "INCALL", T0, "q-callcenter", entered=T0 - 3, answered=T0,
+                agent="1001", day=TODAY, hold=3)
+    window = Window(T0)
+    for entity, parse in ((agent, parse_agent), (call, parse_call)):
+        record = entity.to_record()
+        ident = record.get("agentid") or record["id"]
+        older = {k: v for k, v in record.items() if k not in ("position", "pause_time")}
+        reordered = dict(reversed(list(record.items())))
+        for variant in (record, older, reordered):
+            back = parse(ident, json.dumps(variant).encode(), window)
+            expect = type(entity)(**{**_defaults(entity), **{k: getattr(entity, k) for k in variant}})
+            assert back == expect
+            assert [k for k in vars(back)] == [k for k in vars(expect)]  # field order, field names
+        assert all(a is b for a, b in zip(vars(parse(ident, json.dumps(record).encode(), window)),
+                                          vars(entity), strict=True))
+
+
+def _defaults(entity) -> dict:
+    from dataclasses import MISSING, fields
+
+    out = {}
+    for f in fields(entity):
+        if f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            out[f.name] = f.default_factory()
+    return out
