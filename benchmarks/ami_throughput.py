@@ -1,7 +1,7 @@
 """AMI client throughput, run by hand (``make bench``; never by the tests).
 
     .venv/bin/python benchmarks/ami_throughput.py [--trace answered.ami] [--repeat 200] [--runs 5]
-        [--read agent,call,user]
+        [--read agent,call,user] [--stages]
 
 The stream: a recorded trace's events (``shared/ami-traces``, recorded with
 ``read=all``) less those a session with the shipped ``manager.conf`` read
@@ -29,7 +29,9 @@ every event.
     report is written through ``TurnWriter`` as in (b), one write per turn
     (also ``service.py``'s writer without Redis; the store writes its outbox
     lines the same way); here the fsync runs inline (no threads on a test
-    clock), in (b) off the reactor.
+    clock), in (b) off the reactor.  ``--stages`` also cuts the pipeline
+    after each part (``STAGES``: read, translate, apply, report lines, their
+    fsync) and prints what each part adds per state event.
 (c) **like-for-like parse ratio** (the headline): the same bytes, in the same
     64 KiB chunks, in-process (no I/O), to our ``AMIProtocol.dataReceived``
     with a ``*`` listener that reads every header (``as_dict()``: our lazy
@@ -316,11 +318,20 @@ def unique_stream(name: str, read: frozenset[str] | None, repeat: int) -> bytes:
     return b"".join(_IDS.sub(rb"\1" + b"-r%d" % r, one) for r in range(repeat))
 
 
-def state_cpu_in_process(chunks: list[bytes]) -> tuple[float, int]:
+#: Where ``state_cpu_in_process`` may stop, in pipeline order: the read alone
+#: (framing, skipping the unwanted stream, each wanted event made a lazy
+#: message and checked), + translate (``handle_event`` with ``apply`` a
+#: no-op), + apply (state, KPIs, ``Changes``), + the report lines without
+#: their fsync, + the fsync (the whole (b') pipeline).
+STAGES = ("read", "translate", "apply", "report, no fsync", "report")
+
+
+def state_cpu_in_process(chunks: list[bytes], upto: str = "report") -> tuple[float, int]:
     """(b') CPU seconds per state event: the (b) pipeline without the socket
     (``AMIProtocol`` -> ``Callcenter.handle_event`` -> the report file through
     ``TurnWriter``, its fsync inline), each chunk one reactor turn of a
-    ``task.Clock`` that follows the wall clock; by ``time.process_time``."""
+    ``task.Clock`` that follows the wall clock; by ``time.process_time``.
+    ``upto`` (one of ``STAGES``) cuts it short, for the cost of each part."""
     import tempfile
 
     from twisted.internet.task import Clock
@@ -329,21 +340,26 @@ def state_cpu_in_process(chunks: list[bytes]) -> tuple[float, int]:
     from callcenter.center import Callcenter
     from callcenter.report import ReportWriter, TurnWriter
 
+    stage = STAGES.index(upto)
     clock = Clock()
     clock.advance(time.time())
     center = Callcenter(clock)
+    if stage == 1:
+        center.apply = lambda event: None  # type: ignore[method-assign]
     count = [0]
     handle = center.handle_event
 
     def dispatch(msg: Message) -> None:
         count[0] += 1
-        handle(msg)
+        if stage:
+            handle(msg)
 
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        report = ReportWriter(os.path.join(scratch, "report.csv"))
+        report = ReportWriter(os.path.join(scratch, "report.csv"), None, stage == 4)
         report.open()
         lines = TurnWriter(clock, report)
-        center.subscribe(lambda ch: lines.add(ch.transitions))
+        if stage >= 3:
+            center.subscribe(lambda ch: lines.add(ch.transitions))
         proto = AMIProtocol(dispatch, wanted=frozenset(ev.TRANSLATORS))
         proto.makeConnection(StringTransport())
         start = time.process_time()
@@ -455,6 +471,20 @@ async def main(reactor, args: argparse.Namespace) -> None:
     print(f"(b') CPU per state event, the same pipeline in process (no socket; report fsync "
           f"inline, once per chunk): {med_range(cpu_per, '{:.1f}')} us over {handled:,} state "
           f"events, i.e. {1e6 / statistics.median(cpu_per):,.0f} state events per CPU second")
+    if args.stages:
+        # Each cut of the pipeline run alternately, the least of the runs: the
+        # part a stage adds is its cut minus the one before.
+        best: dict[str, float] = {}
+        for _ in range(args.runs):
+            for upto in STAGES:
+                per, _ = state_cpu_in_process(
+                    [unique[i : i + CHUNK] for i in range(0, len(unique), CHUNK)], upto)
+                best[upto] = min(best.get(upto, per), per)
+        before = 0.0
+        for upto in STAGES:
+            print(f"     up to {upto:17s} {best[upto] * 1e6:5.1f} us  "
+                  f"(+{(best[upto] - before) * 1e6:4.1f})")
+            before = best[upto]
 
     chunks, n = chunks_of(stream, per_trace, args.repeat)
     ratios: dict[bool, list[float]] = {False: [], True: []}
@@ -483,6 +513,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--read", help="read classes, comma-separated, or 'all' "
                         "(default: the shipped manager.conf's)")
+    parser.add_argument("--stages", action="store_true",
+                        help="(b') also cut at each stage of the pipeline: CPU per part")
     parser.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--unique-ids", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)

@@ -23,9 +23,8 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorThreads
@@ -34,9 +33,10 @@ from twisted.logger import Logger
 log = Logger()
 
 
-@dataclass(frozen=True)
-class Transition:
-    """A status that ended: what the report file records."""
+class Transition(NamedTuple):
+    """A status that ended: what the report file records.  (A NamedTuple: one
+    is made per status change, and a frozen dataclass's ``__init__`` costs
+    about three times as much.)"""
 
     kind: str  # CALL or AGENT
     ident: str  # caller id number, or agent id

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from twisted.logger import Logger
 
-from callcenter.ami.message import FieldReader, Fields, Message
+from callcenter.ami.message import FieldReader, Message
 from callcenter.logthrottle import LogThrottle
 
 # Junk can arrive at line rate: one line per kind a minute, with a count.
@@ -334,21 +334,25 @@ def _member(name: str | None, interface: str | None) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------- translators
-# Each reads the fields it needs with one ``msg.pick`` (``message.Fields``): a
-# lazy message is searched once per field and never parsed in full for it (an
-# ``AgentConnect`` has ~36 headers, of which it needs 11).  Before (session 4)
-# the member events and AgentConnect parsed every header (``as_dict``) and the
-# rest searched one ``get`` at a time: the 88 service events of the answered
-# trace went from 78,300 to 60,800 instructions each (callgrind, session 5).
+# Each reads the fields it needs with one ``FieldReader`` of its own (one
+# match of the event's learnt line layout, which also proves every line a
+# header: the lazy message's check is not needed), and a lazy message is
+# never parsed in full for it (an ``AgentConnect`` has ~36 headers, of which
+# it needs 11).  Before
+# (session 4) the member events and AgentConnect parsed every header
+# (``as_dict``) and the rest searched one ``get`` at a time: the 88 service
+# events of the answered trace went from 78,300 to 57,800 instructions each
+# (callgrind, session 5; docs/performance.md).
 
-_CALLER = Fields("Uniqueid", "CallerIDNum", "Channel", "Timestamp", "CallerIDName")
-_UID_TS = Fields("Uniqueid", "Timestamp")
+_USER = FieldReader(("UserEvent", "Uniqueid", "CallerIDNum", "Channel", "Timestamp", "CallerIDName"))
+_UID_TS = FieldReader(("Uniqueid", "Timestamp"))
+_UID = FieldReader(("Uniqueid",))  # is a hang-up one of our calls?
 
 
 def _user_event(msg: Message, now: float) -> Event | None:
-    kind = (msg.get("UserEvent") or "").upper()
+    user_event, uid, num, channel, ts, name = _USER.read(msg)
+    kind = (user_event or "").upper()
     if kind == "CALLER":
-        uid, num, channel, ts, name = msg.pick(_CALLER)
         return CallerAnnounced(
             _id(uid, "Uniqueid"),
             _id(num, "CallerIDNum", False),
@@ -357,10 +361,9 @@ def _user_event(msg: Message, now: float) -> Event | None:
             caller_name(name),
         )
     if kind == "CALLERHANGUP":
-        uid, ts = msg.pick(_UID_TS)
         return CallerHungUp(_id(uid, "Uniqueid"), _timestamp(ts, now))
     if kind in ("LOGGEDIN", "LOGGEDOUT"):
-        ts = _timestamp(msg.get("Timestamp"), now)
+        ts = _timestamp(ts, now)
         # The dialplan's own headers keep the case written there (gotcha 15).
         agentid = ident(msg.get_ci("agentid"), "agentid", required=False)
         member = ident(msg.get_ci("member"), "member", required=False)
@@ -376,11 +379,12 @@ def _user_event(msg: Message, now: float) -> Event | None:
     return None  # somebody else's UserEvent
 
 
-_JOIN = Fields("Uniqueid", "Queue", "CallerIDNum", "Channel", "Position", "Timestamp", "CallerIDName")
+_JOIN = FieldReader(
+    ("Uniqueid", "Queue", "CallerIDNum", "Channel", "Position", "Timestamp", "CallerIDName"))
 
 
 def _join(msg: Message, now: float) -> Event:
-    uid, queue, num, channel, pos, ts, name = msg.pick(_JOIN)
+    uid, queue, num, channel, pos, ts, name = _JOIN.read(msg)
     return CallerJoined(
         _id(uid, "Uniqueid"),
         _id(queue, "Queue"),
@@ -392,19 +396,19 @@ def _join(msg: Message, now: float) -> Event:
     )
 
 
-_LEAVE = Fields("Uniqueid", "Queue", "Timestamp")
+_LEAVE = FieldReader(("Uniqueid", "Queue", "Timestamp"))
 
 
 def _leave(msg: Message, now: float) -> Event:
-    uid, queue, ts = msg.pick(_LEAVE)
+    uid, queue, ts = _LEAVE.read(msg)
     return CallerLeft(_id(uid, "Uniqueid"), _id(queue, "Queue"), _timestamp(ts, now))
 
 
-_ABANDON = Fields("Uniqueid", "Queue", "HoldTime", "Timestamp")
+_ABANDON = FieldReader(("Uniqueid", "Queue", "HoldTime", "Timestamp"))
 
 
 def _abandon(msg: Message, now: float) -> Event:
-    uid, queue, hold, ts = msg.pick(_ABANDON)
+    uid, queue, hold, ts = _ABANDON.read(msg)
     return CallerAbandoned(
         _id(uid, "Uniqueid"),
         _id(queue, "Queue"),
@@ -413,14 +417,14 @@ def _abandon(msg: Message, now: float) -> Event:
     )
 
 
-_CONNECT = Fields(
+_CONNECT = FieldReader((
     "MemberName", "Interface", "Location", "Uniqueid", "Queue", "CallerIDNum", "Channel",
     "HoldTime", "RingTime", "Timestamp", "CallerIDName",
-)
+))
 
 
 def _connect(msg: Message, now: float) -> Event:
-    name, iface, location, uid, queue, num, channel, hold, ring, ts, caller = msg.pick(_CONNECT)
+    name, iface, location, uid, queue, num, channel, hold, ring, ts, caller = _CONNECT.read(msg)
     member, interface = _member(name, iface or location)
     return AgentConnected(
         _id(uid, "Uniqueid"),
@@ -436,22 +440,22 @@ def _connect(msg: Message, now: float) -> Event:
     )
 
 
-_RINGING = Fields("MemberName", "Interface", "Location", "Uniqueid", "Queue", "Timestamp")
+_RINGING = FieldReader(("MemberName", "Interface", "Location", "Uniqueid", "Queue", "Timestamp"))
 
 
 def _ringing(msg: Message, now: float) -> Event:
-    name, iface, location, uid, queue, ts = msg.pick(_RINGING)
+    name, iface, location, uid, queue, ts = _RINGING.read(msg)
     member, interface = _member(name, iface or location)
     cls = AgentRinging if msg.event == "AgentCalled" else AgentRingStopped
     return cls(_id(uid, "Uniqueid"), _id(queue, "Queue"), member, interface, _timestamp(ts, now))
 
 
-_COMPLETE = Fields(
-    "MemberName", "Interface", "Location", "Uniqueid", "Queue", "TalkTime", "Reason", "Timestamp")
+_COMPLETE = FieldReader((
+    "MemberName", "Interface", "Location", "Uniqueid", "Queue", "TalkTime", "Reason", "Timestamp"))
 
 
 def _complete(msg: Message, now: float) -> Event:
-    name, iface, location, uid, queue, talk, why, ts = msg.pick(_COMPLETE)
+    name, iface, location, uid, queue, talk, why, ts = _COMPLETE.read(msg)
     member, interface = _member(name, iface or location)
     return AgentCompleted(
         _id(uid, "Uniqueid", False),
@@ -470,14 +474,14 @@ _MEMBER_KIND = {
     "QueueMemberPaused": "pause",  # the pre-13 name
     "QueueMemberStatus": "status",
 }
-_MEMBER = Fields(
+_MEMBER = FieldReader((
     "MemberName", "Interface", "Location", "Queue", "Status", "PausedReason", "Paused",
     "Timestamp", "LoginTime", "Wrapuptime",
-)
+))
 
 
 def _member_changed(msg: Message, now: float) -> Event:
-    name, iface, location, queue, status, why, paused, ts, login, wrapup = msg.pick(_MEMBER)
+    name, iface, location, queue, status, why, paused, ts, login, wrapup = _MEMBER.read(msg)
     member, interface = _member(name, iface or location)
     status = status or ""
     why = why or ""
@@ -500,22 +504,22 @@ def _wrapup(value: str | None) -> int:
     return int(value) if value and _DIGITS.match(value) and int(value) <= MAX_SECONDS else 0
 
 
-_REMOVED = Fields("MemberName", "Interface", "Location", "Queue", "Timestamp")
+_REMOVED = FieldReader(("MemberName", "Interface", "Location", "Queue", "Timestamp"))
 
 
 def _member_removed(msg: Message, now: float) -> Event:
-    name, iface, location, queue, ts = msg.pick(_REMOVED)
+    name, iface, location, queue, ts = _REMOVED.read(msg)
     member, interface = _member(name, iface or location)
     return MemberRemoved(_id(queue, "Queue"), member, interface, _timestamp(ts, now))
 
 
 def _hangup(msg: Message, now: float) -> Event:
-    uid, ts = msg.pick(_UID_TS)
+    uid, ts = _UID_TS.read(msg)
     return CallerHungUp(_id(uid, "Uniqueid"), _timestamp(ts, now))
 
 
 def _hangup_request(msg: Message, now: float) -> Event:
-    uid, ts = msg.pick(_UID_TS)
+    uid, ts = _UID_TS.read(msg)
     return HangupRequested(_id(uid, "Uniqueid"), _timestamp(ts, now))
 
 
@@ -566,7 +570,7 @@ def translate(msg: Message, now: float, calls: Container[str] | None = None) -> 
     if fn is None:
         return None
     if calls is not None and name in CHANNEL_EVENTS:
-        uid = msg.get("Uniqueid")
+        uid = _UID.read(msg)[0]
         if uid and uid not in calls:
             uid = uid.strip()
             if uid and uid not in calls and len(uid) <= MAX_ID and uid.isprintable():

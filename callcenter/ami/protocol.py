@@ -173,12 +173,33 @@ class AMIProtocol(Protocol):
             texts = blocks  # type: ignore[assignment]
         self.messages_received += len(texts)
         handle = self._handle_block
-        for block in self._unglue(texts):
-            try:
-                handle(block)
-            except Exception:
-                self._throttle.failure(
-                    "ami.handler", "Error while handling AMI message {sample!r}", sample=block[:80])
+        # Only a list action's items are events with our ActionID.  One sent
+        # while this read is handled cannot have items in it (they were read
+        # before it was sent), so this is asked once per read.  A pending Ping
+        # (its answer queued behind a busy stream) keeps the fast path.
+        lists = self._pending and any(p.is_list for p in self._pending.values())
+        for block in texts:
+            if block.startswith("Event: ") and not lists and _GLUE not in block:
+                # Most of a busy stream: an event, no list action of ours
+                # pending.  Its name decides, here, whether it is read at all.
+                try:
+                    nl = block.find("\n")
+                    name = block[7:nl] if nl > 0 else block[7:]
+                    wanted = self.wanted
+                    if name == "FullyBooted" or wanted is None or name in wanted:
+                        self._event(block, name)
+                    else:
+                        self.events_skipped += 1
+                except Exception:
+                    self._handler_failed(block)
+            else:
+                for piece in self._unglue([block]) if _GLUE in block else (block,):
+                    try:
+                        handle(piece)
+                    except Exception:
+                        self._handler_failed(piece)
+                    if self._closing:
+                        return
             if self._closing:
                 return
         if error is not None:
@@ -187,12 +208,14 @@ class AMIProtocol(Protocol):
                 error=str(error), peer=self._peer())
             self.abort()
 
+    def _handler_failed(self, block: str) -> None:
+        self._throttle.failure(
+            "ami.handler", "Error while handling AMI message {sample!r}", sample=block[:80])
+
     def _unglue(self, blocks: list[str]) -> list[str]:
         """Split a block that holds two messages (a sender left out the blank
         line between them): without this the second would be swallowed as
-        extra headers of the first.  One byte search per block."""
-        if not any(_GLUE in block for block in blocks):
-            return blocks
+        extra headers of the first."""
         out: list[str] = []
         for block in blocks:
             # Leading garbage before a message is cut off by _handle_block.
@@ -212,7 +235,7 @@ class AMIProtocol(Protocol):
         if block.startswith("Event: "):
             nl = block.find("\n")
             name = block[7:nl] if nl > 0 else block[7:]
-            if self._pending:
+            if self._pending and any(p.is_list for p in self._pending.values()):
                 i = block.find(_ACTIONID)
                 if i > 0:
                     i += 11
@@ -222,24 +245,29 @@ class AMIProtocol(Protocol):
                     if p is not None and p.is_list:
                         self._list_item(aid, p, self._parse(block), name, "EventList" in block)
                         return
-            if name == "FullyBooted":
-                self._fully_booted()
-            wanted = self.wanted
-            if wanted is not None and name not in wanted:
-                self.events_skipped += 1
-                return
-            # Parsed lazily, and checked only when something looks it up by
-            # name (a listener that reads every header never needs the check).
-            msg = unchecked_text(block, name)
-            if self.dispatch is not None:
-                self.dispatch(msg)
-            skipped = msg.skipped_lines()
-            if skipped:
-                self._skipped_lines(block, skipped)
+            self._event(block, name)
         elif block.startswith("Response: "):
             self._response(self._parse(block))
         else:
             self._junk(block)
+
+    def _event(self, block: str, name: str) -> None:
+        """An event that is no list item: to ``dispatch`` if wanted."""
+        if name == "FullyBooted":
+            self._fully_booted()
+        wanted = self.wanted
+        if wanted is not None and name not in wanted:
+            self.events_skipped += 1
+            return
+        # Parsed lazily, and checked only when something looks it up by
+        # name (a listener that reads every header never needs the check).
+        msg = unchecked_text(block, name)
+        dispatch = self.dispatch
+        if dispatch is not None:
+            dispatch(msg)
+        skipped = msg.skipped_lines()
+        if skipped:
+            self._skipped_lines(block, skipped)
 
     def _decode(self, block: bytes) -> str:
         try:

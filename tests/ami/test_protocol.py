@@ -161,6 +161,27 @@ def test_list_action_collects_until_complete_with_events_interleaved(chunk: int 
     assert w.proto.pending_actions == 0
 
 
+def test_a_pending_ping_changes_nothing_for_events_and_lists() -> None:
+    """Events carry our ActionID only as a list action's items: a plain action
+    pending (a Ping whose answer waits behind a busy stream) leaves events to
+    the listeners, ActionID or not, and a list sent meanwhile still collects."""
+    w = Wire()
+    ping = w.proto.action("Ping")
+    ping_id = w.last().action_id
+    # An event that happens to carry the Ping's ActionID is no answer to it.
+    tagged = QUEUE_CALLER_JOIN.replace(b"\r\n\r\n", f"\r\nActionID: {ping_id}\r\n\r\n".encode())
+    w.recv(QUEUE_CALLER_JOIN + tagged)
+    assert [e.name for e in w.events] == ["QueueCallerJoin"] * 2
+    d = w.proto.list_action("QueueStatus")
+    answer = retag(trace_messages("startup-status.ami", "cti-2"), w.last().action_id)
+    w.recv(QUEUE_CALLER_JOIN + answer)
+    assert [m.name for m in result_of(d)][-1] == "QueueStatusComplete"
+    assert len(w.events) == 3
+    w.answer(Message.of(("ActionID", ping_id)), "Success")
+    assert result_of(ping).name == "Success"
+    assert w.proto.pending_actions == 0
+
+
 def test_list_action_with_a_recorded_final_status() -> None:
     w = Wire()
     d = w.proto.list_action("QueueStatus", Queue="q-callcenter")

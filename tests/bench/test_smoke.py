@@ -31,10 +31,10 @@ def _run(script: str, *args: str, timeout: float = 240) -> str:
 
 
 def test_ami_throughput():
-    out = _run("ami_throughput.py", "--repeat", "2", "--runs", "1")
-    assert "$ .venv/bin/python benchmarks/ami_throughput.py --repeat 2 --runs 1" in out
+    out = _run("ami_throughput.py", "--repeat", "2", "--runs", "1", "--stages")
+    assert "$ .venv/bin/python benchmarks/ami_throughput.py --repeat 2 --runs 1 --stages" in out
     for figure in ("(a) stream events/s", "(b) state events/s", "(c) parse every header",
-                   "skip unwanted"):
+                   "skip unwanted", "up to read", "up to report, no fsync"):
         assert figure in out
 
 
