@@ -152,8 +152,14 @@ def drive(rig, url: str, open_url: str, events: list[tuple[str, bytes]], expecte
             os.makedirs(ARTIFACTS, exist_ok=True)
             page.screenshot(path=os.path.join(ARTIFACTS, "agent-page-call.png"), full_page=True)
 
-            # The rest of the recording: 1001's second call, both calls end.
-            on_reactor(rig.feed, *blocks[cut + 1:])
+            # The rest of the recording: 1001's second call, both calls end.  Fed up
+            # to that call's AgentConnect and shown first: seconds apart on a real
+            # PBX (a frame carries each object's latest state only).
+            second = cut + 1 + first_connect(events[cut + 1:], AGENT)
+            cid = re.search(rb"\r\nCallerIDNum: ([^\r]*)\r\n", blocks[second]).group(1).decode()
+            on_reactor(rig.feed, *blocks[cut + 1:second + 1])
+            page.wait_for_selector(f'[data-role="callerid"] >> text="{cid}"')
+            on_reactor(rig.feed, *blocks[second + 1:])
             page.wait_for_selector('[data-figure="calls"] .kpi-value >> text="2"')
             page.wait_for_selector('[data-role="no-call"]')
             out["figures"] = {k: page.inner_text(f'[data-figure="{k}"] .kpi-value') for k in ("calls", "talk_time", "aht")}

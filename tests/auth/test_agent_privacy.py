@@ -41,11 +41,14 @@ async def test_an_agent_gets_the_number_of_its_own_call_only(tmp_path, redis_ser
                        peer.join(w, WAITING))
         await rig.feed(peer.pause("1001", reason="Lunch"), peer.pause("1002", reason="Lunch"))
         before = {n: await c.until(has("AGENT", reason="Lunch")) for n, c in views.items()}
+        # Answered, then ended: seconds apart on a real PBX (a frame carries each
+        # object's latest state only, so both in one read would show the end).
         await rig.feed(peer.pause("1001", paused=False), peer.pause("1002", paused=False),
-                       peer.connect(a, ANN_CALLER, "1001"), peer.connect(b, BOB_CALLER, "1002"),
-                       peer.complete(a, ANN_CALLER, "1001"), peer.complete(b, BOB_CALLER, "1002"))
+                       peer.connect(a, ANN_CALLER, "1001"), peer.connect(b, BOB_CALLER, "1002"))
+        during = {n: await c.until(has("CONNECT", status="INCALL")) for n, c in views.items()}
+        await rig.feed(peer.complete(a, ANN_CALLER, "1001"), peer.complete(b, BOB_CALLER, "1002"))
         await rig.feed(peer.pause("1001", reason="Break"), peer.pause("1002", reason="Break"))
-        after = {n: await c.until(has("AGENT", reason="Break")) for n, c in views.items()}
+        after = {n: during[n] + await c.until(has("AGENT", reason="Break")) for n, c in views.items()}
     finally:
         await arig.stop()
 
